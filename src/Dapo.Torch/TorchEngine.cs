@@ -20,6 +20,16 @@ public static unsafe class TorchEngine
     /// <summary>True when the native library was built against a CUDA libtorch and a GPU is present.</summary>
     public static bool CudaAvailable => NativeMethods.dapo_cuda_available() == 1;
 
+    /// <summary>
+    /// The machine's fp32 matmul rate on the CPU with the current thread count, best of <paramref name="repeats"/>
+    /// n x n x n products: the limit that benchmarks compare the engine's throughput with.
+    /// </summary>
+    public static double MatmulGflops(int n = 2048, int repeats = 5)
+    {
+        var gflops = NativeMethods.dapo_matmul_gflops(n, repeats);
+        return gflops >= 0 ? gflops : throw NativeMethods.TakeError();
+    }
+
     /// <summary>The model configuration at the head of exported weights or a saved training state.</summary>
     public static ModelConfig ReadConfig(ReadOnlySpan<byte> data)
     {

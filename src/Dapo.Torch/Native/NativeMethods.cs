@@ -68,6 +68,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library)] internal static partial int dapo_get_num_threads();
     [LibraryImport(Library)] internal static partial long dapo_live_objects();
     [LibraryImport(Library)] internal static partial int dapo_cuda_available();
+    [LibraryImport(Library)] internal static partial double dapo_matmul_gflops(long n, int repeats);
 
     [LibraryImport(Library)] internal static partial ModelHandle dapo_model_create(in NativeModelConfig config);
     [LibraryImport(Library)] internal static partial void dapo_model_free(IntPtr model);

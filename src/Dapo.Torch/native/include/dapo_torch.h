@@ -71,6 +71,8 @@ DAPO_API int32_t dapo_set_num_threads(int32_t n);
 DAPO_API int32_t dapo_get_num_threads(void);
 DAPO_API int64_t dapo_live_objects(void); /* handles created and not yet freed, all types */
 DAPO_API int32_t dapo_cuda_available(void);
+/* The machine's limit for benchmarks: best-of-repeats fp32 GFLOP/s of an n x n x n matmul on the CPU. -1 on failure. */
+DAPO_API double dapo_matmul_gflops(int64_t n, int32_t repeats);
 
 /* Model */
 DAPO_API dapo_model* dapo_model_create(const dapo_model_config* config);

@@ -1,7 +1,9 @@
 // The C ABI. Every export body runs inside guarded(): no exception crosses the boundary; a failure leaves its
 // message in a thread-local slot that dapo_take_error() hands over.
+#include <malloc.h>
 #include <sched.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -77,10 +79,19 @@ void require_buffer(const void* p, int64_t count, int64_t expected, const char* 
 
 dapo::Model& model_of(dapo_model* m) { return *checked(m, "model").model; }
 
-// libtorch starts with one intra-op thread on some installs: when the library loads, use the CPUs this process
-// may run on, or DAPO_THREADS when it is set.
-struct DefaultThreads {
-    DefaultThreads() {
+// Process defaults, set when the library loads:
+//  - intra-op threads: libtorch starts with one on some installs; use the CPUs this process may run on, or
+//    DAPO_THREADS when it is set;
+//  - large allocations from the heap rather than fresh mmap()s: glibc maps every block over 32 MiB anew and the
+//    kernel zeroes its pages on first touch, which cost about a quarter of a training step here (attention
+//    scores are such blocks). DAPO_MALLOC_TUNING=0 keeps glibc's defaults.
+struct ProcessDefaults {
+    ProcessDefaults() {
+        const char* tuning = std::getenv("DAPO_MALLOC_TUNING");
+        if (tuning == nullptr || std::string(tuning) != "0") {
+            mallopt(M_MMAP_MAX, 0);
+            mallopt(M_TRIM_THRESHOLD, 1 << 30);
+        }
         try {
             int n = 0;
             if (const char* env = std::getenv("DAPO_THREADS")) n = std::atoi(env);
@@ -90,10 +101,10 @@ struct DefaultThreads {
             }
             torch::set_num_threads(std::max(1, n));
         } catch (...) {
-            // Keep libtorch's own default; dapo_set_num_threads reports any real problem.
+            // An exception must not escape a library's load; dapo_set_num_threads reports any real problem.
         }
     }
-} default_threads;
+} process_defaults;
 
 }  // namespace
 
@@ -126,6 +137,23 @@ int64_t dapo_live_objects(void) { return dapo::live_objects.load(); }
 
 int32_t dapo_cuda_available(void) {
     return guarded<int32_t>(-1, [] { return torch::cuda::is_available() ? 1 : 0; });
+}
+
+double dapo_matmul_gflops(int64_t n, int32_t repeats) {
+    return guarded<double>(-1.0, [&] {
+        dapo::require(n >= 1 && repeats >= 1, "matmul benchmark needs n >= 1 and repeats >= 1");
+        torch::NoGradGuard no_grad;
+        auto a = torch::rand({n, n}), b = torch::rand({n, n}), c = torch::empty({n, n});
+        torch::mm_out(c, a, b);  // warm-up
+        double best = 0.0;
+        for (int32_t i = 0; i < repeats; ++i) {
+            auto start = std::chrono::steady_clock::now();
+            torch::mm_out(c, a, b);
+            std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+            best = std::max(best, 2.0 * n * n * n / took.count() / 1e9);
+        }
+        return best;
+    });
 }
 
 dapo_model* dapo_model_create(const dapo_model_config* config) {

@@ -94,9 +94,9 @@ public:
     // Parameters in a fixed order, with stable names; this order defines the serialised layout.
     const std::vector<std::pair<std::string, torch::Tensor>>& named_parameters() const { return params_; }
 
-    // Hidden states after the final norm's input (before it): ids (B, T) int64, positions (B, T) int64,
-    // mask additive (B or 1, 1, 1, T, S) where S = cache length + T (or T without cache). Returns (B, T, d).
-    torch::Tensor hidden(const torch::Tensor& ids, const torch::Tensor& positions, const torch::Tensor& mask,
+    // Hidden states before the final norm, (B, T, d). ids (B, T) int64; positions (B or 1, T) int64 rotary
+    // positions; blocked (B or 1, 1, 1, T, S) bool, true where a query may not see a key, S = cached length + T.
+    torch::Tensor hidden(const torch::Tensor& ids, const torch::Tensor& positions, const torch::Tensor& blocked,
                          KvCache* cache) const;
     // Final norm and LM head on (N, d) hidden states: logits (N, vocab).
     torch::Tensor logits(const torch::Tensor& hidden) const;
@@ -104,8 +104,8 @@ public:
     std::mutex& lock() { return lock_; }
 
 private:
-    torch::Tensor attention(const Layer& layer, const torch::Tensor& x, const torch::Tensor& cos,
-                            const torch::Tensor& sin, const torch::Tensor& mask, KvCache* cache, size_t index) const;
+    torch::Tensor attention(const Layer& layer, const torch::Tensor& x, const torch::Tensor& positions,
+                            const torch::Tensor& mask_bias, KvCache* cache, size_t index) const;
     torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight) const;
 
     Config config_;
@@ -117,8 +117,14 @@ private:
     std::mutex lock_;
 };
 
-// Additive attention mask values.
-torch::Tensor additive_mask(const torch::Tensor& allowed);
+// Fused kernels (fused.cpp), with autograd; plain libtorch ops off the CPU.
+torch::Tensor fused_rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+// qkv (B, T, d + 2 kv_dim) -> q (B, KV, G*T, hd) rotated and scaled, k (B, KV, T, hd) rotated, v (B, KV, T, hd).
+std::vector<torch::Tensor> fused_rope_split(const torch::Tensor& qkv, const torch::Tensor& positions,
+                                            const torch::Tensor& cos, const torch::Tensor& sin, int64_t heads,
+                                            int64_t kv_heads, double scale);
+// (N, 2F) gate and up projections -> silu(gate) * up, (N, F).
+torch::Tensor fused_swiglu(const torch::Tensor& gate_up);
 
 struct Samples {
     std::vector<std::vector<int32_t>> tokens;

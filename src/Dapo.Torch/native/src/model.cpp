@@ -140,37 +140,20 @@ Model::Model(const Config& config) : config_(config), device_(device_of(config))
 }
 
 torch::Tensor Model::rms_norm(const torch::Tensor& x, const torch::Tensor& weight) const {
-    return x * torch::rsqrt(x.square().mean(-1, true) + config_.norm_eps) * weight;
+    return fused_rms_norm(x, weight, config_.norm_eps);
 }
 
-namespace {
-// Rotates pairs (x_i, x_{i+half}) by the position's angle (Qwen2's rotate_half convention).
-// x: (B, T, heads, head_dim); cos, sin: (B or 1, T, 1, head_dim / 2).
-torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-    auto halves = x.chunk(2, -1);
-    const auto& x1 = halves[0];
-    const auto& x2 = halves[1];
-    return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
-}
-}  // namespace
-
-torch::Tensor Model::attention(const Layer& layer, const torch::Tensor& x, const torch::Tensor& cos,
-                               const torch::Tensor& sin, const torch::Tensor& mask, KvCache* cache,
-                               size_t index) const {
+torch::Tensor Model::attention(const Layer& layer, const torch::Tensor& x, const torch::Tensor& positions,
+                               const torch::Tensor& mask_bias, KvCache* cache, size_t index) const {
     const auto& c = config_;
-    const int64_t B = x.size(0), T = x.size(1), H = c.n_heads, KV = c.n_kv_heads, G = H / KV, hd = c.head_dim();
+    const int64_t B = x.size(0), T = x.size(1), KV = c.n_kv_heads, G = c.n_heads / KV, hd = c.head_dim();
     auto qkv = torch::linear(x, layer.w_qkv, layer.b_qkv);  // (B, T, d + 2 kv_dim)
-    auto q = qkv.narrow(-1, 0, c.d_model).view({B, T, H, hd});
-    auto k = qkv.narrow(-1, c.d_model, c.kv_dim()).view({B, T, KV, hd});
-    auto v = qkv.narrow(-1, c.d_model + c.kv_dim(), c.kv_dim()).view({B, T, KV, hd});
-    // Scale q rather than the (larger) scores.
-    q = rope(q, cos, sin) * (1.0 / std::sqrt(static_cast<double>(hd)));
-    k = rope(k, cos, sin);
-    // Query head h uses key/value head h / G: group the G query heads of one kv head along the row axis,
-    // (B, KV, G*T, hd), so one batched matmul serves the group without repeating keys and values.
-    q = q.view({B, T, KV, G, hd}).permute({0, 2, 3, 1, 4}).reshape({B, KV, G * T, hd});
-    k = k.permute({0, 2, 1, 3});  // (B, KV, T, hd)
-    v = v.permute({0, 2, 1, 3});
+    // Query head h uses key/value head h / G. The G query heads of one kv head are stacked along the row axis,
+    // q: (B, KV, G*T, hd), so one batched matmul serves the group without repeating keys and values. q comes
+    // scaled by 1/sqrt(hd) (cheaper than scaling the scores).
+    auto qkv_heads = fused_rope_split(qkv, positions, rope_cos_, rope_sin_, c.n_heads, KV,
+                                      1.0 / std::sqrt(static_cast<double>(hd)));
+    auto q = qkv_heads[0], k = qkv_heads[1], v = qkv_heads[2];  // k, v: (B, KV, T, hd)
     if (cache != nullptr) {
         cache->k[index].narrow(2, cache->length, T).copy_(k);
         cache->v[index].narrow(2, cache->length, T).copy_(v);
@@ -178,25 +161,24 @@ torch::Tensor Model::attention(const Layer& layer, const torch::Tensor& x, const
         v = cache->v[index].narrow(2, 0, cache->length + T);
     }
     const int64_t S = k.size(2);
-    auto scores = torch::matmul(q, k.transpose(-1, -2)).view({B, KV, G, T, S}) + mask;
-    auto probs = torch::softmax(scores, -1).view({B, KV, G * T, S});
+    auto scores = torch::matmul(q, k.transpose(-1, -2)).view({B, KV, G, T, S});
+    auto probs = torch::softmax(scores + mask_bias, -1).view({B, KV, G * T, S});
     auto out = torch::matmul(probs, v);  // (B, KV, G*T, hd)
     out = out.view({B, KV, G, T, hd}).permute({0, 3, 1, 2, 4}).reshape({B, T, c.d_model});
     return torch::linear(out, layer.w_o);
 }
 
-torch::Tensor Model::hidden(const torch::Tensor& ids, const torch::Tensor& positions, const torch::Tensor& mask,
+torch::Tensor Model::hidden(const torch::Tensor& ids, const torch::Tensor& positions, const torch::Tensor& blocked,
                             KvCache* cache) const {
-    const int64_t B = ids.size(0), T = ids.size(1), half = config_.head_dim() / 2;
+    const int64_t B = ids.size(0), T = ids.size(1);
     auto x = embed_.index_select(0, ids.reshape({-1})).view({B, T, config_.d_model});
-    auto flat_pos = positions.reshape({-1});
-    auto cos = rope_cos_.index_select(0, flat_pos).view({positions.size(0), T, 1, half});
-    auto sin = rope_sin_.index_select(0, flat_pos).view({positions.size(0), T, 1, half});
+    // Added to the scores: 0 where a query sees a key, -inf where it does not (measured faster than masked_fill).
+    auto mask_bias = torch::zeros(blocked.sizes(), x.options().requires_grad(false))
+                         .masked_fill_(blocked, -std::numeric_limits<float>::infinity());
     for (size_t i = 0; i < layers_.size(); ++i) {
         const auto& l = layers_[i];
-        x = x + attention(l, rms_norm(x, l.attn_norm), cos, sin, mask, cache, i);
-        auto gate_up = torch::linear(rms_norm(x, l.mlp_norm), l.w_gate_up).chunk(2, -1);
-        x = x + torch::linear(torch::silu(gate_up[0]) * gate_up[1], l.w_down);
+        x = x + attention(l, rms_norm(x, l.attn_norm), positions, mask_bias, cache, i);
+        x = x + torch::linear(fused_swiglu(torch::linear(rms_norm(x, l.mlp_norm), l.w_gate_up)), l.w_down);
     }
     if (cache != nullptr) cache->length += T;
     return x;
@@ -204,11 +186,6 @@ torch::Tensor Model::hidden(const torch::Tensor& ids, const torch::Tensor& posit
 
 torch::Tensor Model::logits(const torch::Tensor& hidden) const {
     return torch::linear(rms_norm(hidden, final_norm_), lm_head_);
-}
-
-torch::Tensor additive_mask(const torch::Tensor& allowed) {
-    return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(torch::kFloat32).device(allowed.device()))
-        .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
 }
 
 }  // namespace dapo

@@ -148,10 +148,10 @@ Samples sample(Model& model, const SampleRequest& r) {
     auto pos_t = int64_tensor(positions, {N, capacity}, dev);
     auto valid_t = torch::from_blob(valid.data(), {N, capacity}, torch::kUInt8).to(torch::kBool).to(dev);
     // Queries see earlier valid keys; a padded query also sees itself, so that no softmax row is empty.
-    auto prefix_mask = [&](const torch::Tensor& rows_valid, int64_t len) {
+    auto prefix_blocked = [&](const torch::Tensor& rows_valid, int64_t len) {
         auto b = torch::TensorOptions().dtype(torch::kBool).device(dev);
         auto v = rows_valid.narrow(1, 0, len).view({-1, 1, 1, 1, len});
-        return additive_mask(torch::ones({len, len}, b).tril() & (v | torch::eye(len, b)));
+        return (torch::ones({len, len}, b).tril() & (v | torch::eye(len, b))).logical_not();
     };
 
     Samples out;
@@ -174,7 +174,7 @@ Samples sample(Model& model, const SampleRequest& r) {
             cache.k.push_back(torch::zeros({P, c.n_kv_heads, capacity, c.head_dim()}, opts));
             cache.v.push_back(torch::zeros({P, c.n_kv_heads, capacity, c.head_dim()}, opts));
         }
-        auto h = model.hidden(p_ids, p_pos, prefix_mask(p_valid, Lp), &cache);
+        auto h = model.hidden(p_ids, p_pos, prefix_blocked(p_valid, Lp), &cache);
         logits = model.logits(h.select(1, Lp - 1));
         if (n > 1) {
             auto expand = torch::arange(0, P, i64).repeat_interleave(n).to(dev);
@@ -209,7 +209,7 @@ Samples sample(Model& model, const SampleRequest& r) {
     for (int64_t t = 0; t < r.max_new_tokens; ++t) {
         const int64_t len = Lp + t;  // tokens already in each row, padding included
         if (!r.use_kv_cache) {
-            auto h = model.hidden(ids_t.narrow(1, 0, len), pos_t.narrow(1, 0, len), prefix_mask(valid_t, len), nullptr);
+            auto h = model.hidden(ids_t.narrow(1, 0, len), pos_t.narrow(1, 0, len), prefix_blocked(valid_t, len), nullptr);
             logits = model.logits(h.select(1, len - 1));
         }
         auto choices = choose(logits, r, rows.sample, t);
@@ -244,8 +244,8 @@ Samples sample(Model& model, const SampleRequest& r) {
         if (r.use_kv_cache) {
             auto step_ids = ids_t.narrow(1, len, 1);
             auto step_pos = pos_t.narrow(1, len, 1);
-            auto mask = additive_mask(valid_t.narrow(1, 0, len + 1).view({-1, 1, 1, 1, len + 1}));
-            auto h = model.hidden(step_ids, step_pos, mask, &cache);
+            auto blocked = valid_t.narrow(1, 0, len + 1).logical_not().view({-1, 1, 1, 1, len + 1});
+            auto h = model.hidden(step_ids, step_pos, blocked, &cache);
             logits = model.logits(h.select(1, 0));
         }
     }

@@ -49,11 +49,11 @@ Score score(Model& model, const std::vector<std::vector<int64_t>>& sequences,
     const int64_t N = static_cast<int64_t>(rows.size());
     auto ids_t = int64_tensor(ids, {B, T}, dev);
     auto pos_t = torch::arange(0, T, i64.device(dev)).view({1, T});
-    auto causal = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(dev)).tril();
+    auto blocked = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(dev)).triu(1);
     auto rows_t = int64_tensor(rows, {N}, dev);
     auto targets_t = int64_tensor(targets, {N, 1}, dev);
 
-    auto h = model.hidden(ids_t, pos_t, additive_mask(causal.view({1, 1, 1, T, T})), nullptr);
+    auto h = model.hidden(ids_t, pos_t, blocked.view({1, 1, 1, T, T}), nullptr);
     // Only the positions that predict a response token go through the norm and LM head.
     auto logits = model.logits(h.view({B * T, c.d_model}).index_select(0, rows_t));
     if (temperature != 1.0) logits = logits / temperature;

@@ -1,0 +1,34 @@
+namespace Dapo.Core.Rewards;
+
+/// <summary>
+/// The DAPO rule-based reward (<see href="https://arxiv.org/abs/2503.14476"/>, eq. 7): R = +1 if the response's
+/// final answer is equivalent to the ground truth, −1 otherwise (a response without an answer is −1). "Equivalent"
+/// is verl's <c>math_dapo.compute_score</c> in its default (Minerva) mode: the last "Answer:" line of the response's
+/// tail (<see cref="AnswerExtraction"/>), and prediction and ground truth both passed through
+/// <see cref="MathAnswerNormalizer.Normalize"/> and compared as strings.
+/// </summary>
+public sealed class DapoMathReward : IRewardFunction
+{
+    /// <summary>A reward that searches the last <paramref name="tailLength"/> characters of each response.</summary>
+    public DapoMathReward(int tailLength = AnswerExtraction.DefaultTailLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(tailLength);
+        TailLength = tailLength;
+    }
+
+    /// <summary>Characters at the end of the response that are searched for the answer.</summary>
+    public int TailLength { get; }
+
+    /// <inheritdoc />
+    public RewardResult Score(string response, string groundTruth)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        ArgumentNullException.ThrowIfNull(groundTruth);
+        var raw = AnswerExtraction.LastAnswer(response, TailLength);
+        if (raw is null) return RewardResult.Wrong(null);
+        var prediction = MathAnswerNormalizer.Normalize(raw);
+        return prediction == MathAnswerNormalizer.Normalize(groundTruth)
+            ? RewardResult.Right(prediction)
+            : RewardResult.Wrong(prediction);
+    }
+}

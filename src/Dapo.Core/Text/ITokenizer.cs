@@ -1,0 +1,29 @@
+namespace Dapo.Core.Text;
+
+/// <summary>Text ↔ token ids, with the three special tokens the rollout and the engine need.</summary>
+public interface ITokenizer
+{
+    /// <summary>Number of token ids (the model's vocabulary size); ids are 0 .. VocabSize − 1.</summary>
+    int VocabSize { get; }
+
+    /// <summary>Padding id.</summary>
+    int PadId { get; }
+
+    /// <summary>Beginning-of-sequence id (put before a prompt).</summary>
+    int BosId { get; }
+
+    /// <summary>End-of-sequence id (ends a response; the rollout's stop token).</summary>
+    int EosId { get; }
+
+    /// <summary>Token ids of <paramref name="text"/>, optionally wrapped in BOS / EOS.</summary>
+    /// <exception cref="ArgumentException">The text has a character the vocabulary cannot represent.</exception>
+    int[] Encode(string text, bool addBos = false, bool addEos = false);
+
+    /// <summary>The text of <paramref name="ids"/>; special tokens are dropped unless
+    /// <paramref name="skipSpecialTokens"/> is false (then they appear as &lt;pad&gt;, &lt;bos&gt;, &lt;eos&gt;).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
+    string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true);
+
+    /// <summary>Whether <paramref name="id"/> is pad, bos or eos.</summary>
+    bool IsSpecial(int id);
+}
