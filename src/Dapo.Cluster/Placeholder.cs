@@ -1,0 +1,1 @@
+namespace Dapo.Cluster;
