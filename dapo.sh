@@ -9,7 +9,7 @@ command=${1:-}
 case "$command" in
   setup) exec scripts/setup.sh "$@" ;;
   test)
-    scripts/setup.sh
+    scripts/setup.sh --test
     exec dotnet test Dapo.sln -c Release --no-build "$@" ;;
   bench)
     scripts/setup.sh --bench

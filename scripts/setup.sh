@@ -3,6 +3,7 @@
 # builds are incremental, so a second run takes seconds.
 #
 #   scripts/setup.sh            system packages for the engine, native library, .NET solution (Release)
+#   scripts/setup.sh --test     also what the tests run against: PostgreSQL
 #   scripts/setup.sh --bench    also Debian's python3-torch, for the PyTorch peer benchmark
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,9 @@ cd "$(dirname "$0")/.."
 packages=(cmake g++ libtorch-dev libopenblas0-openmp)
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(python3-torch) ;;
-    *) echo "setup: unknown option '$arg' (known: --bench)" >&2; exit 2 ;;
+    --test) packages+=(postgresql) ;;
+    --bench) packages+=(python3-torch postgresql) ;;
+    *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac
 done
 

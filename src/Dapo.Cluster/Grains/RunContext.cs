@@ -1,0 +1,48 @@
+using Dapo.Core.Data;
+using Dapo.Core.Options;
+using Dapo.Core.Sampling;
+
+namespace Dapo.Cluster.Grains;
+
+/// <summary>
+/// What any silo needs to act on a run's grains: its options, its dataset (prompt draws happen inside store
+/// transactions, wherever a group finishes) and how a problem becomes prompt tokens. Built from the run's spec, the
+/// same in every silo.
+/// </summary>
+public sealed class RunContext
+{
+    public RunContext(string runId, DapoOptions options, IReadOnlyList<PromptExample> dataset, Func<string, int[]> encodePrompt,
+        ulong seed)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(runId);
+        if (dataset.Count == 0) throw new ArgumentException("The run's dataset is empty.", nameof(dataset));
+        RunId = runId;
+        Options = options.EnsureValid();
+        Dataset = dataset;
+        EncodePrompt = encodePrompt;
+        Seed = seed;
+        Sampling = DynamicSamplingPolicy.FromOptions(options);
+    }
+
+    public string RunId { get; }
+    public DapoOptions Options { get; }
+    public IReadOnlyList<PromptExample> Dataset { get; }
+    public Func<string, int[]> EncodePrompt { get; }
+
+    /// <summary>Seeds the dataset order and every rollout's randomness.</summary>
+    public ulong Seed { get; }
+
+    public DynamicSamplingPolicy Sampling { get; }
+
+    /// <summary>The cursor a new run starts with.</summary>
+    public CursorState InitialCursor => new DatasetCursor(Dataset.Count, Seed).State;
+
+    /// <summary>Learner lease name of this run.</summary>
+    public string LearnerLease => LeaseNames.Learner(RunId);
+}
+
+/// <summary>Names of the leases in the store.</summary>
+public static class LeaseNames
+{
+    public static string Learner(string runId) => $"learner/{runId}";
+}
