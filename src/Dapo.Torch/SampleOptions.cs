@@ -15,6 +15,10 @@ public sealed record SampleOptions
     public IReadOnlyList<int> StopTokens { get; init; } = [];
     /// <summary>With the same seed, prompts and weights, the same samples come out.</summary>
     public ulong Seed { get; init; }
+
+    /// <summary>Optional, one per prompt: a prompt's samples then depend only on its own seed, not on the other
+    /// prompts of the batch (a rollout worker can batch any work items and still reproduce each one).</summary>
+    public IReadOnlyList<ulong>? PromptSeeds { get; init; }
     /// <summary>Off: recompute the whole sequence for every new token (a reference for tests and benchmarks).</summary>
     public bool UseKvCache { get; init; } = true;
 }

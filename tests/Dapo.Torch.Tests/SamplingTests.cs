@@ -97,6 +97,26 @@ public sealed class SamplingTests
     }
 
     [Fact]
+    public void With_prompt_seeds_a_prompt_samples_the_same_in_any_batch()
+    {
+        using var model = TinyModels.Create(seed: 10);
+        var options = new SampleOptions { SamplesPerPrompt = 4, MaxNewTokens = 24, StopTokens = [2], PromptSeeds = [101, 202, 303, 404] };
+        var batch = model.Sample(Prompts, options);
+        // Prompt 2 alone, with its own seed, and the batch in reverse order.
+        var alone = model.Sample([Prompts[2]], options with { PromptSeeds = [303] });
+        var reversed = model.Sample(Prompts.Reverse().ToArray(), options with { PromptSeeds = [404, 303, 202, 101] });
+        for (var j = 0; j < 4; j++)
+        {
+            Assert.Equal(batch[8 + j].Tokens, alone[j].Tokens);
+            Assert.Equal(batch[8 + j].Tokens, reversed[4 + j].Tokens);
+        }
+        var otherSeed = model.Sample([Prompts[2]], options with { PromptSeeds = [304] });
+        Assert.NotEqual(alone.Select(r => string.Join(',', r.Tokens)), otherSeed.Select(r => string.Join(',', r.Tokens)));
+        var error = Assert.Throws<ArgumentException>(() => model.Sample(Prompts, options with { PromptSeeds = [1] }));
+        Assert.Contains("1 seeds for 4 prompts", error.Message);
+    }
+
+    [Fact]
     public void Stop_tokens_end_a_response_and_the_limit_truncates_it()
     {
         using var model = TinyModels.Create(seed: 5);

@@ -135,6 +135,7 @@ internal unsafe struct NativeSampleOptions
     public long StopTokenCount;
     public ulong Seed;
     public int UseKvCache;
+    public ulong* PromptSeeds;
 }
 
 [StructLayout(LayoutKind.Sequential)]

@@ -54,6 +54,9 @@ typedef struct dapo_sample_options {
     int64_t n_stop_tokens;
     uint64_t seed;
     int32_t use_kv_cache; /* 0: recompute the whole sequence for every new token (reference and benchmark) */
+    /* Optional, one per prompt: sample j of prompt p draws from (prompt_seeds[p], j) instead of (seed, k), so a
+     * prompt's samples do not depend on which other prompts share the batch. NULL: use seed. */
+    const uint64_t* prompt_seeds;
 } dapo_sample_options;
 
 typedef struct dapo_adamw_options {

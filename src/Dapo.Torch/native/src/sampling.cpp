@@ -27,6 +27,13 @@ double uniform(uint64_t seed, int64_t sample, int64_t step) {
     return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
+// The uniform draw of sample k at a step: keyed by the request seed and k, or by its prompt's seed and its index
+// within the prompt's samples.
+double draw(const SampleRequest& r, int64_t sample, int64_t step) {
+    if (r.prompt_seeds.empty()) return uniform(r.seed, sample, step);
+    return uniform(r.prompt_seeds[sample / r.samples_per_prompt], sample % r.samples_per_prompt, step);
+}
+
 struct Choice {
     int64_t token;
     float logprob;
@@ -50,7 +57,7 @@ std::vector<Choice> choose(const torch::Tensor& logits, const SampleRequest& r, 
         } else if (r.top_p >= 1.0) {
             double total = 0.0;
             for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(row[i]));
-            const double target = uniform(r.seed, samples[a], step) * total;
+            const double target = draw(r, samples[a], step) * total;
             double cumulative = 0.0;
             token = -1;
             for (int64_t i = 0; i < V; ++i) {
@@ -68,7 +75,7 @@ std::vector<Choice> choose(const torch::Tensor& logits, const SampleRequest& r, 
             double mass = 0.0;
             int64_t kept = 0;
             while (kept < V && (kept == 0 || mass < r.top_p)) mass += order[kept++].first;
-            const double target = uniform(r.seed, samples[a], step) * mass;
+            const double target = draw(r, samples[a], step) * mass;
             double cumulative = 0.0;
             token = order[kept - 1].second;
             for (int64_t i = 0; i < kept; ++i) {
@@ -104,6 +111,8 @@ void validate(const Model& model, const SampleRequest& r) {
     }
     for (auto s : r.stop_tokens)
         require(s >= 0 && s < c.vocab_size, "stop token id ", s, " is outside the vocabulary [0, ", c.vocab_size, ")");
+    require(r.prompt_seeds.empty() || r.prompt_seeds.size() == r.prompts.size(), "prompt_seeds has ",
+            r.prompt_seeds.size(), " seeds for ", r.prompts.size(), " prompts");
 }
 
 // The batch being decoded: one row per unfinished (or not yet dropped) sample.
