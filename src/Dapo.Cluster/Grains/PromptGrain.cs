@@ -91,7 +91,11 @@ public static class PromptGrain
             .ToArray();
         var accuracy = outcomes.Average(o => o.Correct ? 1.0 : 0.0);
         var meanReward = outcomes.Average(o => o.Reward);
-        prompt = prompt with { Accuracy = accuracy, MeanReward = meanReward, DecidedAt = now };
+        prompt = prompt with
+        {
+            Accuracy = accuracy, MeanReward = meanReward, MeanLength = outcomes.Average(o => (double)o.Length),
+            TruncatedCount = outcomes.Count(o => o.Truncated), DecidedAt = now,
+        };
         step = step with { InFlight = step.InFlight - 1 };
         if (run.Sampling.Judge(outcomes) == GroupVerdict.Filtered)
         {
@@ -146,7 +150,7 @@ public static class PromptGrain
             var promptId = nextId++;
             await s.InsertPromptAsync(new PromptRow(run.RunId, promptId, step.Step, index, ordinal, example.Problem, example.Answer,
                 run.EncodePrompt(example.Problem), step.PolicyVersion, run.Options.GroupSize, 0, PromptStatus.Sampling, reason,
-                null, null, Log("", now, "drawn", $"step {step.Step}, {reason}"), now, null));
+                null, null, null, null, Log("", now, "drawn", $"step {step.Step}, {reason}"), now, null));
             await s.EnqueueWorkAsync(run.RunId, step.Step, promptId, step.PolicyVersion);
         }
         await s.UpdateRunAsync(runRow with { CursorJson = cursor.State.ToJson(), NextPromptId = nextId, UpdatedAt = now });

@@ -57,6 +57,8 @@ internal static class Schema
             reason TEXT NOT NULL,
             accuracy {REAL} NULL,
             mean_reward {REAL} NULL,
+            mean_length {REAL} NULL,
+            truncated_count INTEGER NULL,
             history TEXT NOT NULL,
             created_at BIGINT NOT NULL,
             decided_at BIGINT NULL,

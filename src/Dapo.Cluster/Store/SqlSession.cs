@@ -13,7 +13,7 @@ internal sealed class SqlSession(DbConnection connection, DbTransaction transact
         "surplus_carried, stop_reason, opened_at, sampling_done_at, closed_at";
     private const string PromptColumns =
         "run_id, prompt_id, step, dataset_index, draw_ordinal, problem, ground_truth, prompt_tokens, policy_version, group_size, filled, " +
-        "status, reason, accuracy, mean_reward, history, created_at, decided_at";
+        "status, reason, accuracy, mean_reward, mean_length, truncated_count, history, created_at, decided_at";
     private const string SlotColumns =
         "run_id, prompt_id, slot, tokens, logprobs, text, score, overlong_penalty, reward, correct, truncated, policy_version, " +
         "worker, submitted_at";
@@ -97,11 +97,12 @@ internal sealed class SqlSession(DbConnection connection, DbTransaction transact
 
     public Task InsertPromptAsync(PromptRow p) => ExecuteAsync(
         $"INSERT INTO dapo_prompts ({PromptColumns}) VALUES (@run, @prompt, @step, @index, @ordinal, @problem, @truth, @tokens, @version, " +
-        "@group, @filled, @status, @reason, @accuracy, @mean, @history, @created, @decided)", PromptParameters(p));
+        "@group, @filled, @status, @reason, @accuracy, @mean, @length, @truncated, @history, @created, @decided)", PromptParameters(p));
 
     public Task UpdatePromptAsync(PromptRow p) => ExecuteOneAsync(
         "UPDATE dapo_prompts SET step = @step, policy_version = @version, filled = @filled, status = @status, reason = @reason, " +
-        "accuracy = @accuracy, mean_reward = @mean, history = @history, decided_at = @decided " +
+        "accuracy = @accuracy, mean_reward = @mean, mean_length = @length, truncated_count = @truncated, history = @history, " +
+        "decided_at = @decided " +
         "WHERE run_id = @run AND prompt_id = @prompt", PromptParameters(p));
 
     private static (string, object?)[] PromptParameters(PromptRow p) =>
@@ -110,13 +111,14 @@ internal sealed class SqlSession(DbConnection connection, DbTransaction transact
         ("problem", p.Problem),
         ("truth", p.GroundTruth), ("tokens", ToBytes(p.PromptTokens)), ("version", p.PolicyVersion), ("group", p.GroupSize),
         ("filled", p.Filled), ("status", p.Status.ToString()), ("reason", p.Reason), ("accuracy", p.Accuracy),
-        ("mean", p.MeanReward), ("history", p.History), ("created", p.CreatedAt), ("decided", p.DecidedAt),
+        ("mean", p.MeanReward), ("length", p.MeanLength), ("truncated", p.TruncatedCount), ("history", p.History),
+        ("created", p.CreatedAt), ("decided", p.DecidedAt),
     ];
 
     private static PromptRow ReadPrompt(DbDataReader r) => new(
         r.GetString(0), Long(r, 1), Int(r, 2), Int(r, 3), Long(r, 4), r.GetString(5), r.GetString(6), Ints((byte[])r[7]), Int(r, 8),
         Int(r, 9), Int(r, 10), Enum.Parse<PromptStatus>(r.GetString(11)), r.GetString(12), NullableDouble(r, 13),
-        NullableDouble(r, 14), r.GetString(15), Long(r, 16), NullableLong(r, 17));
+        NullableDouble(r, 14), NullableDouble(r, 15), NullableInt(r, 16), r.GetString(17), Long(r, 18), NullableLong(r, 19));
 
     public async Task<bool> InsertSlotIfAbsentAsync(SlotRow s) => await ExecuteAsync(
         $"INSERT INTO dapo_slots ({SlotColumns}) VALUES (@run, @prompt, @slot, @tokens, @logprobs, @text, @score, @penalty, @reward, " +

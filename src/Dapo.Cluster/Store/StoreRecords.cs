@@ -46,12 +46,14 @@ public enum PromptStatus { Sampling, Accepted, Filtered, Abandoned }
 /// keys the rollout's randomness, so a run resumed from a checkpoint samples what it sampled before.</param>
 /// <param name="PromptTokens">The encoded prompt.</param>
 /// <param name="Filled">Response slots submitted so far, of <c>GroupSize</c>.</param>
+/// <param name="MeanLength">Mean response length in tokens, once the group is complete.</param>
+/// <param name="TruncatedCount">Responses truncated at the length limit, once the group is complete.</param>
 /// <param name="Reason">Why it was drawn (initial or refill), then why it ended (accepted, filtered, abandoned).</param>
 /// <param name="History">One line per transition: "time event detail".</param>
 public sealed record PromptRow(
     string RunId, long PromptId, int Step, int DatasetIndex, long DrawOrdinal, string Problem, string GroundTruth, int[] PromptTokens,
     int PolicyVersion, int GroupSize, int Filled, PromptStatus Status, string Reason, double? Accuracy,
-    double? MeanReward, string History, long CreatedAt, long? DecidedAt);
+    double? MeanReward, double? MeanLength, int? TruncatedCount, string History, long CreatedAt, long? DecidedAt);
 
 /// <summary>One response of a group, as the rollout worker submitted it.</summary>
 public sealed record SlotRow(

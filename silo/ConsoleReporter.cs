@@ -1,0 +1,77 @@
+using System.Globalization;
+using System.Text.Json;
+using Dapo.Cluster.Hosting;
+using Dapo.Cluster.Store;
+using Dapo.Cluster.Training;
+
+namespace Dapo.Silo;
+
+/// <summary>
+/// `train`'s progress on the console: warm-start checks, one line per step, held-out evaluations, the end. With
+/// --json, one JSON object per line instead. Completes <see cref="Finished"/> when the run ends.
+/// </summary>
+internal sealed class ConsoleReporter(bool json) : ITrainingReporter
+{
+    private readonly TaskCompletionSource<(RunStatus Status, string? Error)> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _lock = new();
+
+    public Task<(RunStatus Status, string? Error)> Finished => _finished.Task;
+
+    /// <summary>Held-out avg@k after the warm-start and after the last evaluation, for the closing summary.</summary>
+    public (double? AfterWarmStart, double? Latest, int K) HeldOut { get; private set; }
+
+    public void WarmStart(string runId, WarmStartProgress p)
+    {
+        if (json) Write(new { type = "warm_start", run = runId, p.Step, loss = p.Loss, held_out = p.HeldOutAccuracy, tokens_per_s = p.TokensPerSecond });
+        else if (p.HeldOutAccuracy is { } accuracy)
+            Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, held-out accuracy {accuracy:P1}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s"));
+        else if (p.Step % 50 == 0)
+            Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s"));
+    }
+
+    public void Evaluated(string runId, string when, EvaluationResult r)
+    {
+        HeldOut = when == "after warm-start" ? (r.AverageAtK, r.AverageAtK, r.K) : (HeldOut.AfterWarmStart, r.AverageAtK, r.K);
+        if (json) Write(new { type = "evaluation", run = runId, when, k = r.K, avg_at_k = r.AverageAtK, pass_at_k = r.PassAtK, maj_at_k = r.MajorityAtK });
+        else Write(F($"held-out {when}: avg@{r.K} {r.AverageAtK:P1}, pass@{r.K} {r.PassAtK:P1}, maj@{r.K} {r.MajorityAtK:P1} ({r.Problems} problems)"));
+    }
+
+    public void Step(StepReport r)
+    {
+        var m = r.Metrics;
+        if (json)
+        {
+            Write(new
+            {
+                type = "step", run = r.RunId, step = r.Step, steps = r.TotalSteps, accuracy = r.SampledAccuracy, reward = m.RewardMean,
+                entropy = m.EntropyMean, response_length = m.ResponseLengthMean, filtered = m.GroupsFiltered, rounds = m.GenerationRounds,
+                tokens_per_s = r.TokensPerSecond, step_s = r.StepTime.TotalSeconds, checkpoint = r.Checkpoint,
+            });
+            return;
+        }
+        Write(F($"step {r.Step,3}/{r.TotalSteps}  acc {r.SampledAccuracy:F3}  reward {m.RewardMean,6:F3}  entropy {m.EntropyMean:F3}  " +
+                $"len {m.ResponseLengthMean,5:F1}  filtered {m.GroupsFiltered,3}  rounds {m.GenerationRounds}  " +
+                $"{r.TokensPerSecond,6:N0} tok/s  {r.StepTime.TotalSeconds,5:F1}s"));
+    }
+
+    public void Message(string runId, string message)
+    {
+        if (json) Write(new { type = "message", run = runId, message });
+        else Write(message);
+    }
+
+    public void RunEnded(string runId, RunStatus status, string? error)
+    {
+        if (json) Write(new { type = "end", run = runId, status = status.ToString(), error });
+        _finished.TrySetResult((status, error));
+    }
+
+    private void Write(object value) => Write(JsonSerializer.Serialize(value));
+
+    private void Write(string line)
+    {
+        lock (_lock) Console.WriteLine(line);
+    }
+
+    private static string F(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

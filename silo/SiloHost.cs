@@ -1,0 +1,61 @@
+using Dapo.Cluster.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Dapo.Silo;
+
+/// <summary>
+/// Builds a silo host. Configuration comes in the usual .NET order, later sources winning: appsettings.json next to
+/// the program or in the working directory, environment variables prefixed DAPO_ (DAPO_Store__ConnectionString),
+/// then the command's options.
+/// </summary>
+internal static class SiloHost
+{
+    public static HostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            ApplicationName = "dapo-silo", DisableDefaults = true, ContentRootPath = Environment.CurrentDirectory,
+        });
+        builder.Configuration
+            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true)
+            .AddJsonFile(Path.Combine(Environment.CurrentDirectory, "appsettings.json"), optional: true)
+            .AddEnvironmentVariables("DAPO_")
+            .AddInMemoryCollection(commandSettings);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        if (quietLogs) builder.Logging.AddFilter("Dapo", LogLevel.Warning);
+        builder.Services.Configure<HostOptions>(o =>
+        {
+            // A stopping learner finishes its checkpoint write; give it time.
+            o.ShutdownTimeout = TimeSpan.FromSeconds(60);
+            o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
+        });
+        builder.Services.AddDapoSilo(builder.Configuration);
+        return builder;
+    }
+
+    /// <summary>
+    /// Runs the host until <paramref name="finished"/> completes or the process is asked to stop (Ctrl+C, SIGTERM:
+    /// the host's console lifetime stops it gracefully). Returns 0, or 1 when a role failed.
+    /// </summary>
+    public static async Task<int> RunAsync(IHost host, Task finished)
+    {
+        await host.StartAsync();
+        var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        var stopping = new TaskCompletionSource();
+        using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
+            await Task.WhenAny(finished, stopping.Task);
+        await host.StopAsync();
+        var failed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>()
+            .Any(s => s.ExecuteTask is { IsFaulted: true });
+        return failed ? 1 : 0;
+    }
+}

@@ -1,0 +1,157 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Dapo.Cluster.Blobs;
+using Dapo.Core.Data;
+
+namespace Dapo.Cluster.Checkpoints;
+
+/// <summary>What a checkpoint records besides the engine state.</summary>
+/// <param name="Step">The last step it includes (0: the warm-started or initial policy).</param>
+/// <param name="PolicyVersion">Version of the weights it holds.</param>
+/// <param name="Cursor">The dataset cursor after every draw up to <paramref name="Step"/>.</param>
+/// <param name="Seed">The run's seed. All other randomness is keyed by (seed, step) or (seed, draw ordinal), so the
+/// seed is the whole random state a resumed run needs.</param>
+/// <param name="SpecJson">The run's spec (recipe, options), to check a resume against.</param>
+public sealed record CheckpointMeta(int Step, int PolicyVersion, CursorState Cursor, ulong Seed, string SpecJson, DateTimeOffset CreatedAt);
+
+/// <summary>A verified checkpoint: its metadata and the engine's training state (weights, optimizer, step count).</summary>
+public sealed record Checkpoint(CheckpointMeta Meta, byte[] TrainingState);
+
+/// <summary>A checkpoint as listed, with whether its manifest and checksums hold.</summary>
+public sealed record CheckpointInfo(int Step, long Size, bool Complete, string? Problem);
+
+/// <summary>
+/// Checkpoints and policy versions of a run in blob storage:
+/// <c>runs/{run}/policy/{version}</c> holds weights for rollout workers;
+/// <c>runs/{run}/checkpoints/{step}/</c> holds <c>state.bin</c> and <c>meta.json</c>, then <c>manifest.json</c> with
+/// their sizes and SHA-256 checksums, written last. A checkpoint without a manifest, or whose files do not match it,
+/// is never "latest": a torn write or a half-finished delete is skipped and the previous complete one is used.
+/// </summary>
+public sealed class CheckpointStore(IBlobStore blobs, string runId)
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    private string Root => $"runs/{runId}";
+    private string CheckpointPrefix => $"{Root}/checkpoints/";
+    private string Folder(int step) => $"{CheckpointPrefix}{step:D8}";
+    public string PolicyName(int version) => $"{Root}/policy/{version:D8}";
+
+    public Task PutPolicyAsync(int version, byte[] weights, CancellationToken cancellationToken) =>
+        blobs.PutAsync(PolicyName(version), weights, cancellationToken);
+
+    public Task<byte[]?> GetPolicyAsync(int version, CancellationToken cancellationToken) =>
+        blobs.GetAsync(PolicyName(version), cancellationToken);
+
+    /// <summary>Writes a checkpoint: data first, manifest last.</summary>
+    public async Task WriteAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
+    {
+        var folder = Folder(checkpoint.Meta.Step);
+        var meta = JsonSerializer.SerializeToUtf8Bytes(checkpoint.Meta, Json);
+        await blobs.PutAsync($"{folder}/state.bin", checkpoint.TrainingState, cancellationToken);
+        await blobs.PutAsync($"{folder}/meta.json", meta, cancellationToken);
+        var manifest = new Manifest(checkpoint.Meta.Step,
+        [
+            new ManifestFile("state.bin", checkpoint.TrainingState.Length, Sha256(checkpoint.TrainingState)),
+            new ManifestFile("meta.json", meta.Length, Sha256(meta)),
+        ]);
+        await blobs.PutAsync($"{folder}/manifest.json", JsonSerializer.SerializeToUtf8Bytes(manifest, Json), cancellationToken);
+    }
+
+    /// <summary>Every checkpoint folder, newest first, checked against its manifest.</summary>
+    public async Task<IReadOnlyList<CheckpointInfo>> ListAsync(CancellationToken cancellationToken)
+    {
+        var steps = new SortedSet<int>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+        var sizes = new Dictionary<int, long>();
+        await foreach (var blob in blobs.ListAsync(CheckpointPrefix, cancellationToken))
+        {
+            var rest = blob.Name[CheckpointPrefix.Length..];
+            var slash = rest.IndexOf('/');
+            if (slash <= 0 || !int.TryParse(rest[..slash], out var step)) continue;
+            steps.Add(step);
+            sizes[step] = sizes.GetValueOrDefault(step) + blob.Size;
+        }
+        var infos = new List<CheckpointInfo>();
+        foreach (var step in steps)
+        {
+            var problem = await VerifyAsync(step, cancellationToken);
+            infos.Add(new CheckpointInfo(step, sizes[step], problem is null, problem));
+        }
+        return infos;
+    }
+
+    /// <summary>The newest complete checkpoint, verified; null when there is none.</summary>
+    public async Task<Checkpoint?> LatestAsync(Action<int, string>? skipped, CancellationToken cancellationToken)
+    {
+        foreach (var info in await ListAsync(cancellationToken))
+        {
+            if (!info.Complete)
+            {
+                skipped?.Invoke(info.Step, info.Problem!);
+                continue;
+            }
+            var folder = Folder(info.Step);
+            var state = await blobs.GetAsync($"{folder}/state.bin", cancellationToken);
+            var meta = await blobs.GetAsync($"{folder}/meta.json", cancellationToken);
+            if (state is null || meta is null) continue;  // deleted since it was verified
+            return new Checkpoint(JsonSerializer.Deserialize<CheckpointMeta>(meta)!, state);
+        }
+        return null;
+    }
+
+    /// <summary>Keeps the newest <paramref name="keep"/> complete checkpoints and deletes older ones, manifest first
+    /// (so a half-deleted checkpoint is never taken for complete), and policy versions older than
+    /// <paramref name="keepPoliciesFrom"/>.</summary>
+    public async Task PruneAsync(int keep, int keepPoliciesFrom, CancellationToken cancellationToken)
+    {
+        var complete = (await ListAsync(cancellationToken)).Where(c => c.Complete).Select(c => c.Step).ToList();
+        if (complete.Count > keep)
+        {
+            var oldestKept = complete[keep - 1];
+            var doomed = new List<string>();
+            await foreach (var blob in blobs.ListAsync(CheckpointPrefix, cancellationToken))
+            {
+                var rest = blob.Name[CheckpointPrefix.Length..];
+                var slash = rest.IndexOf('/');
+                if (slash > 0 && int.TryParse(rest[..slash], out var step) && step < oldestKept) doomed.Add(blob.Name);
+            }
+            foreach (var name in doomed.OrderBy(n => n.EndsWith("/manifest.json", StringComparison.Ordinal) ? 0 : 1))
+                await blobs.DeleteAsync(name, cancellationToken);
+        }
+        var policies = new List<string>();
+        await foreach (var blob in blobs.ListAsync($"{Root}/policy/", cancellationToken))
+            if (int.TryParse(blob.Name[(Root.Length + "/policy/".Length)..], out var version) && version < keepPoliciesFrom)
+                policies.Add(blob.Name);
+        foreach (var name in policies) await blobs.DeleteAsync(name, cancellationToken);
+    }
+
+    /// <summary>Null when the checkpoint's manifest exists and every file matches it; otherwise what is wrong.</summary>
+    private async Task<string?> VerifyAsync(int step, CancellationToken cancellationToken)
+    {
+        var folder = Folder(step);
+        var manifestBytes = await blobs.GetAsync($"{folder}/manifest.json", cancellationToken);
+        if (manifestBytes is null) return "no manifest (incomplete write)";
+        Manifest? manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<Manifest>(manifestBytes);
+        }
+        catch (JsonException e)
+        {
+            return $"unreadable manifest: {e.Message}";
+        }
+        if (manifest is null || manifest.Step != step) return "manifest does not describe this step";
+        foreach (var file in manifest.Files)
+        {
+            var data = await blobs.GetAsync($"{folder}/{file.Name}", cancellationToken);
+            if (data is null) return $"{file.Name} is missing";
+            if (data.Length != file.Size || Sha256(data) != file.Sha256) return $"{file.Name} does not match its checksum";
+        }
+        return null;
+    }
+
+    private static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
+
+    private sealed record Manifest(int Step, IReadOnlyList<ManifestFile> Files);
+
+    private sealed record ManifestFile(string Name, long Size, string Sha256);
+}

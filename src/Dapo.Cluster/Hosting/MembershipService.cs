@@ -1,0 +1,73 @@
+using Dapo.Cluster.Grains;
+using Dapo.Cluster.Store;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Dapo.Cluster.Hosting;
+
+/// <summary>This silo's id and roles.</summary>
+public sealed class SiloIdentity(IOptions<SiloOptions> options)
+{
+    public string Id { get; } = string.IsNullOrWhiteSpace(options.Value.Id)
+        ? $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..6]}"
+        : options.Value.Id;
+
+    public SiloRoles Roles { get; } = options.Value.ParsedRoles;
+}
+
+/// <summary>
+/// Registers the silo in the membership table before the host starts its roles, heartbeats while it runs (with the
+/// work in its hands), and marks it as left when it stops.
+/// </summary>
+public sealed partial class MembershipService(
+    IClusterStore store, SiloIdentity silo, IOptions<SiloOptions> options, IServiceProvider services, TimeProvider time,
+    ILogger<MembershipService> logger) : BackgroundService
+{
+    private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Blocks start-up on purpose: a silo that cannot reach the store must not start its roles.
+        await store.MigrateAsync(cancellationToken);
+        var now = Now;
+        await Membership.RegisterAsync(store, new MemberRow(silo.Id, Environment.MachineName, Environment.ProcessId,
+            silo.Roles.ToString().ToLowerInvariant().Replace(" ", ""), MemberStatus.Active, now, now, 0), cancellationToken);
+        LogJoined(logger, silo.Id, silo.Roles.ToString(), store.Description);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var rollout = services.GetService<RolloutService>();
+        using var timer = new PeriodicTimer(options.Value.HeartbeatInterval, time);
+        while (await WaitAsync(timer, stoppingToken))
+            await Membership.HeartbeatAsync(store, silo.Id, Now, rollout?.WorkInHand ?? 0, stoppingToken);
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        await Membership.LeaveAsync(store, silo.Id, Now, cancellationToken);
+        LogLeft(logger, silo.Id);
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken token)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(token);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Silo {Silo} joined with roles {Roles} on {Store}")]
+    private static partial void LogJoined(ILogger logger, string silo, string roles, string store);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Silo {Silo} left")]
+    private static partial void LogLeft(ILogger logger, string silo);
+}
