@@ -3,19 +3,28 @@
 # builds are incremental, so a second run takes seconds.
 #
 #   scripts/setup.sh            system packages for the engine, native library, .NET solution (Release)
-#   scripts/setup.sh --test     also what the tests run against: PostgreSQL
-#   scripts/setup.sh --bench    also Debian's python3-torch, for the PyTorch peer benchmark
+#   scripts/setup.sh --test     also what the tests run against: PostgreSQL, and azurite (the Azure Storage
+#                               emulator, into the git-ignored .tools/)
+#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark) and PostgreSQL
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ libtorch-dev libopenblas0-openmp)
+test_tools=0
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(postgresql) ;;
+    --test) packages+=(postgresql); test_tools=1 ;;
     --bench) packages+=(python3-torch postgresql) ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac
 done
+
+# The blob storage tests start Azurite from the project's own folder, so the version is the one pinned here.
+azurite_version=3.37.0
+azurite_dir=.tools/azurite
+if [ "$test_tools" -eq 1 ] && ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"
@@ -47,6 +56,16 @@ for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
     as_root update-alternatives --quiet --set "$lib-$multiarch" "$want"
   fi
 done
+
+if [ "$test_tools" -eq 1 ]; then
+  installed=$(node -p "require('./$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true)
+  if [ "$installed" != "$azurite_version" ]; then
+    echo "setup: installing azurite $azurite_version into $azurite_dir"
+    npm install --prefix "$azurite_dir" --save-exact --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >/dev/null
+  else
+    echo "setup: azurite $azurite_version present ($azurite_dir)"
+  fi
+fi
 
 if ! command -v dotnet >/dev/null; then
   echo "setup: the .NET 10 SDK is not installed (dotnet is not on PATH); install it from https://dot.net first" >&2

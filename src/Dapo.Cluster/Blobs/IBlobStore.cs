@@ -12,7 +12,10 @@ namespace Dapo.Cluster.Blobs;
 /// <see cref="ArgumentException"/> before any I/O.</para>
 /// <para>A put is atomic: readers and listings see either the previous content or the new content, never a part.
 /// When a put fails (storage error, cancellation, or the source stream throws) the previous content remains and
-/// nothing new is listed. This is what lets a checkpoint write its data first and its manifest last.</para>
+/// nothing new is listed. This is what lets a checkpoint write its data first and its manifest last.
+/// Concurrent puts of one name never mix: the blob ends up holding one whole version. The local store lets the last
+/// writer win; on Azure a large (block) upload can instead lose to another one that commits first and fail with
+/// <see cref="BlobErrorCodes.InvalidBlockList"/>. Give concurrent writers different names.</para>
 /// <para>A missing blob is an expected outcome, not an error: <see cref="GetAsync"/>, <see cref="OpenReadAsync"/>
 /// and <see cref="GetInfoAsync"/> return null and <see cref="DeleteAsync"/> returns false. A missing container is a
 /// configuration error: every operation but <see cref="EnsureContainerAsync"/> then throws

@@ -1,0 +1,87 @@
+namespace Dapo.Cluster.Blobs;
+
+/// <summary>Where blobs live.</summary>
+public enum BlobStoreKind
+{
+    /// <summary>A directory on this machine (<see cref="LocalDirectoryBlobStore"/>): the embedded default.</summary>
+    Local,
+
+    /// <summary>Azure Blob Storage or Azurite (<see cref="AzureBlobStore"/>): the cluster.</summary>
+    Azure,
+}
+
+/// <summary>How <see cref="BlobStoreKind.Azure"/> authorizes its requests.</summary>
+public enum BlobCredentialMode
+{
+    /// <summary>The account key from <see cref="BlobStorageOptions.ConnectionString"/> signs each request.</summary>
+    SharedKey,
+
+    /// <summary>
+    /// Bearer tokens from Azure.Identity's DefaultAzureCredential (managed identity, workload identity, Azure CLI, …);
+    /// the connection string then only locates the account (AccountName or BlobEndpoint, no AccountKey) and must be https.
+    /// </summary>
+    DefaultAzureCredential,
+}
+
+/// <summary>
+/// Blob storage settings, bound from the configuration section <see cref="SectionName"/> and checked at start-up by
+/// <see cref="BlobStorageOptionsValidator"/>. Log them only through <see cref="ToString"/>, which redacts the key.
+/// </summary>
+public sealed class BlobStorageOptions
+{
+    public const string SectionName = "Blobs";
+
+    public BlobStoreKind Kind { get; set; } = BlobStoreKind.Local;
+
+    /// <summary>Directory of the local store (Kind=Local); it plays the container's part, <see cref="Container"/> is not used.</summary>
+    public string? LocalRoot { get; set; }
+
+    /// <summary>Azure Storage connection string (Kind=Azure); see <see cref="BlobConnectionString"/> for the accepted forms.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>The container (Kind=Azure): 3-63 lowercase letters, digits and single hyphens.</summary>
+    public string Container { get; set; } = "dapo";
+
+    public BlobCredentialMode Credential { get; set; } = BlobCredentialMode.SharedKey;
+
+    /// <summary>Retries after the first try of each request (Kind=Azure), with exponential backoff.</summary>
+    public int MaxRetries { get; set; } = 5;
+
+    /// <summary>Backoff before the first retry; it doubles each retry up to <see cref="MaxRetryDelay"/>.</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(0.5);
+
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Time limit of one try (sending the request and reading the response).</summary>
+    public TimeSpan NetworkTimeout { get; set; } = TimeSpan.FromSeconds(100);
+
+    /// <summary>Uploads up to this size are one request; larger ones go in blocks of <see cref="BlockSizeBytes"/>.</summary>
+    public int SingleUploadLimitBytes { get; set; } = 4 * AzureBlobClientOptions.MiB;
+
+    public int BlockSizeBytes { get; set; } = 4 * AzureBlobClientOptions.MiB;
+
+    /// <summary>Blobs per List Blobs request (at most 5000).</summary>
+    public int ListPageSize { get; set; } = 5000;
+
+    /// <summary>The settings with the connection string redacted: safe to log.</summary>
+    public override string ToString() => Kind == BlobStoreKind.Local
+        ? $"Kind=Local, LocalRoot={LocalRoot}"
+        : $"Kind=Azure, Container={Container}, Credential={Credential}, ConnectionString={ConnectionStrings.Redact(ConnectionString)}, " +
+          $"MaxRetries={MaxRetries}, RetryDelay={RetryDelay}, MaxRetryDelay={MaxRetryDelay}, NetworkTimeout={NetworkTimeout}";
+
+    /// <summary>The pipeline and size settings for <see cref="AzureBlobStore"/>.</summary>
+    public AzureBlobClientOptions ToClientOptions()
+    {
+        var options = new AzureBlobClientOptions
+        {
+            SingleUploadLimitBytes = SingleUploadLimitBytes,
+            BlockSizeBytes = BlockSizeBytes,
+            ListPageSize = ListPageSize,
+        };
+        options.Retry.MaxRetries = MaxRetries;
+        options.Retry.Delay = RetryDelay;
+        options.Retry.MaxDelay = MaxRetryDelay;
+        options.Retry.NetworkTimeout = NetworkTimeout;
+        return options;
+    }
+}

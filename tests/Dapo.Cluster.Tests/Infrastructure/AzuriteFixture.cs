@@ -1,0 +1,48 @@
+using Dapo.Cluster.Blobs;
+
+namespace Dapo.Cluster.Tests.Infrastructure;
+
+/// <summary>
+/// One Azurite for the whole test run, shared by every test class in <see cref="AzuriteCollection"/>: mark a class
+/// <c>[Collection(AzuriteCollection.Name)]</c> and take an <see cref="AzuriteFixture"/> in its constructor. Give each
+/// test its own container (<see cref="NewContainerName"/>) so tests never see each other's blobs. Do not stop this
+/// Azurite; a test that needs an outage starts its own <see cref="AzuriteProcess"/>.
+/// </summary>
+public sealed class AzuriteFixture : IAsyncLifetime
+{
+    private AzuriteProcess? _azurite;
+    private int _containers;
+
+    public AzuriteProcess Azurite => _azurite ?? throw new InvalidOperationException("Azurite has not started.");
+
+    /// <summary>SharedKey connection string for Azurite's well-known account on this run's port.</summary>
+    public string ConnectionString => Azurite.ConnectionString;
+
+    public Uri BlobEndpoint => Azurite.BlobEndpoint;
+
+    /// <summary>A container name not used before in this run, e.g. "blobs-3-5f2c…".</summary>
+    public string NewContainerName(string prefix = "test")
+    {
+        var name = $"{prefix}-{Interlocked.Increment(ref _containers)}-{Guid.NewGuid():N}";
+        return (name.Length > 63 ? name[..63] : name).TrimEnd('-');
+    }
+
+    /// <summary>An <see cref="AzureBlobStore"/> on a new container of this Azurite (the container is not created yet).</summary>
+    public AzureBlobStore CreateStore(AzureBlobClientOptions? options = null, string? container = null) =>
+        new(BlobConnectionString.Parse(ConnectionString), container ?? NewContainerName(), options);
+
+    public async Task InitializeAsync() => _azurite = await AzuriteProcess.StartNewAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (_azurite is not null)
+            await _azurite.DisposeAsync();
+    }
+}
+
+/// <summary>The test collection that shares one <see cref="AzuriteFixture"/>; its classes run one after another.</summary>
+[CollectionDefinition(Name)]
+public sealed class AzuriteCollection : ICollectionFixture<AzuriteFixture>
+{
+    public const string Name = "Azurite";
+}
