@@ -18,6 +18,10 @@ internal static class Commands
     };
     private static readonly Option<int?> Steps = new("--steps") { Description = "DAPO steps after the warm-start (default: the recipe's)" };
     private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the run (default: the recipe's)" };
+    private static readonly Option<string> Override = new("--override")
+    {
+        Description = "JSON merged into the recipe, e.g. '{\"Steps\": 20, \"Dapo\": {\"LearningRate\": 5e-4}}'",
+    };
 
     /// <summary>`train`: the demo recipe on one machine, every role in this process, embedded store and blobs.</summary>
     public static Command Train()
@@ -25,7 +29,7 @@ internal static class Commands
         var runDir = new Option<string>("--run-dir") { Description = "Directory of the run (store, checkpoints, metrics)", DefaultValueFactory = _ => "runs/demo" };
         var workers = new Option<int>("--rollout-workers") { Description = "Rollout worker loops", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Progress as one JSON object per line" };
-        var command = new Command("train", "Train the demo recipe on this machine (embedded store); re-run to resume") { runDir, Recipe, Steps, Seed, workers, json };
+        var command = new Command("train", "Train the demo recipe on this machine (embedded store); re-run to resume") { runDir, Recipe, Steps, Seed, Override, workers, json };
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
@@ -102,7 +106,7 @@ internal static class Commands
     public static Command StartRun()
     {
         var name = new Option<string>("--run") { Description = "Name of the run", Required = true };
-        var command = new Command("start-run", "Create a run on the cluster (a learner silo picks it up)") { name, Recipe, Steps, Seed };
+        var command = new Command("start-run", "Create a run on the cluster (a learner silo picks it up)") { name, Recipe, Steps, Seed, Override };
         AddClusterOptions(command, out var store, out var blobs, out var container);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -168,6 +172,18 @@ internal static class Commands
         {
             Console.Error.WriteLine(e.Message);
             return null;
+        }
+        if (result.GetValue(Override) is { } overrides)
+        {
+            try
+            {
+                recipe = recipe.WithOverrides(overrides);
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine($"--override: {e.Message}");
+                return null;
+            }
         }
         if (result.GetValue(Steps) is { } steps) recipe = recipe with { Steps = steps };
         if (result.GetValue(Seed) is { } seed) recipe = recipe with { Dapo = recipe.Dapo with { Seed = seed } };

@@ -49,9 +49,7 @@ internal sealed class ConsoleReporter(bool json) : ITrainingReporter
             });
             return;
         }
-        Write(F($"step {r.Step,3}/{r.TotalSteps}  acc {r.SampledAccuracy:F3}  reward {m.RewardMean,6:F3}  entropy {m.EntropyMean:F3}  " +
-                $"len {m.ResponseLengthMean,5:F1}  filtered {m.GroupsFiltered,3}  rounds {m.GenerationRounds}  " +
-                $"{r.TokensPerSecond,6:N0} tok/s  {r.StepTime.TotalSeconds,5:F1}s"));
+        Write(F($"step {r.Step,3}/{r.TotalSteps}  acc {r.SampledAccuracy:F3}  reward {m.RewardMean,6:F3}  entropy {m.EntropyMean:F3}  len {m.ResponseLengthMean,5:F1}  filtered {m.GroupsFiltered,3}  rounds {m.GenerationRounds}  {r.TokensPerSecond,6:N0} tok/s  {r.StepTime.TotalSeconds,5:F1}s"));
     }
 
     public void Message(string runId, string message)

@@ -1,3 +1,5 @@
+extern alias AzureIdentity;
+
 using Azure.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -40,14 +42,5 @@ public static class BlobStoreFactory
     }
 
     /// <summary>Azure.Identity's DefaultAzureCredential (environment, workload identity, managed identity, Azure CLI, …).</summary>
-    /// <remarks>
-    /// Created by name because Azure.Core 1.64 carries its own copy of the Azure.Identity types in the same
-    /// namespace, so the C# name <c>Azure.Identity.DefaultAzureCredential</c> is ambiguous in this project. Dropping
-    /// the Azure.Identity package reference (or giving it an alias) would remove the need.
-    /// </remarks>
-    public static TokenCredential CreateDefaultAzureCredential()
-    {
-        var type = Type.GetType("Azure.Identity.DefaultAzureCredential, Azure.Identity", throwOnError: true)!;
-        return (TokenCredential)Activator.CreateInstance(type, [false])!; // (bool includeInteractiveCredentials)
-    }
+    public static TokenCredential CreateDefaultAzureCredential() => new AzureIdentity::Azure.Identity.DefaultAzureCredential();
 }

@@ -149,7 +149,7 @@ public static class PromptGrain
             var example = run.Dataset[index];
             var promptId = nextId++;
             await s.InsertPromptAsync(new PromptRow(run.RunId, promptId, step.Step, index, ordinal, example.Problem, example.Answer,
-                run.EncodePrompt(example.Problem), step.PolicyVersion, run.Options.GroupSize, 0, PromptStatus.Sampling, reason,
+                run.PromptTokens(index), step.PolicyVersion, run.Options.GroupSize, 0, PromptStatus.Sampling, reason,
                 null, null, null, null, Log("", now, "drawn", $"step {step.Step}, {reason}"), now, null));
             await s.EnqueueWorkAsync(run.RunId, step.Step, promptId, step.PolicyVersion);
         }

@@ -5,13 +5,13 @@ using Dapo.Core.Sampling;
 namespace Dapo.Cluster.Grains;
 
 /// <summary>
-/// What any silo needs to act on a run's grains: its options, its dataset (prompt draws happen inside store
-/// transactions, wherever a group finishes) and how a problem becomes prompt tokens. Built from the run's spec, the
-/// same in every silo.
+/// What any silo needs to act on a run's grains: its options and its dataset with each example's prompt tokens
+/// (prompt draws happen inside store transactions, wherever a group finishes). Built from the run's spec, the same
+/// in every silo.
 /// </summary>
 public sealed class RunContext
 {
-    public RunContext(string runId, DapoOptions options, IReadOnlyList<PromptExample> dataset, Func<string, int[]> encodePrompt,
+    public RunContext(string runId, DapoOptions options, IReadOnlyList<PromptExample> dataset, Func<int, int[]> promptTokens,
         ulong seed)
     {
         ArgumentException.ThrowIfNullOrEmpty(runId);
@@ -19,7 +19,7 @@ public sealed class RunContext
         RunId = runId;
         Options = options.EnsureValid();
         Dataset = dataset;
-        EncodePrompt = encodePrompt;
+        PromptTokens = promptTokens;
         Seed = seed;
         Sampling = DynamicSamplingPolicy.FromOptions(options);
     }
@@ -27,7 +27,8 @@ public sealed class RunContext
     public string RunId { get; }
     public DapoOptions Options { get; }
     public IReadOnlyList<PromptExample> Dataset { get; }
-    public Func<string, int[]> EncodePrompt { get; }
+    /// <summary>The encoded prompt of dataset example i.</summary>
+    public Func<int, int[]> PromptTokens { get; }
 
     /// <summary>Seeds the dataset order and every rollout's randomness.</summary>
     public ulong Seed { get; }

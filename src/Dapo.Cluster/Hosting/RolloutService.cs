@@ -70,7 +70,7 @@ public sealed partial class RolloutService(
                             model.ImportWeights(weights);
                             loaded = batch.Key;
                         }
-                        await SampleAndSubmitAsync(run, model, batch.ToList(), worker, stoppingToken);
+                        await SampleAndSubmitAsync(run, model!, batch.ToList(), worker, stoppingToken);
                     }
                 }
                 finally

@@ -15,8 +15,10 @@ public sealed class RunResources
     {
         Recipe = recipe;
         Data = DemoData.Create(recipe);
-        var dataset = Data.Train.Select(p => new PromptExample(p.Id, p.Problem, p.GroundTruth, p.Source)).ToList();
-        Context = new RunContext(runId, recipe.Dapo, dataset, Data.Encoder.EncodePrompt, recipe.Dapo.Seed);
+        // The problem text shown for a prompt is its templated prompt, decoded.
+        var dataset = Data.Train.Select(p => new PromptExample(p.Id, Data.Encoder.Tokenizer.Decode(p.Tokens, skipSpecialTokens: true),
+            p.GroundTruth, p.Source)).ToList();
+        Context = new RunContext(runId, recipe.Dapo, dataset, i => Data.Train[i].Tokens, recipe.Dapo.Seed);
         Generator = new RolloutGenerator(Data.Encoder, new ResponseScorer(recipe.Dapo));
         Rollout = RolloutSettings.ForTraining(recipe.Dapo, recipe.Dapo.Seed);
     }

@@ -1,5 +1,6 @@
 using Dapo.Cluster.Blobs;
 using Dapo.Cluster.Tests.Infrastructure;
+using Dapo.Testing;
 using Xunit.Abstractions;
 using static Dapo.Cluster.Tests.Blobs.BlobTestData;
 

@@ -2,6 +2,7 @@ using Azure.Core;
 using Azure.Core.Pipeline;
 using Dapo.Cluster.Blobs;
 using Dapo.Cluster.Tests.Infrastructure;
+using Dapo.Testing;
 using static Dapo.Cluster.Tests.Blobs.BlobTestData;
 
 namespace Dapo.Cluster.Tests.Blobs;

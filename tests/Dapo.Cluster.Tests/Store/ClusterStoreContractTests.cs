@@ -36,7 +36,7 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
             MaxGenerationRounds = rounds, AtGenerationCap = atCap, SurplusGroups = surplus,
         };
         var dataset = Enumerable.Range(0, 50).Select(i => new PromptExample($"p{i}", $"{i}+{i}=", (2 * i).ToString(), "test")).ToList();
-        return new RunContext(id, options, dataset, text => text.Select(c => (int)c).ToArray(), seed: 11);
+        return new RunContext(id, options, dataset, i => dataset[i].Problem.Select(c => (int)c).ToArray(), seed: 11);
     }
 
     private async Task<(RunContext Run, LeaseHandle Lease, StepRow Step)> OpenFirstStepAsync(RunContext? run = null)
@@ -84,7 +84,7 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         var expected = new DatasetCursor(run.Dataset.Count, run.Seed).Take(6);
         Assert.Equal(expected, prompts.Select(p => p.DatasetIndex));
         Assert.Equal(Enumerable.Range(0, 6).Select(i => (long)i), prompts.Select(p => p.DrawOrdinal));
-        Assert.Equal(run.EncodePrompt(prompts[0].Problem), prompts[0].PromptTokens);
+        Assert.Equal(run.PromptTokens(prompts[0].DatasetIndex), prompts[0].PromptTokens);
         var work = await Store.TransactAsync(s => s.ListWorkAsync(run.RunId, openOnly: true), None);
         Assert.Equal(prompts.Select(p => p.PromptId), work.Select(w => w.PromptId));
     }

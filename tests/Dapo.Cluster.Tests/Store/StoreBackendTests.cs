@@ -1,5 +1,6 @@
 using Dapo.Cluster.Store;
 using Dapo.Cluster.Tests.Infrastructure;
+using Dapo.Testing;
 
 namespace Dapo.Cluster.Tests.Store;
 

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Dapo.Cluster.Tests.Infrastructure;
+namespace Dapo.Testing;
 
 public static class FreePort
 {

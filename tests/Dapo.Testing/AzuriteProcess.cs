@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using Dapo.Cluster.Blobs;
 
-namespace Dapo.Cluster.Tests.Infrastructure;
+namespace Dapo.Testing;
 
 /// <summary>
 /// One Azurite blob service in its own OS process, bound to 127.0.0.1 on a free port, storing under a temporary

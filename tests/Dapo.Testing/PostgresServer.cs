@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Npgsql;
 
-namespace Dapo.Cluster.Tests.Infrastructure;
+namespace Dapo.Testing;
 
 /// <summary>
 /// A real PostgreSQL server for tests: its own data directory, a free port on 127.0.0.1, started with pg_ctl and

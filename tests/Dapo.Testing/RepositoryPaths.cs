@@ -1,4 +1,4 @@
-namespace Dapo.Cluster.Tests.Infrastructure;
+namespace Dapo.Testing;
 
 /// <summary>Paths in the repository the tests run from.</summary>
 public static class RepositoryPaths

@@ -1,6 +1,6 @@
 using Dapo.Cluster.Blobs;
 
-namespace Dapo.Cluster.Tests.Infrastructure;
+namespace Dapo.Testing;
 
 /// <summary>
 /// One Azurite for the whole test run, shared by every test class in <see cref="AzuriteCollection"/>: mark a class
@@ -38,11 +38,4 @@ public sealed class AzuriteFixture : IAsyncLifetime
         if (_azurite is not null)
             await _azurite.DisposeAsync();
     }
-}
-
-/// <summary>The test collection that shares one <see cref="AzuriteFixture"/>; its classes run one after another.</summary>
-[CollectionDefinition(Name)]
-public sealed class AzuriteCollection : ICollectionFixture<AzuriteFixture>
-{
-    public const string Name = "Azurite";
 }

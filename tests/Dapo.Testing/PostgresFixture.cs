@@ -1,4 +1,4 @@
-namespace Dapo.Cluster.Tests.Infrastructure;
+namespace Dapo.Testing;
 
 /// <summary>One PostgreSQL server for every test that needs one; each test gets its own database.</summary>
 public sealed class PostgresFixture : IAsyncLifetime
@@ -8,10 +8,4 @@ public sealed class PostgresFixture : IAsyncLifetime
     public async Task InitializeAsync() => Server = await PostgresServer.StartAsync();
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
-}
-
-[CollectionDefinition(Name)]
-public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>
-{
-    public const string Name = "PostgreSQL";
 }

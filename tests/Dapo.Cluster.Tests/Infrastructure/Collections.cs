@@ -1,0 +1,17 @@
+using Dapo.Testing;
+
+namespace Dapo.Cluster.Tests.Infrastructure;
+
+/// <summary>Test classes that share one Azurite; they run one after another.</summary>
+[CollectionDefinition(Name)]
+public sealed class AzuriteCollection : ICollectionFixture<AzuriteFixture>
+{
+    public const string Name = "Azurite";
+}
+
+/// <summary>Test classes that share one PostgreSQL server (each test takes its own database).</summary>
+[CollectionDefinition(Name)]
+public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>
+{
+    public const string Name = "PostgreSQL";
+}
