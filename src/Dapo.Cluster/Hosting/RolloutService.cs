@@ -65,7 +65,7 @@ public sealed partial class RolloutService(
                         var run = await catalog.GetAsync(batch.Key.RunId, stoppingToken);
                         if (loaded != batch.Key)
                         {
-                            var weights = await policies.GetAsync(batch.Key.RunId, batch.Key.PolicyVersion, stoppingToken);
+                            var weights = await FetchPolicyAsync(batch.Key.RunId, batch.Key.PolicyVersion, stoppingToken);
                             model ??= PolicyModel.Create(run.Recipe.Model);
                             model.ImportWeights(weights);
                             loaded = batch.Key;
@@ -85,6 +85,25 @@ public sealed partial class RolloutService(
         finally
         {
             model?.Dispose();
+        }
+    }
+
+    /// <summary>The weights of a policy version, waiting out a blob storage outage for up to the retry budget.</summary>
+    private async Task<byte[]> FetchPolicyAsync(string runId, int version, CancellationToken cancellationToken)
+    {
+        var started = time.GetUtcNow();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await policies.GetAsync(runId, version, cancellationToken);
+            }
+            catch (IOException e) when (time.GetUtcNow() - started < _options.RetryBudget)
+            {
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 250 * Math.Pow(2, attempt - 1)));
+                LogPolicyFetchFailed(logger, runId, version, attempt, delay.TotalSeconds, e.Message);
+                await Task.Delay(delay, time, cancellationToken);
+            }
         }
     }
 
@@ -109,6 +128,9 @@ public sealed partial class RolloutService(
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Worker {Worker} submitted {Groups} group(s) of run {Run} at policy version {Version}")]
     private static partial void LogSubmitted(ILogger logger, string worker, int groups, string run, int version);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Fetching policy version {Version} of run {Run} failed (attempt {Attempt}), retrying in {Delay:F1}s: {Error}")]
+    private static partial void LogPolicyFetchFailed(ILogger logger, string run, int version, int attempt, double delay, string error);
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Worker {Worker} returned {Items} leased item(s) on shutdown")]
     private static partial void LogReleased(ILogger logger, string worker, int items);

@@ -1,0 +1,140 @@
+using Dapo.Cluster.Blobs;
+using Dapo.Testing;
+using Xunit.Abstractions;
+
+namespace Dapo.EndToEnd.Tests;
+
+/// <summary>
+/// A cluster on PostgreSQL and Azurite, every silo its own OS process: elastic scale-out and scale-in, and the
+/// faults a cluster lives through. After each, the step ledger's invariants must hold.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurite, ITestOutputHelper output)
+{
+    private static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
+
+    // Enough work per step (8 prompts x G 8, refills) that a step lasts a while on one core per silo.
+    private static readonly string Recipe = TestRecipes.Tiny(steps: 10, group: 8, batch: 8, evaluateEvery: 0);
+
+    private Task<ClusterRun> StartRunAsync(string? blobConnection = null) =>
+        ClusterRun.StartAsync(postgres, blobConnection ?? azurite.ConnectionString, azurite.NewContainerName("run"), Recipe);
+
+    private async Task AssertSoundAsync(ClusterRun run)
+    {
+        var problems = await run.AuditAsync();
+        Assert.True(problems.Count == 0, string.Join("\n", problems) + "\n" + run.SiloOutput());
+    }
+
+    [Fact]
+    public async Task One_learner_and_two_rollout_silos_complete_the_run_while_rollout_silos_come_and_go()
+    {
+        await using var run = await StartRunAsync();
+        run.Join("learner-1", "learner");
+        var first = run.Join("rollout-1", "rollout");
+        run.Join("rollout-2", "rollout");
+        await run.WaitForStepAsync(3, Long);
+
+        // Scale out: a third rollout silo receives work within seconds.
+        run.Join("rollout-3", "rollout");
+        var waited = await run.WaitForWorkByAsync("rollout-3", TimeSpan.FromSeconds(30));
+        output.WriteLine($"rollout-3 submitted its first group {waited.TotalSeconds:F1}s after it was started");
+
+        // Scale in: a rollout silo stopped mid-run returns its work and leaves; the run does not stall.
+        first.Terminate();
+        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains(first.Lines, l => l.Contains("Silo rollout-1 left", StringComparison.Ordinal));
+        await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+        var members = await run.Store.TransactAsync(s => s.ListMembersAsync(), CancellationToken.None);
+        Assert.Equal(Dapo.Cluster.Store.MemberStatus.Left, members.Single(m => m.SiloId == "rollout-1").Status);
+    }
+
+    [Fact]
+    public async Task Killing_a_rollout_silo_mid_step_loses_nothing()
+    {
+        await using var run = await StartRunAsync();
+        run.Join("learner-1", "learner");
+        var victim = run.Join("rollout-1", "rollout");
+        run.Join("rollout-2", "rollout");
+        await run.WaitForStepAsync(3, Long);
+        // Kill it while it holds leased work, so its items must come back through the visibility timeout.
+        await WaitUntilAsync(async () => (await run.Store.TransactAsync(s => s.ListWorkAsync(run.RunId, openOnly: true), CancellationToken.None))
+            .Any(w => w.LeaseOwner?.StartsWith("rollout-1/", StringComparison.Ordinal) == true), TimeSpan.FromSeconds(60));
+        victim.Kill();
+        await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+    }
+
+    [Fact]
+    public async Task Killing_the_learner_hands_the_run_to_a_standby_that_resumes_from_the_latest_checkpoint()
+    {
+        await using var run = await StartRunAsync();
+        var first = run.Join("learner-1", "learner");
+        var standby = run.Join("learner-2", "learner");
+        run.Join("rollout-1", "rollout");
+        await run.WaitForStepAsync(4, Long);
+        var holder = (await run.LearnerLeaseAsync())!;
+        var (victim, successor) = holder.Owner == "learner-1" ? (first, standby) : (standby, first);
+        victim.Kill();
+        var resumed = await successor.WaitForLineAsync("resumed from the checkpoint of step", Long);
+        output.WriteLine(resumed);
+        await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+        var lease = (await run.LearnerLeaseAsync())!;
+        Assert.NotEqual(holder.Owner, lease.Owner);
+        Assert.True(lease.Epoch > holder.Epoch);
+    }
+
+    [Fact]
+    public async Task Restarting_PostgreSQL_mid_run_does_not_stop_the_run()
+    {
+        await using var run = await StartRunAsync();
+        run.Join("learner-1", "learner");
+        run.Join("rollout-1", "rollout");
+        await run.WaitForStepAsync(3, Long);
+        await postgres.Server.StopAsync();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await postgres.Server.StartServerAsync();
+        await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+    }
+
+    [Fact]
+    public async Task Blob_storage_outage_while_a_step_publishes_and_checkpoints_is_retried_and_latest_stays_complete()
+    {
+        await using var storage = await AzuriteProcess.StartNewAsync();
+        await using var run = await StartRunAsync(storage.ConnectionString);
+        var learner = run.Join("learner-1", "learner");
+        run.Join("rollout-1", "rollout");
+        await run.WaitForStepAsync(3, Long);
+        await storage.StopAsync();
+        var failure = await learner.WaitForLineAsync("failed (attempt", Long);
+        output.WriteLine(failure);
+        var stoppedAt = (await run.RunAsync()).Step;
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await storage.StartAsync();
+        await learner.WaitForLineAsync("on attempt", Long);
+        await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+
+        var blobs = BlobStoreFactory.Create(new BlobStorageOptions
+        {
+            Kind = BlobStoreKind.Azure, ConnectionString = storage.ConnectionString, Container = run.Container,
+        });
+        var checkpoints = await run.Checkpoints(blobs).ListAsync(CancellationToken.None);
+        Assert.All(checkpoints, c => Assert.True(c.Complete, $"checkpoint {c.Step}: {c.Problem}"));
+        var latest = await run.Checkpoints(blobs).LatestAsync(null, CancellationToken.None);
+        Assert.Equal(10, latest!.Meta.Step);
+        output.WriteLine($"storage stopped at step {stoppedAt}; checkpoints now: {string.Join(", ", checkpoints.Select(c => c.Step))}");
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Condition not met within {timeout}.");
+            await Task.Delay(50);
+        }
+    }
+}
