@@ -1,9 +1,10 @@
 using Dapo.Bench;
 
 // Benchmarks by name; each prints its figures and ratios to a baseline measured in the same run.
-var benchmarks = new Dictionary<string, Func<BenchArgs, int>>
+var benchmarks = new Dictionary<string, Func<BenchArgs, Task<int>>>
 {
-    ["engine"] = EngineBenchmark.Run,
+    ["engine"] = a => Task.FromResult(EngineBenchmark.Run(a)),
+    ["control-plane"] = ControlPlaneBenchmark.RunAsync,
 };
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "engine";
@@ -18,7 +19,7 @@ if (unknown.Count > 0)
     Console.Error.WriteLine($"unknown option {unknown[0]}; known: {string.Join(", ", BenchArgs.Flags)}");
     return 2;
 }
-return run(new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: args.Contains("--no-peer")));
+return await run(new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: args.Contains("--no-peer")));
 
 namespace Dapo.Bench
 {

@@ -56,15 +56,12 @@ public static class PromptGrain
                 await s.CompleteWorkForPromptAsync(run.RunId, promptId);
                 return SubmitOutcome.Stale;
             }
-            var inserted = new List<int>();
             foreach (var slot in slots)
-            {
                 if (slot.Slot < 0 || slot.Slot >= prompt.GroupSize)
                     throw new ArgumentOutOfRangeException(nameof(slots), slot.Slot, $"Prompt {promptId} has {prompt.GroupSize} slots.");
-                if (await s.InsertSlotIfAbsentAsync(new SlotRow(run.RunId, promptId, slot.Slot, slot.Tokens, slot.LogProbs, slot.Text,
-                        slot.Score, slot.OverlongPenalty, slot.Reward, slot.Correct, slot.Truncated, policyVersion, worker, now)))
-                    inserted.Add(slot.Slot);
-            }
+            var inserted = await s.InsertSlotsIfAbsentAsync(slots.Select(slot => new SlotRow(run.RunId, promptId, slot.Slot, slot.Tokens,
+                slot.LogProbs, slot.Text, slot.Score, slot.OverlongPenalty, slot.Reward, slot.Correct, slot.Truncated, policyVersion, worker,
+                now)).ToList());
             if (inserted.Count == 0) return SubmitOutcome.Duplicate;
             prompt = prompt with
             {

@@ -43,8 +43,8 @@ public interface IStoreSession
     Task<IReadOnlyList<PromptRow>> ListOpenPromptsAfterAsync(string runId, int afterStep);
     Task InsertPromptAsync(PromptRow prompt);
     Task UpdatePromptAsync(PromptRow prompt);
-    /// <summary>Inserts the slot unless that slot was already submitted; true when inserted (exactly-once).</summary>
-    Task<bool> InsertSlotIfAbsentAsync(SlotRow slot);
+    /// <summary>Inserts the slots not submitted before (exactly-once); returns the slot indices it inserted.</summary>
+    Task<IReadOnlyList<int>> InsertSlotsIfAbsentAsync(IReadOnlyList<SlotRow> slots);
     Task<IReadOnlyList<SlotRow>> ListSlotsAsync(string runId, long promptId);
 
     // Work queue

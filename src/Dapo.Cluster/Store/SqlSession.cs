@@ -120,12 +120,27 @@ internal sealed class SqlSession(DbConnection connection, DbTransaction transact
         Int(r, 9), Int(r, 10), Enum.Parse<PromptStatus>(r.GetString(11)), r.GetString(12), NullableDouble(r, 13),
         NullableDouble(r, 14), NullableDouble(r, 15), NullableInt(r, 16), r.GetString(17), Long(r, 18), NullableLong(r, 19));
 
-    public async Task<bool> InsertSlotIfAbsentAsync(SlotRow s) => await ExecuteAsync(
-        $"INSERT INTO dapo_slots ({SlotColumns}) VALUES (@run, @prompt, @slot, @tokens, @logprobs, @text, @score, @penalty, @reward, " +
-        "@correct, @truncated, @version, @worker, @submitted) ON CONFLICT (run_id, prompt_id, slot) DO NOTHING",
-        ("run", s.RunId), ("prompt", s.PromptId), ("slot", s.Slot), ("tokens", ToBytes(s.Tokens)), ("logprobs", ToBytes(s.LogProbs)),
-        ("text", s.Text), ("score", s.Score), ("penalty", s.OverlongPenalty), ("reward", s.Reward), ("correct", s.Correct ? 1 : 0),
-        ("truncated", s.Truncated ? 1 : 0), ("version", s.PolicyVersion), ("worker", s.Worker), ("submitted", s.SubmittedAt)) == 1;
+    public async Task<IReadOnlyList<int>> InsertSlotsIfAbsentAsync(IReadOnlyList<SlotRow> slots)
+    {
+        if (slots.Count == 0) return [];
+        // One statement for the group: a round trip per slot would dominate a submission.
+        var values = new List<string>();
+        var parameters = new List<(string, object?)>();
+        for (var i = 0; i < slots.Count; i++)
+        {
+            var s = slots[i];
+            values.Add($"(@run{i}, @prompt{i}, @slot{i}, @tokens{i}, @logprobs{i}, @text{i}, @score{i}, @penalty{i}, @reward{i}, " +
+                       $"@correct{i}, @truncated{i}, @version{i}, @worker{i}, @submitted{i})");
+            parameters.AddRange([
+                ($"run{i}", s.RunId), ($"prompt{i}", s.PromptId), ($"slot{i}", s.Slot), ($"tokens{i}", ToBytes(s.Tokens)),
+                ($"logprobs{i}", ToBytes(s.LogProbs)), ($"text{i}", s.Text), ($"score{i}", s.Score), ($"penalty{i}", s.OverlongPenalty),
+                ($"reward{i}", s.Reward), ($"correct{i}", s.Correct ? 1 : 0), ($"truncated{i}", s.Truncated ? 1 : 0),
+                ($"version{i}", s.PolicyVersion), ($"worker{i}", s.Worker), ($"submitted{i}", s.SubmittedAt),
+            ]);
+        }
+        return await ListAsync($"INSERT INTO dapo_slots ({SlotColumns}) VALUES {string.Join(", ", values)} " +
+                               "ON CONFLICT (run_id, prompt_id, slot) DO NOTHING RETURNING slot", r => Int(r, 0), parameters.ToArray());
+    }
 
     public Task<IReadOnlyList<SlotRow>> ListSlotsAsync(string runId, long promptId) =>
         ListAsync($"SELECT {SlotColumns} FROM dapo_slots WHERE run_id = @run AND prompt_id = @prompt ORDER BY slot", ReadSlot,
