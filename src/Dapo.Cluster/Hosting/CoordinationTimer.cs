@@ -32,6 +32,7 @@ internal sealed class TimedClusterStore(IClusterStore inner, CoordinationTimer t
 {
     public string Description => inner.Description;
     public Task MigrateAsync(CancellationToken cancellationToken) => inner.MigrateAsync(cancellationToken);
+    public Task VerifySchemaAsync(CancellationToken cancellationToken) => inner.VerifySchemaAsync(cancellationToken);
     public Task<T> TransactAsync<T>(Func<IStoreSession, Task<T>> work, CancellationToken cancellationToken) =>
         timer.TimeStoreAsync(() => inner.TransactAsync(work, cancellationToken));
     public ValueTask DisposeAsync() => inner.DisposeAsync();

@@ -62,6 +62,7 @@ internal sealed partial class LearnerLoop(
             return (restored, restoredOptimizer, latest.Meta);
         }
         reporter.Message(RunId, "no checkpoint: supervised warm-start first");
+        await PhaseAsync("warm-start", 0, $"up to {Recipe.WarmStart.MaxSteps} steps", cancellationToken);
         var model = PolicyModel.Create(Recipe.Model);
         var evaluator = new Evaluator(run.Data.Encoder, RewardFunctions.Get(Recipe.Dapo.RewardFunction), Recipe.Evaluation);
         await Task.Run(() =>
@@ -69,7 +70,11 @@ internal sealed partial class LearnerLoop(
             using var warmOptimizer = WarmStart.CreateOptimizer(model, Recipe.WarmStart);
             WarmStart.Run(model, warmOptimizer, run.Data.Supervised, Recipe.WarmStart,
                 _ => evaluator.Evaluate(model, run.Data.HeldOut).AverageAtK,
-                p => reporter.WarmStart(RunId, p), cancellationToken);
+                p =>
+                {
+                    reporter.WarmStart(RunId, p);
+                    if (p.Step % 50 == 0) PhaseAsync("warm-start", 0, $"step {p.Step}/{Recipe.WarmStart.MaxSteps}, nll {p.Loss:F3}", cancellationToken).GetAwaiter().GetResult();
+                }, cancellationToken);
         }, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
         reporter.Evaluated(RunId, "after warm-start", await Task.Run(() => evaluator.Evaluate(model, run.Data.HeldOut), cancellationToken));
@@ -85,6 +90,7 @@ internal sealed partial class LearnerLoop(
     {
         var watch = Stopwatch.StartNew();
         var (storeBefore, blobsBefore) = (coordination.Store, coordination.Blobs);
+        await PhaseAsync("sampling", step, $"waiting for {Recipe.Dapo.PromptBatchSize} informative groups", cancellationToken);
         await LearnerLedger.OpenStepAsync(store, run.Context, lease, step, Now, cancellationToken);
         var ledger = await LearnerLedger.GetStepAsync(store, RunId, step, cancellationToken);
         while (ledger.StopReason is null)
@@ -95,11 +101,13 @@ internal sealed partial class LearnerLoop(
         var closed = await LearnerLedger.CloseSamplingAsync(store, run.Context, lease, step, Now, cancellationToken);
         if (closed.Failure is not null)
         {
+            await PhaseAsync("failed", step, closed.Failure, CancellationToken.None);
             reporter.RunEnded(RunId, RunStatus.Failed, closed.Failure);
             return RunStatus.Failed;
         }
         var samplingTime = watch.Elapsed;
 
+        await PhaseAsync("training", step, $"{closed.Groups.Count} groups in {Recipe.Dapo.MiniBatchesPerStep} mini-batch(es)", cancellationToken);
         var groups = closed.Groups.Select(g => new TrainingGroup(g.Prompt.PromptTokens,
             g.Slots.Select(s => new TrainingResponse(s.Tokens, s.LogProbs, s.Reward, s.Truncated)).ToArray())).ToArray();
         var update = await Task.Run(() => updater.Update(groups, step - 1), cancellationToken);
@@ -113,6 +121,7 @@ internal sealed partial class LearnerLoop(
         int? checkpoint = null;
         if (step % options.CheckpointEvery == 0 || step == Recipe.Steps)
         {
+            await PhaseAsync("checkpointing", step, $"writing the checkpoint of step {step}", cancellationToken);
             var meta = new CheckpointMeta(step, step, Dapo.Core.Data.CursorState.FromJson(runRow.CursorJson), Recipe.Dapo.Seed,
                 RunResources.SpecJson(Recipe), time.GetUtcNow());
             await WriteCheckpointAsync(new Checkpoint(meta, TrainingState.Save(model, optimizer)));
@@ -121,7 +130,10 @@ internal sealed partial class LearnerLoop(
         }
         EvaluationResult? evaluation = null;
         if ((Recipe.EvaluateEvery > 0 && step % Recipe.EvaluateEvery == 0) || step == Recipe.Steps)
+        {
+            await PhaseAsync("evaluating", step, $"{run.Data.HeldOut.Count} held-out problems", cancellationToken);
             evaluation = await Task.Run(() => evaluator.Evaluate(model, run.Data.HeldOut), cancellationToken);
+        }
 
         var decided = await store.TransactAsync(s => s.ListPromptsAsync(RunId, step), cancellationToken);
         var judged = decided.Where(p => p.Accuracy is not null && p.Status != PromptStatus.Abandoned).ToList();
@@ -147,11 +159,21 @@ internal sealed partial class LearnerLoop(
         await File.AppendAllTextAsync(Path.Combine(RunDirectory(), "metrics.jsonl"), json + "\n", CancellationToken.None);
         var completed = await LearnerLedger.CompleteStepAsync(store, run.Context, lease, step, step, checkpoint, json, Recipe.Steps, Now,
             CancellationToken.None);
+        await PhaseAsync(completed.Status == RunStatus.Completed ? "done" : "step done", step,
+            $"last checkpoint: {(completed.LatestCheckpoint is { } c ? $"step {c}" : "none")}", CancellationToken.None);
         reporter.Step(report);
         if (evaluation is not null) reporter.Evaluated(RunId, $"after step {step}", evaluation);
         if (completed.Status == RunStatus.Completed) reporter.RunEnded(RunId, RunStatus.Completed, null);
         return completed.Status;
     }
+
+    /// <summary>Records what the learner is doing, for the client console (not fenced: it is only information).</summary>
+    private Task PhaseAsync(string phase, int step, string detail, CancellationToken cancellationToken) =>
+        store.TransactAsync(async s =>
+        {
+            await s.UpsertLearnerAsync(new LearnerRow(RunId, lease.Owner, lease.Epoch, phase, step, detail, Now));
+            return 0;
+        }, cancellationToken);
 
     private string RunDirectory()
     {

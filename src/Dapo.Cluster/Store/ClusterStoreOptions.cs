@@ -19,6 +19,9 @@ public sealed class ClusterStoreOptions
 
     /// <summary>How long a transaction that fails for a transient reason is retried (a database restart, say).</summary>
     public TimeSpan RetryBudget { get; set; } = StoreRetryOptions.Default.Budget;
+
+    /// <summary>Open the store read-only (the client console): every write is refused by the database itself.</summary>
+    public bool ReadOnly { get; set; }
 }
 
 /// <summary>Checks <see cref="ClusterStoreOptions"/> before any work starts; each message names the option and the fix.</summary>
@@ -69,8 +72,8 @@ public static class ClusterStores
         var retry = StoreRetryOptions.Default with { Budget = options.RetryBudget };
         logger ??= NullLogger.Instance;
         return options.Kind == "sqlite"
-            ? new SqliteClusterStore(Path.GetFullPath(options.SqlitePath!), retry, logger)
-            : new PostgresClusterStore(options.ConnectionString!, retry, logger);
+            ? new SqliteClusterStore(Path.GetFullPath(options.SqlitePath!), options.ReadOnly, retry, logger)
+            : new PostgresClusterStore(options.ConnectionString!, options.ReadOnly, retry, logger);
     }
 }
 

@@ -13,6 +13,10 @@ public interface IClusterStore : IAsyncDisposable
     /// <summary>Creates or migrates the schema to the version this program knows. Refuses a newer schema.</summary>
     Task MigrateAsync(CancellationToken cancellationToken);
 
+    /// <summary>For readers that must not migrate (the client): throws a clear error unless the store holds a
+    /// schema this program can read.</summary>
+    Task VerifySchemaAsync(CancellationToken cancellationToken);
+
     /// <summary>
     /// Runs <paramref name="work"/> in one serialisable transaction, committed when it returns. Transient failures
     /// (a restarting server, a lock conflict) roll back and run it again, with back-off, for up to the store's retry
@@ -68,6 +72,10 @@ public interface IStoreSession
     Task UpsertMemberAsync(MemberRow member);
     Task<MemberRow?> GetMemberAsync(string siloId);
     Task<IReadOnlyList<MemberRow>> ListMembersAsync();
+
+    // Learner state
+    Task UpsertLearnerAsync(LearnerRow learner);
+    Task<LearnerRow?> GetLearnerAsync(string runId);
 
     // Metrics
     Task UpsertMetricsAsync(MetricsRow metrics);

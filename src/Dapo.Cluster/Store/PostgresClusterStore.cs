@@ -9,12 +9,14 @@ internal sealed class PostgresClusterStore : SqlClusterStore
 {
     private readonly NpgsqlDataSource _dataSource;
 
-    public PostgresClusterStore(string connectionString, StoreRetryOptions retry, ILogger logger)
+    public PostgresClusterStore(string connectionString, bool readOnly, StoreRetryOptions retry, ILogger logger)
         : base(SqlDialect.Postgres, retry, logger)
     {
-        _dataSource = NpgsqlDataSource.Create(connectionString);
         var b = new NpgsqlConnectionStringBuilder(connectionString);
-        Description = $"PostgreSQL {b.Host}:{b.Port}/{b.Database} as {b.Username}";  // never the password
+        // Read-only: the server refuses every write of these sessions.
+        if (readOnly) b.Options = $"{b.Options} -c default_transaction_read_only=on".Trim();
+        _dataSource = NpgsqlDataSource.Create(b.ConnectionString);
+        Description = $"PostgreSQL {b.Host}:{b.Port}/{b.Database} as {b.Username}{(readOnly ? " (read-only)" : "")}";  // never the password
     }
 
     public override string Description { get; }

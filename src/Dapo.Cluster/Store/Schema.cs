@@ -112,6 +112,17 @@ internal static class Schema
             created_at BIGINT NOT NULL,
             PRIMARY KEY (run_id, step));
         """,
+        // 2: what each run's learner is doing, for the client console.
+        """
+        CREATE TABLE dapo_learners (
+            run_id TEXT PRIMARY KEY,
+            silo_id TEXT NOT NULL,
+            epoch BIGINT NOT NULL,
+            phase TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            detail TEXT NOT NULL,
+            updated_at BIGINT NOT NULL);
+        """,
     ];
 
     public static int Version => Migrations.Count;

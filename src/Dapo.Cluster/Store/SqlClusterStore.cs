@@ -60,6 +60,26 @@ internal abstract partial class SqlClusterStore(SqlDialect dialect, StoreRetryOp
         if (applied > 0) LogMigrated(logger, Description, applied, Schema.Version);
     }
 
+    public async Task VerifySchemaAsync(CancellationToken cancellationToken)
+    {
+        var version = await WithRetriesAsync(async () =>
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            await using var transaction = await BeginAsync(connection, cancellationToken);
+            try
+            {
+                return Convert.ToInt32(await ScalarAsync(connection, transaction, "SELECT COALESCE(MAX(version), 0) FROM dapo_schema", cancellationToken));
+            }
+            catch (DbException e) when (!IsTransient(e))
+            {
+                return 0;  // no schema table: not a Dapo store (yet)
+            }
+        }, cancellationToken);
+        if (version == 0) throw new InvalidOperationException($"{Description} holds no Dapo store: no silo has used it yet.");
+        if (version > Schema.Version)
+            throw new InvalidOperationException($"{Description} has schema version {version}, newer than this program's {Schema.Version}: upgrade Dapo.");
+    }
+
     /// <summary>Runs one attempt after another while they fail for a transient reason, within the retry budget.</summary>
     private async Task<T> WithRetriesAsync<T>(Func<Task<T>> attempt, CancellationToken cancellationToken)
     {

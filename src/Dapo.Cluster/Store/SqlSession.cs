@@ -224,6 +224,20 @@ internal sealed class SqlSession(DbConnection connection, DbTransaction transact
         r.GetString(0), r.GetString(1), Int(r, 2), r.GetString(3), Enum.Parse<MemberStatus>(r.GetString(4)), Long(r, 5), Long(r, 6),
         Int(r, 7));
 
+    // ---- Learner state -----------------------------------------------------------------------------------------------
+
+    public Task UpsertLearnerAsync(LearnerRow l) => ExecuteAsync(
+        "INSERT INTO dapo_learners (run_id, silo_id, epoch, phase, step, detail, updated_at) " +
+        "VALUES (@run, @silo, @epoch, @phase, @step, @detail, @updated) ON CONFLICT (run_id) DO UPDATE SET silo_id = excluded.silo_id, " +
+        "epoch = excluded.epoch, phase = excluded.phase, step = excluded.step, detail = excluded.detail, updated_at = excluded.updated_at",
+        ("run", l.RunId), ("silo", l.SiloId), ("epoch", l.Epoch), ("phase", l.Phase), ("step", l.Step), ("detail", l.Detail),
+        ("updated", l.UpdatedAt));
+
+    public Task<LearnerRow?> GetLearnerAsync(string runId) => SingleAsync(
+        "SELECT run_id, silo_id, epoch, phase, step, detail, updated_at FROM dapo_learners WHERE run_id = @run",
+        r => new LearnerRow(r.GetString(0), r.GetString(1), Long(r, 2), r.GetString(3), Int(r, 4), r.GetString(5), Long(r, 6)),
+        ("run", runId));
+
     // ---- Metrics -----------------------------------------------------------------------------------------------------
 
     public Task UpsertMetricsAsync(MetricsRow m) => ExecuteAsync(

@@ -80,3 +80,8 @@ public sealed record MemberRow(
 
 /// <summary>Metrics of one completed step, as JSON (Dapo.Core's step metrics plus timings).</summary>
 public sealed record MetricsRow(string RunId, int Step, string Json, long CreatedAt);
+
+/// <summary>What a run's learner is doing: written by the lease holder at every phase change.</summary>
+/// <param name="Phase">warm-start, sampling, training, checkpointing, evaluating, done.</param>
+/// <param name="Detail">Progress within the phase, e.g. "mini-batch 2/4" or "last checkpoint: step 12".</param>
+public sealed record LearnerRow(string RunId, string SiloId, long Epoch, string Phase, int Step, string Detail, long UpdatedAt);

@@ -13,7 +13,8 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
 {
     protected IClusterStore Store { get; private set; } = null!;
 
-    protected abstract Task<IClusterStore> CreateStoreAsync();
+    /// <summary>A store on this test's database; read-only stores see the same data.</summary>
+    protected abstract Task<IClusterStore> CreateStoreAsync(bool readOnly = false);
 
     public async Task InitializeAsync()
     {
@@ -299,6 +300,28 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
         Assert.Equal(step2.Select(p => (p.DatasetIndex, p.DrawOrdinal)), redrawn.Select(p => (p.DatasetIndex, p.DrawOrdinal)));
         Assert.Equal(0, reopened.Accepted);
         Assert.Single(await Store.TransactAsync(s => s.ListMetricsAsync(run.RunId, 0), None));
+    }
+
+    [Fact]
+    public async Task A_read_only_store_reads_everything_and_the_database_refuses_its_writes()
+    {
+        var (run, lease, _) = await OpenFirstStepAsync();
+        await Store.TransactAsync(async s =>
+        {
+            await s.UpsertLearnerAsync(new LearnerRow(run.RunId, "learner-1", lease.Epoch, "sampling", 1, "3 of 3 groups", Now));
+            return 0;
+        }, None);
+        await using var reader = await CreateStoreAsync(readOnly: true);
+        await reader.VerifySchemaAsync(None);
+        Assert.Equal(6, (await reader.TransactAsync(s => s.ListPromptsAsync(run.RunId, 1), None)).Count);
+        var learner = (await reader.TransactAsync(s => s.GetLearnerAsync(run.RunId), None))!;
+        Assert.Equal(("learner-1", "sampling", "3 of 3 groups"), (learner.SiloId, learner.Phase, learner.Detail));
+        await Assert.ThrowsAnyAsync<System.Data.Common.DbException>(() => reader.TransactAsync(async s =>
+        {
+            await s.UpsertMetricsAsync(new MetricsRow(run.RunId, 1, "{}", 1));
+            return 0;
+        }, None));
+        Assert.Empty(await Store.TransactAsync(s => s.ListMetricsAsync(run.RunId, 0), None));
     }
 
     [Fact]

@@ -9,8 +9,21 @@ public sealed class SqliteClusterStoreTests : ClusterStoreContractTests, IDispos
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("dapo-sqlite-").FullName;
 
-    protected override Task<IClusterStore> CreateStoreAsync() =>
-        Task.FromResult(ClusterStores.Create(new ClusterStoreOptions { Kind = "sqlite", SqlitePath = Path.Combine(_directory, "cluster.db") }));
+    protected override Task<IClusterStore> CreateStoreAsync(bool readOnly = false) => Task.FromResult(ClusterStores.Create(
+        new ClusterStoreOptions { Kind = "sqlite", SqlitePath = Path.Combine(_directory, "cluster.db"), ReadOnly = readOnly }));
+
+    [Fact]
+    public async Task A_reader_of_a_missing_or_empty_store_gets_a_clear_error()
+    {
+        await using var missing = ClusterStores.Create(new ClusterStoreOptions { Kind = "sqlite", SqlitePath = Path.Combine(_directory, "none.db"), ReadOnly = true });
+        var error = await Assert.ThrowsAsync<FileNotFoundException>(() => missing.VerifySchemaAsync(CancellationToken.None));
+        Assert.Contains("There is no Dapo store at", error.Message);
+        await using (var empty = ClusterStores.Create(new ClusterStoreOptions { Kind = "sqlite", SqlitePath = Path.Combine(_directory, "empty.db") }))
+            await empty.TransactAsync(_ => Task.FromResult(0), CancellationToken.None);
+        await using var reader = ClusterStores.Create(new ClusterStoreOptions { Kind = "sqlite", SqlitePath = Path.Combine(_directory, "empty.db"), ReadOnly = true });
+        var none = await Assert.ThrowsAsync<InvalidOperationException>(() => reader.VerifySchemaAsync(CancellationToken.None));
+        Assert.Contains("holds no Dapo store", none.Message);
+    }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 }
@@ -19,6 +32,10 @@ public sealed class SqliteClusterStoreTests : ClusterStoreContractTests, IDispos
 [Collection(PostgresCollection.Name)]
 public sealed class PostgresClusterStoreTests(PostgresFixture postgres) : ClusterStoreContractTests
 {
-    protected override async Task<IClusterStore> CreateStoreAsync() =>
-        ClusterStores.Create(new ClusterStoreOptions { Kind = "postgres", ConnectionString = await postgres.Server.CreateDatabaseAsync() });
+    private string? _database;
+
+    protected override async Task<IClusterStore> CreateStoreAsync(bool readOnly = false) => ClusterStores.Create(new ClusterStoreOptions
+    {
+        Kind = "postgres", ConnectionString = _database ??= await postgres.Server.CreateDatabaseAsync(), ReadOnly = readOnly,
+    });
 }
