@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Dapo.Silo;
 
@@ -31,7 +32,12 @@ internal static class SiloHost
         });
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        if (quietLogs) builder.Logging.AddFilter("Dapo", LogLevel.Warning);
+        if (quietLogs)
+        {
+            builder.Logging.AddFilter("Dapo", LogLevel.Warning);
+            // A failed start is reported in one line by RunAsync; the host's own report is a stack trace.
+            builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        }
         builder.Services.Configure<HostOptions>(o =>
         {
             // A stopping learner finishes its checkpoint write; give it time.
@@ -48,7 +54,20 @@ internal static class SiloHost
     /// </summary>
     public static async Task<int> RunAsync(IHost host, Task finished)
     {
-        await host.StartAsync();
+        try
+        {
+            await host.StartAsync();
+        }
+        catch (OptionsValidationException e)
+        {
+            foreach (var failure in e.Failures) Console.Error.WriteLine($"Invalid configuration: {failure}");
+            return 2;
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine($"dapo-silo: {e.Message}");
+            return 1;
+        }
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var stopping = new TaskCompletionSource();
         using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))

@@ -128,6 +128,46 @@ public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurit
         output.WriteLine($"storage stopped at step {stoppedAt}; checkpoints now: {string.Join(", ", checkpoints.Select(c => c.Step))}");
     }
 
+    [Fact]
+    public async Task Bad_connection_strings_and_options_are_rejected_before_any_work_and_change_nothing()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        var quick = new Dictionary<string, string> { ["DAPO_Silo__StartupTimeout"] = "00:00:02" };
+        async Task<(int Code, string Output)> RunAsync(params string[] args)
+        {
+            await using var process = SiloProcess.Start(SiloProcess.SiloDll, args, quick);
+            var code = await process.WaitForExitAsync(TimeSpan.FromMinutes(1));
+            return (code, process.Output);
+        }
+
+        var unreachable = await RunAsync("join", "--roles", "rollout", "--store", $"Host=127.0.0.1;Port={FreePort.Next()};Username=dapo;Database=x",
+            "--blobs", azurite.ConnectionString);
+        Assert.Equal(1, unreachable.Code);
+        Assert.Contains("Cannot reach the cluster store (PostgreSQL 127.0.0.1:", unreachable.Output);
+
+        var noBlobs = await RunAsync("join", "--roles", "rollout", "--store", database,
+            "--blobs", $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:{FreePort.Next()}/devstoreaccount1");
+        Assert.Equal(1, noBlobs.Code);
+        Assert.Contains("Cannot reach blob storage", noBlobs.Output);
+        Assert.DoesNotContain("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq", noBlobs.Output);
+
+        var roles = await RunAsync("join", "--roles", "learner,bogus", "--store", database, "--blobs", azurite.ConnectionString);
+        Assert.Equal(2, roles.Code);
+        Assert.Contains("Silo:Roles has unknown role 'bogus'", roles.Output);
+
+        var malformed = await RunAsync("start-run", "--run", "r", "--store", "Host=127.0.0.1;Port=notanumber", "--blobs", azurite.ConnectionString);
+        Assert.Equal(2, malformed.Code);
+        Assert.Contains("Store:ConnectionString is malformed", malformed.Output);
+
+        Assert.Equal(0, (await RunAsync("start-run", "--run", "r", "--override", TestRecipes.Tiny(3), "--store", database, "--blobs", azurite.ConnectionString)).Code);
+        var other = await RunAsync("start-run", "--run", "r", "--override", TestRecipes.Tiny(5), "--store", database, "--blobs", azurite.ConnectionString);
+        Assert.Equal(2, other.Code);
+        Assert.Contains("nothing was changed", other.Output);
+        await using var store = Dapo.Cluster.Store.ClusterStores.Create(new Dapo.Cluster.Store.ClusterStoreOptions { Kind = "postgres", ConnectionString = database });
+        var run = (await store.TransactAsync(s => s.GetRunAsync("r"), CancellationToken.None))!;
+        Assert.Contains("\"Steps\":3", run.SpecJson);
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;

@@ -1,3 +1,4 @@
+using Dapo.Cluster.Blobs;
 using Dapo.Cluster.Grains;
 using Dapo.Cluster.Store;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,15 +23,21 @@ public sealed class SiloIdentity(IOptions<SiloOptions> options)
 /// work in its hands), and marks it as left when it stops.
 /// </summary>
 public sealed partial class MembershipService(
-    IClusterStore store, SiloIdentity silo, IOptions<SiloOptions> options, IServiceProvider services, TimeProvider time,
-    ILogger<MembershipService> logger) : BackgroundService
+    IClusterStore store, IBlobStore blobs, SiloIdentity silo, IOptions<SiloOptions> options, IServiceProvider services,
+    TimeProvider time, ILogger<MembershipService> logger) : BackgroundService
 {
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
     public override async Task StartAsync(CancellationToken cancellationToken)
     {
-        // Blocks start-up on purpose: a silo that cannot reach the store must not start its roles.
-        await store.MigrateAsync(cancellationToken);
+        // Blocks start-up on purpose: a silo that cannot reach its store or blob storage must not start its roles,
+        // and must say so quickly rather than retry for the whole retry budget.
+        using (var startup = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+        {
+            startup.CancelAfter(options.Value.StartupTimeout);
+            await Reach($"the cluster store ({store.Description})", () => store.MigrateAsync(startup.Token), startup, cancellationToken);
+            await Reach($"blob storage ({blobs.Description})", () => blobs.EnsureContainerAsync(startup.Token), startup, cancellationToken);
+        }
         var now = Now;
         await Membership.RegisterAsync(store, new MemberRow(silo.Id, Environment.MachineName, Environment.ProcessId,
             silo.Roles.ToString().ToLowerInvariant().Replace(" ", ""), MemberStatus.Active, now, now, 0), cancellationToken);
@@ -51,6 +58,20 @@ public sealed partial class MembershipService(
         await base.StopAsync(cancellationToken);
         await Membership.LeaveAsync(store, silo.Id, Now, cancellationToken);
         LogLeft(logger, silo.Id);
+    }
+
+    private async Task Reach(string what, Func<Task> call, CancellationTokenSource startup, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await call();
+        }
+        catch (Exception e) when (startup.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new InvalidOperationException(
+                $"Cannot reach {what} within {options.Value.StartupTimeout.TotalSeconds:F0} s; check the connection string and that the " +
+                $"server is up (last error: {e.Message}).", e);
+        }
     }
 
     private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken token)

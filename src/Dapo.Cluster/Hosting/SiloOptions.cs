@@ -52,6 +52,9 @@ public sealed class SiloOptions
     /// <summary>Complete checkpoints kept; older ones are deleted.</summary>
     public int KeepCheckpoints { get; set; } = 3;
 
+    /// <summary>How long a starting silo tries to reach its store and blob storage before it gives up with an error.</summary>
+    public TimeSpan StartupTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Give the silo up after this long without a healthy store or blob storage.</summary>
     public TimeSpan RetryBudget { get; set; } = TimeSpan.FromMinutes(2);
 
@@ -86,6 +89,7 @@ public static class SiloOptionsValidator
         Positive(errors, o.WorkVisibility, "WorkVisibility");
         Positive(errors, o.PollInterval, "PollInterval");
         Positive(errors, o.RetryBudget, "RetryBudget");
+        Positive(errors, o.StartupTimeout, "StartupTimeout");
         if (o.MemberTimeout <= o.HeartbeatInterval)
             errors.Add($"Silo:MemberTimeout ({o.MemberTimeout}) must exceed Silo:HeartbeatInterval ({o.HeartbeatInterval}).");
         if (o.LearnerLeaseTtl < 3 * o.PollInterval)

@@ -95,7 +95,15 @@ internal abstract partial class SqlClusterStore(SqlDialect dialect, StoreRetryOp
             {
                 var delay = retry.Delay(number);
                 LogTransientFailure(logger, Description, number, delay.TotalMilliseconds, e.Message);
-                await Task.Delay(delay, cancellationToken);
+                try
+                {
+                    await Task.Delay(delay, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Cancelled while waiting out a failure: the failure is what the caller needs to hear about.
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+                }
             }
         }
     }
