@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# One entry point for users and CI. Every command first runs scripts/setup.sh (idempotent).
-#   ./dapo.sh test            install what is missing, build, run the whole test suite
-#   ./dapo.sh bench [args]    engine benchmarks against the machine's limit and PyTorch eager
+# One entry point for users and CI. Every command first runs scripts/setup.sh (idempotent: a second run installs
+# nothing and rebuilds incrementally).
+#   ./dapo.sh train [args]    train the demo recipe on this machine (embedded store); run again to resume
+#   ./dapo.sh test [args]     install what the tests need, build, run the whole test suite
+#   ./dapo.sh bench [name]    benchmarks: engine (default), control-plane, demo-recipe
+#   ./dapo.sh silo ...        the silo executable (join a cluster, start-run): dapo-silo --help
 set -euo pipefail
 cd "$(dirname "$0")"
 command=${1:-}
 [ $# -gt 0 ] && shift
+silo=silo/bin/Release/net10.0/dapo-silo.dll
 case "$command" in
   setup) exec scripts/setup.sh "$@" ;;
+  train)
+    scripts/setup.sh
+    exec dotnet "$silo" train "$@" ;;
+  silo)
+    scripts/setup.sh
+    exec dotnet "$silo" "$@" ;;
   test)
     scripts/setup.sh --test
     exec dotnet test Dapo.sln -c Release --no-build "$@" ;;
@@ -15,6 +25,6 @@ case "$command" in
     scripts/setup.sh --bench
     exec dotnet bench/Dapo.Bench/bin/Release/net10.0/Dapo.Bench.dll "$@" ;;
   *)
-    echo "usage: ./dapo.sh test | bench [engine] | setup" >&2
+    echo "usage: ./dapo.sh train [--run-dir DIR] [--steps N] ... | test | bench [engine|control-plane|demo-recipe] | silo ... | setup" >&2
     exit 2 ;;
 esac
