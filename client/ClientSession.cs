@@ -42,10 +42,11 @@ internal sealed class ClientSession : IAsyncDisposable
         {
             await store.VerifySchemaAsync(cancellationToken);
         }
-        catch (Exception e)
+        catch (Exception e) when (Translate(e, store.Description) is not null || e is InvalidOperationException)
         {
             await store.DisposeAsync();
-            throw Translate(e, store.Description) ?? new ClientException(ExitCodes.Unavailable, $"{store.Description}: {e.Message}", e);
+            // InvalidOperationException: not a Dapo store, or a schema newer than this client (VerifySchemaAsync says which).
+            throw Translate(e, store.Description) ?? new ClientException(ExitCodes.Unavailable, e.Message, e);
         }
         var blobs = configuration.Blobs is { } options ? BlobStoreFactory.Create(options) : null;
         return new ClientSession(configuration, store, blobs);
@@ -95,9 +96,6 @@ internal sealed class ClientSession : IAsyncDisposable
     {
         ClientException c => c,
         FileNotFoundException => new ClientException(ExitCodes.NotFound, e.Message, e),
-        InvalidOperationException when e.Message.Contains("Dapo store", StringComparison.Ordinal) ||
-                                       e.Message.Contains("schema version", StringComparison.Ordinal) =>
-            new ClientException(ExitCodes.Unavailable, e.Message, e),
         PostgresException p => new ClientException(ExitCodes.Unavailable, $"{where} refused: {p.MessageText} ({p.SqlState})", e),
         NpgsqlException or SocketException or TimeoutException =>
             new ClientException(ExitCodes.Unavailable, $"cannot reach {where}: {Innermost(e)}", e),

@@ -57,11 +57,13 @@ internal sealed class Inspector(ClientSession session)
     public async Task<PromptsView> PromptsAsync(int? step, PromptStatus? status, CancellationToken cancellationToken)
     {
         var run = await session.RunAsync(cancellationToken);
-        var wanted = step ?? run.Step;
-        var (ledger, all) = await session.ReadAsync(async s => (await s.GetStepAsync(run.RunId, wanted), await s.ListPromptsAsync(run.RunId, wanted)),
-            cancellationToken);
+        // Default: the step in progress, or the last one of a run that ended.
+        var wanted = step ?? (run.Status == RunStatus.Running ? run.Step : Math.Max(1, run.Step - 1));
+        var (ledger, all, latest) = await session.ReadAsync(async s =>
+            (await s.GetStepAsync(run.RunId, wanted), await s.ListPromptsAsync(run.RunId, wanted), await s.ListStepsAsync(run.RunId, 1)), cancellationToken);
         if (ledger is null && all.Count == 0)
-            throw new ClientException(ExitCodes.NotFound, $"run '{run.RunId}' has no step {wanted} (it is at step {run.Step})");
+            throw new ClientException(ExitCodes.NotFound, $"run '{run.RunId}' has no step {wanted}" +
+                                                          (latest.Count == 0 ? " (no step has opened yet)" : $" (its steps are 1 to {latest[0].Step})"));
         var counts = Enum.GetValues<PromptStatus>().ToDictionary(Lower, x => all.Count(p => p.Status == x));
         var shown = status is null ? all : all.Where(p => p.Status == status).ToList();
         return new PromptsView(run.RunId, wanted, ledger is null ? null : Lower(ledger.Phase), status is null ? null : Lower(status.Value), counts,
@@ -73,16 +75,16 @@ internal sealed class Inspector(ClientSession session)
     public async Task<PromptDetailView> PromptAsync(PromptKey key, CancellationToken cancellationToken)
     {
         var runId = key.RunId ?? (await session.RunAsync(cancellationToken)).RunId;
-        var (run, prompt, slots) = await session.ReadAsync(async s =>
+        var (run, prompt, step, slots) = await session.ReadAsync(async s =>
         {
             var p = await s.GetPromptAsync(runId, key.PromptId);
-            return (await s.GetRunAsync(runId), p, p is null ? [] : await s.ListSlotsAsync(runId, key.PromptId));
+            return (await s.GetRunAsync(runId), p, p is null ? null : await s.GetStepAsync(runId, p.Step),
+                p is null ? [] : await s.ListSlotsAsync(runId, key.PromptId));
         }, cancellationToken);
         if (run is null) throw new ClientException(ExitCodes.NotFound, $"run '{runId}' does not exist in {session.Store.Description}");
         if (prompt is null)
             throw new ClientException(ExitCodes.NotFound,
                 $"prompt grain {PromptKey.Format(runId, key.PromptId)} does not exist (run '{runId}' has prompts 1 to {run.NextPromptId - 1})");
-        var step = await session.ReadAsync(s => s.GetStepAsync(runId, prompt.Step), cancellationToken);
         // The learner trains on the accepted groups of a step once its sampling closes (LearnerLedger.CloseSamplingAsync).
         var trained = prompt.Status == PromptStatus.Accepted && prompt.Reason != PromptGrain.SurplusCarryReason &&
                       step?.Phase is StepPhase.Training or StepPhase.Done;

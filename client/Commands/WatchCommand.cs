@@ -40,12 +40,12 @@ internal static class WatchCommand
             var interactive = AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
             var json = Handler.Json(result);
             var limit = result.GetValue(frames) ?? (json || interactive ? int.MaxValue : 1);
-            var sparkWidth = 60;
+            const int history = 100;  // steps of metrics fetched for the table and the sparklines
             var dashboard = new Dashboard(delay);
 
             async Task<IRenderable> FrameAsync()
             {
-                var view = await inspector.WatchAsync(run.RunId, sparkWidth, cancellationToken);
+                var view = await inspector.WatchAsync(run.RunId, history, cancellationToken);
                 return dashboard.Render(view, Width());
             }
 
@@ -53,7 +53,7 @@ internal static class WatchCommand
             {
                 for (var frame = 1; ; frame++)
                 {
-                    Output.JsonLine(await inspector.WatchAsync(run.RunId, sparkWidth, cancellationToken));
+                    Output.JsonLine(await inspector.WatchAsync(run.RunId, history, cancellationToken));
                     if (frame >= limit) return ExitCodes.Ok;
                     await Task.Delay(delay, cancellationToken);
                 }
