@@ -93,6 +93,8 @@ internal sealed record ClientConfiguration(
         if (storeErrors.Count > 0) throw new ClientException(ExitCodes.Usage, string.Join(" ", storeErrors));
 
         var blobOptions = Bind<BlobStorageOptions>(merged, BlobStorageOptions.SectionName);
+        // Blobs named by a connection string alone are Azure (the silo's `join` assumes the same).
+        if (merged["Blobs:Kind"] is null && !string.IsNullOrWhiteSpace(blobOptions.ConnectionString)) blobOptions.Kind = BlobStoreKind.Azure;
         var blobsConfigured = blobOptions.Kind == BlobStoreKind.Local
             ? !string.IsNullOrWhiteSpace(blobOptions.LocalRoot)
             : !string.IsNullOrWhiteSpace(blobOptions.ConnectionString);

@@ -34,14 +34,17 @@ internal static class GrainCommand
         var facts = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
         facts.AddRow("[bold]Prompt grain[/]", $"[bold]{Markup.Escape(p.Key)}[/]");
         facts.AddRow("Step", $"{p.Step} [grey]({p.StepPhase ?? "not opened"})[/]");
-        facts.AddRow("Status", $"{PromptsCommand.Status(p.Status)} [grey]{Markup.Escape(p.Reason)}[/]");
+        // The reason usually starts with the status ("accepted: accuracy 0.25"); say it once.
+        facts.AddRow("Status", p.Reason.StartsWith(p.Status, StringComparison.Ordinal)
+            ? PromptsCommand.Status(p.Status).Replace(p.Status, Markup.Escape(p.Reason), StringComparison.Ordinal)
+            : $"{PromptsCommand.Status(p.Status)} [grey]({Markup.Escape(p.Reason)})[/]");
         facts.AddRow("Trained on", p.TrainedOn ? "[green]yes[/]: the learner trained on these slots" : "no");
         facts.AddRow("Policy", $"v{p.PolicyVersion}");
         facts.AddRow("Group", string.Create(CultureInfo.InvariantCulture,
             $"{p.Filled}/{p.GroupSize} slots, accuracy {Format.Number(p.Accuracy, "F2")}, mean reward {Format.Number(p.MeanReward, "F3")}, " +
             $"mean length {Format.Number(p.MeanLength, "F1")}, truncated {p.TruncatedCount?.ToString(CultureInfo.InvariantCulture) ?? "-"}"));
         facts.AddRow("Dataset", $"example {p.DatasetIndex}, draw {p.DrawOrdinal}");
-        facts.AddRow("Prompt", Markup.Escape(p.Problem));
+        facts.AddRow("Prompt", Markup.Escape(p.Problem.TrimEnd('\n')));
         facts.AddRow("Ground truth", Markup.Escape(p.GroundTruth));
         AnsiConsole.Write(facts);
         AnsiConsole.WriteLine();
@@ -69,7 +72,8 @@ internal static class GrainCommand
         AnsiConsole.MarkupLine("[bold]History[/]");
         var history = new Grid().AddColumn(new GridColumn().NoWrap().PadLeft(2).PadRight(2)).AddColumn();
         foreach (var h in p.History)
-            history.AddRow($"[grey]{Markup.Escape(LocalTime(h.Time))}[/]", $"{Markup.Escape(h.Event)}: {Markup.Escape(h.Detail)}");
+            history.AddRow($"[grey]{Markup.Escape(LocalTime(h.Time))}[/]",
+                Markup.Escape(h.Detail.StartsWith(h.Event + ":", StringComparison.Ordinal) ? h.Detail : $"{h.Event}: {h.Detail}"));
         AnsiConsole.Write(history);
     }
 

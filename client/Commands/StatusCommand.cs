@@ -26,11 +26,10 @@ internal static class StatusCommand
         var runs = Tables.New("[bold]Runs[/]", "Run", "Status", "Step", "Policy", "Learner (lease)", "Queue", "Ckpt").Right(2, 6);
         foreach (var r in view.Runs)
         {
-            // Holder on the first line; how fresh the lease is, and the learner's phase, under it.
+            // Holder on the first line, how fresh the lease is under it (`grain learner` has the phase).
             var learner = r.Learner is not { } l ? "[grey]none[/]"
                 : l.Held ? $"{Markup.Escape(l.Owner)}\n[grey]renewed {Format.Age(l.AgeMs ?? 0)} ago[/]"
                 : $"{Markup.Escape(l.Owner)}\n[yellow]{(l.Released ? "released" : $"expired {Format.Age(-(l.ExpiresInMs ?? 0))} ago")}[/]";
-            if (r.LearnerState is { } state && r.Status == "running") learner += $"[grey] · {Markup.Escape(state.Phase)}[/]";
             runs.AddRow(Markup.Escape(r.RunId), RunStatus(r), Describe.Step(r), $"v{r.PolicyVersion}", learner,
                 $"{r.Queue.Open} ({r.Queue.Leased} leased)", r.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "-");
         }
