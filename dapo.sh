@@ -5,6 +5,7 @@
 #   ./dapo.sh test [args]     install what the tests need, build, run the whole test suite
 #   ./dapo.sh bench [name]    benchmarks: engine (default), control-plane, demo-recipe
 #   ./dapo.sh silo ...        the silo executable (join a cluster, start-run): dapo-silo --help
+#   ./dapo.sh client ...      the inspection console: dapo-client --help
 set -euo pipefail
 cd "$(dirname "$0")"
 command=${1:-}
@@ -18,6 +19,9 @@ case "$command" in
   silo)
     scripts/setup.sh
     exec dotnet "$silo" "$@" ;;
+  client)
+    scripts/setup.sh >/dev/null
+    exec dotnet client/bin/Release/net10.0/dapo-client.dll "$@" ;;
   test)
     scripts/setup.sh --test
     exec dotnet test Dapo.sln -c Release --no-build "$@" ;;
@@ -25,6 +29,6 @@ case "$command" in
     scripts/setup.sh --bench
     exec dotnet bench/Dapo.Bench/bin/Release/net10.0/Dapo.Bench.dll "$@" ;;
   *)
-    echo "usage: ./dapo.sh train [--run-dir DIR] [--steps N] ... | test | bench [engine|control-plane|demo-recipe] | silo ... | setup" >&2
+    echo "usage: ./dapo.sh train [--run-dir DIR] [--steps N] ... | test | bench [engine|control-plane|demo-recipe] | silo ... | client ... | setup" >&2
     exit 2 ;;
 esac

@@ -110,7 +110,10 @@ internal sealed partial class LearnerLoop(
         await PhaseAsync("training", step, $"{closed.Groups.Count} groups in {Recipe.Dapo.MiniBatchesPerStep} mini-batch(es)", cancellationToken);
         var groups = closed.Groups.Select(g => new TrainingGroup(g.Prompt.PromptTokens,
             g.Slots.Select(s => new TrainingResponse(s.Tokens, s.LogProbs, s.Reward, s.Truncated)).ToArray())).ToArray();
-        var update = await Task.Run(() => updater.Update(groups, step - 1), cancellationToken);
+        // Mini-batch progress for the client console (`grain learner`), as the warm-start reports its steps.
+        var update = await Task.Run(() => updater.Update(groups, step - 1, (done, total) =>
+            PhaseAsync("training", step, $"mini-batch {done}/{total} done ({groups.Length} groups)", cancellationToken).GetAwaiter().GetResult()),
+            cancellationToken);
         var trainingTime = watch.Elapsed - samplingTime;
 
         // Publish the new policy before the step completes: rollout workers of the next step fetch it by version.

@@ -123,7 +123,8 @@ public sealed class PolicyUpdater
     }
 
     /// <summary>Runs the mini-batch updates of rollout step <paramref name="step"/> on <paramref name="groups"/>.</summary>
-    public PolicyUpdateResult Update(IReadOnlyList<TrainingGroup> groups, int step)
+    /// <param name="miniBatchDone">Called after each update with (updates done, updates in the step), for progress.</param>
+    public PolicyUpdateResult Update(IReadOnlyList<TrainingGroup> groups, int step, Action<int, int>? miniBatchDone = null)
     {
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentOutOfRangeException.ThrowIfNegative(step);
@@ -138,13 +139,15 @@ public sealed class PolicyUpdater
         var entropies = new List<float>();
         var updates = new List<MiniBatchUpdate>();
         long scoredTokens = 0;
-        foreach (var range in MiniBatchPlan.Split(groups.Count, Options.MiniBatchesPerStep))
+        var plan = MiniBatchPlan.Split(groups.Count, Options.MiniBatchesPerStep);
+        foreach (var range in plan)
         {
             var (first, end) = (range.Start.Value, range.End.Value);
             var update = UpdateMiniBatch(groups.Take(end).Skip(first).ToArray(),
                 advantages.AsSpan(groupStarts[first], groupStarts[end] - groupStarts[first]), learningRate, entropies,
                 ref scoredTokens);
             updates.Add(update);
+            miniBatchDone?.Invoke(updates.Count, plan.Count);
         }
         return new PolicyUpdateResult(step, learningRate, advantages, entropies.ToArray(), updates,
             PolicyLossDiagnostics.Merge(updates.Select(u => u.Diagnostics)), scoredTokens, watch.Elapsed);

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using System.Globalization;
+using Dapo.Cluster.Store;
+using Spectre.Console;
+
+namespace Dapo.Client.Commands;
+
+/// <summary>`prompts`: the prompt grains of one step.</summary>
+internal static class PromptsCommand
+{
+    public static Command Create()
+    {
+        var step = new Option<int?>("--step") { Description = "The step (default: the run's current step)" };
+        var status = new Option<string>("--status") { Description = "Only grains with this status" };
+        status.AcceptOnlyFromAmong("accepted", "filtered", "sampling", "abandoned");
+        var command = new Command("prompts", "The prompt grains of a step: status, group accuracy, mean reward, lengths, truncations")
+        {
+            step, status,
+        };
+        Handler.Set(command, async (result, session, cancellationToken) =>
+        {
+            var wanted = result.GetValue(status) is { } s ? Enum.Parse<PromptStatus>(s, ignoreCase: true) : (PromptStatus?)null;
+            var view = await new Inspector(session).PromptsAsync(result.GetValue(step), wanted, cancellationToken);
+            if (Handler.Json(result)) Output.Json(view);
+            else Render(view, session.Store.Description);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static void Render(PromptsView view, string store)
+    {
+        Output.Source(store);
+        var counts = string.Join(", ", view.Counts.Where(c => c.Value > 0).Select(c => $"{c.Value} {c.Key}"));
+        var table = Tables.New($"[bold]Prompt grains of step {view.Step}[/] [grey]({view.StepPhase ?? "not opened"}; {(counts.Length == 0 ? "none" : counts)})[/]",
+            "Key", "Status", "Slots", "Accuracy", "Reward", "Length", "Trunc", "Decided").Right(2, 3, 4, 5, 6);
+        foreach (var p in view.Prompts)
+            table.AddRow(Markup.Escape(p.Key), Status(p.Status), $"{p.Filled}/{p.GroupSize}", Format.Number(p.Accuracy, "F2"),
+                Format.Number(p.MeanReward, "F2"), Format.Number(p.MeanLength, "F1"), p.TruncatedCount?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                p.DecidedAt is { } d ? Format.Time(d) : "-");
+        if (view.Prompts.Count == 0) table.AddRow($"[grey]no {view.StatusFilter ?? ""} prompt grains[/]");
+        AnsiConsole.Write(table);
+    }
+
+    public static string Status(string status) => status switch
+    {
+        "accepted" => "[green]accepted[/]",
+        "filtered" => "[yellow]filtered[/]",
+        "sampling" => "[aqua]sampling[/]",
+        _ => "[grey]abandoned[/]",
+    };
+}

@@ -1,0 +1,35 @@
+using System.CommandLine;
+using Dapo.Client;
+using Dapo.Client.Commands;
+
+// dapo-client: a read-only console onto a run's cluster store and blob storage. One handler per command.
+var root = new RootCommand("Dapo client: inspect the grains, silos, steps, metrics and checkpoints of a run (read-only)")
+{
+    StatusCommand.Create(),
+    StepsCommand.Create(),
+    PromptsCommand.Create(),
+    GrainCommand.Create(),
+    MetricsCommand.Create(),
+    CheckpointsCommand.Create(),
+    WatchCommand.Create(),
+};
+foreach (var option in GlobalOptions.All) root.Options.Add(option);
+
+// No command: show what there is, rather than an error.
+var parsed = root.Parse(args.Length == 0 ? ["--help"] : args);
+if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+{
+    // One line per problem on stderr, exit code 2, like every other usage error of the client.
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"dapo-client: {error.Message}");
+    Console.Error.WriteLine($"dapo-client: see `dapo-client {string.Join(' ', CommandPath(parsed.CommandResult.Command, root))} --help`".Replace("  ", " "));
+    return ExitCodes.Usage;
+}
+return await parsed.InvokeAsync();
+
+static IEnumerable<string> CommandPath(Command command, RootCommand root)
+{
+    var names = new Stack<string>();
+    for (var c = command; c is not null && c != root; c = c.Parents.OfType<Command>().FirstOrDefault())
+        names.Push(c.Name);
+    return names;
+}
