@@ -1,0 +1,51 @@
+using Dapo.Core.Data.Synthetic;
+
+namespace Dapo.Cluster.Training;
+
+/// <summary>
+/// The demo's problems, encoded: train prompts (RL draws from them), their worked solutions (the warm-start's
+/// targets) and the held-out prompts (evaluation). Built deterministically from a <see cref="DemoRecipe"/>.
+/// </summary>
+/// <param name="Encoder">The encoder the prompts were built with.</param>
+/// <param name="Train">Train prompts, levels in recipe order.</param>
+/// <param name="Supervised">The warm-start examples, one per train prompt, same order.</param>
+/// <param name="HeldOut">Held-out prompts (never in <paramref name="Train"/>: the task's split is a fixed function of
+/// the problem text).</param>
+public sealed record DemoData(
+    PromptEncoder Encoder, IReadOnlyList<RolloutPrompt> Train, IReadOnlyList<SupervisedExample> Supervised,
+    IReadOnlyList<RolloutPrompt> HeldOut)
+{
+    /// <summary>The data of <paramref name="recipe"/>.</summary>
+    /// <exception cref="ArgumentException">A prompt is longer than the recipe's MaxPromptLength.</exception>
+    public static DemoData Create(DemoRecipe recipe)
+    {
+        ArgumentNullException.ThrowIfNull(recipe);
+        recipe.EnsureValid();
+        var encoder = PromptEncoder.Create(template: recipe.PromptTemplate);
+        var train = new List<RolloutPrompt>();
+        var supervised = new List<SupervisedExample>();
+        var heldOut = new List<RolloutPrompt>();
+        for (var i = 0; i < recipe.Levels.Count; i++)
+        {
+            foreach (var p in SyntheticMathTask.Generate(recipe.Levels[i], SyntheticSplit.Train, recipe.TrainProblemsPerLevel[i], recipe.DataSeed))
+            {
+                var prompt = Prompt(encoder, p, recipe);
+                train.Add(prompt);
+                supervised.Add(new SupervisedExample(prompt.Tokens, encoder.EncodeResponse(p.Solution)));
+            }
+            foreach (var p in SyntheticMathTask.Generate(recipe.Levels[i], SyntheticSplit.HeldOut, recipe.HeldOutProblemsPerLevel[i], recipe.DataSeed))
+                heldOut.Add(Prompt(encoder, p, recipe));
+        }
+        return new DemoData(encoder, train, supervised, heldOut);
+    }
+
+    private static RolloutPrompt Prompt(PromptEncoder encoder, SyntheticProblem problem, DemoRecipe recipe)
+    {
+        var tokens = encoder.EncodePrompt(problem.Problem);
+        if (tokens.Length > recipe.Dapo.MaxPromptLength)
+            throw new ArgumentException(
+                $"Problem {problem.Id} encodes to {tokens.Length} prompt tokens; MaxPromptLength is {recipe.Dapo.MaxPromptLength}.",
+                nameof(recipe));
+        return new RolloutPrompt(problem.Id, tokens, problem.Answer, $"L{problem.Level}");
+    }
+}
