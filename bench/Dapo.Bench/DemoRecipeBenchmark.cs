@@ -57,6 +57,7 @@ internal static class DemoRecipeBenchmark
     private static int Run(DemoRecipe recipe, Args args)
     {
         var total = Stopwatch.StartNew();
+        TorchEngine.Threads = recipe.Threads;
         var o = recipe.Dapo;
         var m = recipe.Model;
         var data = DemoData.Create(recipe);

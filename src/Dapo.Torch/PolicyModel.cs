@@ -80,16 +80,21 @@ public sealed unsafe class PolicyModel : IDisposable
         ThrowIfDisposed();
         var (tokens, lengths) = Flatten(prompts, nameof(prompts));
         var stops = options.StopTokens.ToArray();
+        var promptSeeds = options.PromptSeeds?.ToArray() ?? [];
+        if (options.PromptSeeds is not null && promptSeeds.Length != prompts.Count)
+            throw new ArgumentException($"Got {promptSeeds.Length} prompt seeds for {prompts.Count} prompts.", nameof(options));
         SamplesHandle samples;
         fixed (int* tokensPtr = tokens)
         fixed (long* lengthsPtr = lengths)
         fixed (int* stopsPtr = stops)
+        fixed (ulong* seedsPtr = promptSeeds)
         {
             var native = new NativeSampleOptions
             {
                 SamplesPerPrompt = options.SamplesPerPrompt, MaxNewTokens = options.MaxNewTokens,
                 Temperature = options.Temperature, TopP = options.TopP, StopTokens = stopsPtr,
                 StopTokenCount = stops.Length, Seed = options.Seed, UseKvCache = options.UseKvCache ? 1 : 0,
+                PromptSeeds = seedsPtr, PromptSeedCount = promptSeeds.Length,
             };
             samples = NativeMethods.Check(NativeMethods.dapo_model_sample(
                 Handle, tokensPtr, tokens.Length, lengthsPtr, lengths.Length, in native));

@@ -15,6 +15,10 @@ public sealed record SampleOptions
     public IReadOnlyList<int> StopTokens { get; init; } = [];
     /// <summary>With the same seed, prompts and weights, the same samples come out.</summary>
     public ulong Seed { get; init; }
+    /// <summary>Optional, one per prompt: prompt p's samples are keyed by (PromptSeeds[p], index within the prompt)
+    /// instead of (<see cref="Seed"/>, index in the batch), so the same prompt and seed give the same samples
+    /// whichever other prompts share the call (a rollout work item can be re-run alone). Null: off.</summary>
+    public IReadOnlyList<ulong>? PromptSeeds { get; init; }
     /// <summary>Off: recompute the whole sequence for every new token (a reference for tests and benchmarks).</summary>
     public bool UseKvCache { get; init; } = true;
 }

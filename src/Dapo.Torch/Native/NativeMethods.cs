@@ -135,6 +135,8 @@ internal unsafe struct NativeSampleOptions
     public long StopTokenCount;
     public ulong Seed;
     public int UseKvCache;
+    public ulong* PromptSeeds;
+    public long PromptSeedCount;
 }
 
 [StructLayout(LayoutKind.Sequential)]

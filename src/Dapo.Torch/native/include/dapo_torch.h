@@ -54,6 +54,11 @@ typedef struct dapo_sample_options {
     int64_t n_stop_tokens;
     uint64_t seed;
     int32_t use_kv_cache; /* 0: recompute the whole sequence for every new token (reference and benchmark) */
+    /* Optional, one per prompt: prompt p's samples draw from (prompt_seeds[p], index within the prompt, step)
+       instead of (seed, index in the batch, step), so they do not depend on the other prompts of the batch.
+       NULL with n_prompt_seeds 0: off. */
+    const uint64_t* prompt_seeds;
+    int64_t n_prompt_seeds;
 } dapo_sample_options;
 
 typedef struct dapo_adamw_options {

@@ -305,6 +305,9 @@ dapo_samples* dapo_model_sample(dapo_model* model, const int32_t* prompt_tokens,
                       "stop tokens are null");
         r.stop_tokens.assign(o.stop_tokens, o.stop_tokens + o.n_stop_tokens);
         r.seed = o.seed;
+        dapo::require(o.n_prompt_seeds >= 0 && (o.prompt_seeds != nullptr || o.n_prompt_seeds == 0),
+                      "prompt seeds are null");
+        r.prompt_seeds.assign(o.prompt_seeds, o.prompt_seeds + o.n_prompt_seeds);
         r.use_kv_cache = o.use_kv_cache != 0;
         std::lock_guard<std::mutex> lock(m.lock());
         auto out = std::make_unique<dapo_samples>();

@@ -138,6 +138,7 @@ struct SampleRequest {
     double temperature = 1.0, top_p = 1.0;
     std::vector<int64_t> stop_tokens;
     uint64_t seed = 0;
+    std::vector<uint64_t> prompt_seeds;  // empty, or one per prompt (see dapo_sample_options)
     bool use_kv_cache = true;
 };
 

@@ -4,7 +4,8 @@
 // positions start at its first real token, so a row computes what it would compute alone. Each prompt is
 // prefilled once and its cache copied to its samples. Random draws come from a counter-based generator keyed by
 // (seed, sample index, step), so a sample's tokens do not depend on which other samples share the batch or when
-// they finish; finished rows are dropped from the batch once enough of them have finished.
+// they finish; finished rows are dropped from the batch once enough of them have finished. With per-prompt seeds the
+// key is (prompt seed, index within the prompt, step), so a prompt's samples do not depend on the other prompts.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -25,6 +26,14 @@ uint64_t splitmix64(uint64_t z) {
 double uniform(uint64_t seed, int64_t sample, int64_t step) {
     uint64_t h = splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(sample)) ^ static_cast<uint64_t>(step));
     return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+
+// The draw of sample `sample` (index in the batch) at `step`: keyed by the request's seed and the batch index, or by
+// its prompt's seed and its index within the prompt.
+double draw(const SampleRequest& r, int64_t sample, int64_t step) {
+    if (r.prompt_seeds.empty()) return uniform(r.seed, sample, step);
+    const int64_t n = r.samples_per_prompt;
+    return uniform(r.prompt_seeds[static_cast<size_t>(sample / n)], sample % n, step);
 }
 
 struct Choice {
@@ -50,7 +59,7 @@ std::vector<Choice> choose(const torch::Tensor& logits, const SampleRequest& r, 
         } else if (r.top_p >= 1.0) {
             double total = 0.0;
             for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(row[i]));
-            const double target = uniform(r.seed, samples[a], step) * total;
+            const double target = draw(r, samples[a], step) * total;
             double cumulative = 0.0;
             token = -1;
             for (int64_t i = 0; i < V; ++i) {
@@ -68,7 +77,7 @@ std::vector<Choice> choose(const torch::Tensor& logits, const SampleRequest& r, 
             double mass = 0.0;
             int64_t kept = 0;
             while (kept < V && (kept == 0 || mass < r.top_p)) mass += order[kept++].first;
-            const double target = uniform(r.seed, samples[a], step) * mass;
+            const double target = draw(r, samples[a], step) * mass;
             double cumulative = 0.0;
             token = order[kept - 1].second;
             for (int64_t i = 0; i < kept; ++i) {
@@ -92,6 +101,8 @@ void validate(const Model& model, const SampleRequest& r) {
     require(std::isfinite(r.temperature) && r.temperature >= 0.0,
             "temperature must be a finite number >= 0 (0 is greedy), got ", r.temperature);
     require(r.top_p > 0.0 && r.top_p <= 1.0, "top_p must be in (0, 1], got ", r.top_p);
+    require(r.prompt_seeds.empty() || r.prompt_seeds.size() == r.prompts.size(), "prompt_seeds: got ",
+            r.prompt_seeds.size(), " seeds for ", r.prompts.size(), " prompts");
     for (size_t i = 0; i < r.prompts.size(); ++i) {
         const auto& p = r.prompts[i];
         require(!p.empty(), "prompt ", i, " is empty");
