@@ -134,7 +134,8 @@ internal static class DemoRecipeBenchmark
                 $"  step {step + 1,3}: acc {sampled.Accuracy:F3} (trained {metrics.Accuracy:F3}) reward {metrics.RewardMean:F3} " +
                 $"entropy {metrics.EntropyMean:F3} len {metrics.ResponseLengthMean:F1} filtered {sampled.Filtered} rounds {metrics.GenerationRounds} " +
                 $"clip {metrics.ClipFraction:F3} kl {metrics.ApproxKl:F4} gnorm {metrics.GradNorm:F2} " +
-                $"{tokens / stepSeconds:F0} tok/s (sample {sampled.GeneratedTokens / sampleSeconds:F0}, train {update?.TokensPerSecond ?? 0:F0}) {stepSeconds:F1}s");
+                $"{tokens / stepSeconds:F0} tok/s (sample {sampled.GeneratedTokens / sampleSeconds:F0}, train {update?.TokensPerSecond ?? 0:F0}) {stepSeconds:F1}s" +
+                (update is null ? " (no informative group at the cap: no update)" : ""));
             var row = JsonSerializer.SerializeToNode(metrics)!.AsObject();
             row["sampled_accuracy"] = sampled.Accuracy;
             row["step_seconds"] = stepSeconds;
