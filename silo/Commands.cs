@@ -44,6 +44,8 @@ internal static class Commands
                 ["Store:Kind"] = "sqlite", ["Store:SqlitePath"] = Path.Combine(directory, "cluster.db"),
                 ["Blobs:Kind"] = "Local", ["Blobs:LocalRoot"] = Path.Combine(directory, "blobs"),
             };
+            // The recipe's thread count (its results were measured with it) unless the user chose one.
+            if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) Dapo.Torch.TorchEngine.Threads = recipe.Threads;
             var reporter = new ConsoleReporter(result.GetValue(json));
             var builder = SiloHost.CreateBuilder(settings, quietLogs: true);
             builder.Services.AddSingleton<ITrainingReporter>(reporter);

@@ -19,6 +19,19 @@ internal static class ControlPlaneBenchmark
 {
     private const int Group = 16, ResponseTokens = 64;
 
+    /// <summary>Parses <c>--quick --json</c> and runs.</summary>
+    public static int Command(string[] args)
+    {
+        var known = new[] { "--quick", "--json" };
+        var unknown = args.Where(a => !known.Contains(a)).ToList();
+        if (unknown.Count > 0)
+        {
+            Console.Error.WriteLine($"unknown option {unknown[0]}; known: {string.Join(", ", known)}");
+            return 2;
+        }
+        return RunAsync(new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: true)).GetAwaiter().GetResult();
+    }
+
     public static async Task<int> RunAsync(BenchArgs args)
     {
         var groupsPerRun = args.Quick ? 96 : 480;

@@ -1,10 +1,12 @@
 using Dapo.Bench;
 
-// Benchmarks by name; each prints its figures and ratios to a baseline measured in the same run.
-var benchmarks = new Dictionary<string, Func<BenchArgs, Task<int>>>
+// Benchmarks by name; each parses its own options and prints its figures (the engine's with ratios to a baseline
+// measured in the same run).
+var benchmarks = new Dictionary<string, Func<string[], int>>
 {
-    ["engine"] = a => Task.FromResult(EngineBenchmark.Run(a)),
-    ["control-plane"] = ControlPlaneBenchmark.RunAsync,
+    ["engine"] = EngineBenchmark.Command,
+    ["control-plane"] = ControlPlaneBenchmark.Command,
+    ["demo-recipe"] = DemoRecipeBenchmark.Command,
 };
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "engine";
@@ -13,13 +15,9 @@ if (!benchmarks.TryGetValue(name, out var run))
     Console.Error.WriteLine($"unknown benchmark '{name}'; known: {string.Join(", ", benchmarks.Keys)}");
     return 2;
 }
-var unknown = args.Where(a => a.StartsWith("--", StringComparison.Ordinal) && !BenchArgs.Flags.Contains(a)).ToList();
-if (unknown.Count > 0)
-{
-    Console.Error.WriteLine($"unknown option {unknown[0]}; known: {string.Join(", ", BenchArgs.Flags)}");
-    return 2;
-}
-return await run(new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: args.Contains("--no-peer")));
+var rest = args.ToList();
+rest.Remove(name);
+return run(rest.ToArray());
 
 namespace Dapo.Bench
 {

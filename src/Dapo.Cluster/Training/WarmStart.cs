@@ -61,6 +61,7 @@ public sealed record WarmStartSettings
 }
 
 /// <summary>Why the warm-start stopped.</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<WarmStartStop>))]
 public enum WarmStartStop
 {
     /// <summary>It used its step budget.</summary>
