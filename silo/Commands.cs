@@ -18,6 +18,10 @@ internal static class Commands
     };
     private static readonly Option<int?> Steps = new("--steps") { Description = "DAPO steps after the warm-start (default: the recipe's)" };
     private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the run (default: the recipe's)" };
+    private static readonly Option<string> InitWeights = new("--init-weights")
+    {
+        Description = "Start from these policy weights (e.g. a run's blobs/runs/RUN/policy/00000000) instead of the warm-start",
+    };
     private static readonly Option<string> Override = new("--override")
     {
         Description = "JSON merged into the recipe, e.g. '{\"Steps\": 20, \"Dapo\": {\"LearningRate\": 5e-4}}'",
@@ -29,52 +33,22 @@ internal static class Commands
         var runDir = new Option<string>("--run-dir") { Description = "Directory of the run (store, checkpoints, metrics)", DefaultValueFactory = _ => "runs/demo" };
         var workers = new Option<int>("--rollout-workers") { Description = "Rollout worker loops", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Progress as one JSON object per line" };
-        var command = new Command("train", "Train the demo recipe on this machine (embedded store); re-run to resume") { runDir, Recipe, Steps, Seed, Override, workers, json };
+        var command = new Command("train", "Train the demo recipe on this machine (embedded store); re-run to resume") { runDir, Recipe, Steps, Seed, InitWeights, Override, workers, json };
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
             if (recipe is null) return 2;
-            var directory = Path.GetFullPath(result.GetValue(runDir)!);
-            var runId = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
-            Directory.CreateDirectory(directory);
-            var settings = new Dictionary<string, string?>
-            {
-                ["Silo:Roles"] = "learner,rollout", ["Silo:RunDirectory"] = Path.GetDirectoryName(directory), ["Silo:Run"] = runId,
-                ["Silo:RolloutWorkers"] = result.GetValue(workers).ToString(CultureInfo.InvariantCulture),
-                ["Store:Kind"] = "sqlite", ["Store:SqlitePath"] = Path.Combine(directory, "cluster.db"),
-                ["Blobs:Kind"] = "Local", ["Blobs:LocalRoot"] = Path.Combine(directory, "blobs"),
-            };
-            // The recipe's thread count (its results were measured with it) unless the user chose one.
-            if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) Dapo.Torch.TorchEngine.Threads = recipe.Threads;
-            var reporter = new ConsoleReporter(result.GetValue(json));
-            var builder = SiloHost.CreateBuilder(settings, quietLogs: true);
-            builder.Services.AddSingleton<ITrainingReporter>(reporter);
-            using var host = builder.Build();
-            var existing = await EnsureRunAsync(host.Services.GetRequiredService<IClusterStore>(), runId, recipe, directory, cancellationToken);
-            if (existing is null) return 2;
-            if (existing.Status != RunStatus.Running)
-            {
-                Console.WriteLine($"Run '{runId}' in {directory} is already {existing.Status.ToString().ToLowerInvariant()}" +
-                                  (existing.Error is null ? "." : $": {existing.Error}"));
-                return existing.Status == RunStatus.Completed ? 0 : 1;
-            }
-            Console.WriteLine(existing.Step > 0
-                ? $"Resuming run '{runId}' in {directory} (store at step {existing.Step}, latest checkpoint {existing.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "none"})"
-                : $"Training run '{runId}' in {directory}: {Describe(recipe)}");
-            var code = await SiloHost.RunAsync(host, reporter.Finished);
-            if (!reporter.Finished.IsCompleted)
-            {
+            var outcome = await EmbeddedTraining.RunAsync(result.GetValue(runDir)!, recipe, new ConsoleReporter(result.GetValue(json)),
+                result.GetValue(workers), cancellationToken);
+            if (outcome.Status is null && outcome.Code != 2)
                 Console.WriteLine("Stopped; run the same command again to resume from the latest checkpoint.");
-                return code;
-            }
-            var (status, error) = reporter.Finished.Result;
-            var (warm, last, k) = reporter.HeldOut;
-            if (status == RunStatus.Completed && warm is not null && last is not null)
+            var (warm, last, k) = outcome.Reporter.HeldOut;
+            if (outcome.Reporter.Finished.IsCompleted && outcome.Status == RunStatus.Completed && warm is not null && last is not null)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"Done: held-out avg@{k} {warm:P1} after the warm-start -> {last:P1} after {recipe.Steps} DAPO steps ({(last - warm) * 100:+0.0;-0.0} points)."));
-            else if (status == RunStatus.Completed) Console.WriteLine("Done.");
-            else Console.WriteLine($"The run failed: {error}");
-            return status == RunStatus.Completed ? code : 1;
+                    $"Done: held-out avg@{k} {warm:P1} at the start -> {last:P1} after {recipe.Steps} DAPO steps ({(last - warm) * 100:+0.0;-0.0} points)."));
+            else if (outcome.Reporter.Finished.IsCompleted && outcome.Status == RunStatus.Failed)
+                Console.WriteLine($"The run failed: {outcome.Reporter.Finished.Result.Error}");
+            return outcome.Code;
         });
         return command;
     }
@@ -108,7 +82,7 @@ internal static class Commands
     public static Command StartRun()
     {
         var name = new Option<string>("--run") { Description = "Name of the run", Required = true };
-        var command = new Command("start-run", "Create a run on the cluster (a learner silo picks it up)") { name, Recipe, Steps, Seed, Override };
+        var command = new Command("start-run", "Create a run on the cluster (a learner silo picks it up)") { name, Recipe, Steps, Seed, InitWeights, Override };
         AddClusterOptions(command, out var store, out var blobs, out var container);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -188,6 +162,7 @@ internal static class Commands
             }
         }
         if (result.GetValue(Steps) is { } steps) recipe = recipe with { Steps = steps };
+        if (result.GetValue(InitWeights) is { } weights) recipe = recipe with { InitialWeights = Path.GetFullPath(weights) };
         if (result.GetValue(Seed) is { } seed) recipe = recipe with { Dapo = recipe.Dapo with { Seed = seed } };
         var errors = recipe.Validate();
         foreach (var e in errors) Console.Error.WriteLine($"Invalid recipe: {e}");
@@ -195,7 +170,7 @@ internal static class Commands
     }
 
     /// <summary>Creates the run, or finds it; refuses (changing nothing) a run of that name with another spec.</summary>
-    private static async Task<RunRow?> EnsureRunAsync(IClusterStore store, string runId, DemoRecipe recipe, string where, CancellationToken cancellationToken)
+    internal static async Task<RunRow?> EnsureRunAsync(IClusterStore store, string runId, DemoRecipe recipe, string where, CancellationToken cancellationToken)
     {
         await store.MigrateAsync(cancellationToken);
         var resources = new RunResources(runId, recipe);
@@ -207,7 +182,7 @@ internal static class Commands
         return null;
     }
 
-    private static string Describe(DemoRecipe r) => string.Create(CultureInfo.InvariantCulture,
+    internal static string Describe(DemoRecipe r) => string.Create(CultureInfo.InvariantCulture,
         $"recipe '{r.Name}', model d_model {r.Model.DModel} x {r.Model.Layers} layers, levels {string.Join(",", r.Levels)}, " +
         $"warm-start up to {r.WarmStart.MaxSteps} steps, then {r.Steps} DAPO steps (G {r.Dapo.GroupSize}, {r.Dapo.PromptBatchSize} prompts/step)");
 }

@@ -10,7 +10,9 @@ namespace Dapo.Silo;
 /// `train`'s progress on the console: warm-start checks, one line per step, held-out evaluations, the end. With
 /// --json, one JSON object per line instead. Completes <see cref="Finished"/> when the run ends.
 /// </summary>
-internal sealed class ConsoleReporter(bool json) : ITrainingReporter
+/// <param name="prefix">Put before every line (the experiments name their runs).</param>
+/// <param name="stepEvery">Print every this many steps (and the last).</param>
+internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEvery = 1) : ITrainingReporter
 {
     private readonly TaskCompletionSource<(RunStatus Status, string? Error)> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _lock = new();
@@ -25,19 +27,21 @@ internal sealed class ConsoleReporter(bool json) : ITrainingReporter
         if (json) Write(new { type = "warm_start", run = runId, p.Step, loss = p.Loss, held_out = p.HeldOutAccuracy, tokens_per_s = p.TokensPerSecond });
         else if (p.HeldOutAccuracy is { } accuracy)
             Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, held-out accuracy {accuracy:P1}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s"));
-        else if (p.Step % 50 == 0)
+        else if (p.Step % (50 * stepEvery) == 0)
             Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s"));
     }
 
     public void Evaluated(string runId, string when, EvaluationResult r)
     {
-        HeldOut = when == "after warm-start" ? (r.AverageAtK, r.AverageAtK, r.K) : (HeldOut.AfterWarmStart, r.AverageAtK, r.K);
+        var start = when is "after warm-start" or "of the initial weights";
+        HeldOut = start ? (r.AverageAtK, r.AverageAtK, r.K) : (HeldOut.AfterWarmStart, r.AverageAtK, r.K);
         if (json) Write(new { type = "evaluation", run = runId, when, k = r.K, avg_at_k = r.AverageAtK, pass_at_k = r.PassAtK, maj_at_k = r.MajorityAtK });
         else Write(F($"held-out {when}: avg@{r.K} {r.AverageAtK:P1}, pass@{r.K} {r.PassAtK:P1}, maj@{r.K} {r.MajorityAtK:P1} ({r.Problems} problems)"));
     }
 
     public void Step(StepReport r)
     {
+        if (r.Step % stepEvery != 0 && r.Step != r.TotalSteps) return;
         var m = r.Metrics;
         if (json)
         {
@@ -68,7 +72,7 @@ internal sealed class ConsoleReporter(bool json) : ITrainingReporter
 
     private void Write(string line)
     {
-        lock (_lock) Console.WriteLine(line);
+        lock (_lock) Console.WriteLine(prefix + line);
     }
 
     private static string F(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

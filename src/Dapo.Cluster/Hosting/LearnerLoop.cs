@@ -61,28 +61,48 @@ internal sealed partial class LearnerLoop(
             var (restored, restoredOptimizer) = TrainingState.Restore(latest.TrainingState);
             return (restored, restoredOptimizer, latest.Meta);
         }
-        reporter.Message(RunId, "no checkpoint: supervised warm-start first");
-        await PhaseAsync("warm-start", 0, $"up to {Recipe.WarmStart.MaxSteps} steps", cancellationToken);
-        var model = PolicyModel.Create(Recipe.Model);
         var evaluator = new Evaluator(run.Data.Encoder, RewardFunctions.Get(Recipe.Dapo.RewardFunction), Recipe.Evaluation);
-        await Task.Run(() =>
+        PolicyModel model;
+        if (Recipe.InitialWeights is { } initial)
         {
-            using var warmOptimizer = WarmStart.CreateOptimizer(model, Recipe.WarmStart);
-            WarmStart.Run(model, warmOptimizer, run.Data.Supervised, Recipe.WarmStart,
-                _ => evaluator.Evaluate(model, run.Data.HeldOut).AverageAtK,
-                p =>
-                {
-                    reporter.WarmStart(RunId, p);
-                    if (p.Step % 50 == 0) PhaseAsync("warm-start", 0, $"step {p.Step}/{Recipe.WarmStart.MaxSteps}, nll {p.Loss:F3}", cancellationToken).GetAwaiter().GetResult();
-                }, cancellationToken);
-        }, cancellationToken);
-        cancellationToken.ThrowIfCancellationRequested();
-        reporter.Evaluated(RunId, "after warm-start", await Task.Run(() => evaluator.Evaluate(model, run.Data.HeldOut), cancellationToken));
+            reporter.Message(RunId, $"no checkpoint: starting from the weights in {initial}");
+            model = LoadInitialWeights(initial);
+        }
+        else
+        {
+            reporter.Message(RunId, "no checkpoint: supervised warm-start first");
+            model = PolicyModel.Create(Recipe.Model);
+            await WarmStartAsync(model, evaluator, cancellationToken);
+        }
+        var start = await Task.Run(() => evaluator.Evaluate(model, run.Data.HeldOut), cancellationToken);
+        reporter.Evaluated(RunId, Recipe.InitialWeights is null ? "after warm-start" : "of the initial weights", start);
         var optimizer = PolicyUpdater.CreateOptimizer(model, Recipe.Dapo);
         var meta = new CheckpointMeta(0, 0, run.Context.InitialCursor, Recipe.Dapo.Seed, RunResources.SpecJson(Recipe), time.GetUtcNow());
         await _checkpoints.PutPolicyAsync(0, model.ExportWeights(), cancellationToken);
         await WriteCheckpointAsync(new Checkpoint(meta, TrainingState.Save(model, optimizer)));
         return (model, optimizer, meta);
+    }
+
+    /// <summary>Supervised warm-start on the recipe's worked solutions, reporting progress as it goes.</summary>
+    private async Task WarmStartAsync(PolicyModel model, Evaluator evaluator, CancellationToken cancellationToken)
+    {
+        await PhaseAsync("warm-start", 0, $"up to {Recipe.WarmStart.MaxSteps} steps", cancellationToken);
+        var result = await Task.Run(() =>
+        {
+            using var optimizer = WarmStart.CreateOptimizer(model, Recipe.WarmStart);
+            return WarmStart.Run(model, optimizer, run.Data.Supervised, Recipe.WarmStart,
+                _ => evaluator.Evaluate(model, run.Data.HeldOut).AverageAtK, p => reporter.WarmStart(RunId, p), cancellationToken);
+        }, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        await PhaseAsync("warm-start", 0, $"done: {result.Steps} steps ({result.Stop}), nll {result.Loss:F3}", cancellationToken);
+    }
+
+    private PolicyModel LoadInitialWeights(string path)
+    {
+        var model = PolicyModel.FromWeights(File.ReadAllBytes(path));
+        if (model.Config with { Seed = Recipe.Model.Seed } == Recipe.Model) return model;
+        model.Dispose();
+        throw new InvalidOperationException($"{path} holds weights of another model ({model.Config}), not the recipe's ({Recipe.Model}).");
     }
 
     private async Task<RunStatus> TrainStepAsync(int step, PolicyModel model, AdamW optimizer, PolicyUpdater updater, Evaluator evaluator,

@@ -123,6 +123,12 @@ public sealed record DemoRecipe
     /// <summary>Base seed of the evaluation draws (the same for every evaluation of a run).</summary>
     public ulong EvaluationSeed { get; init; } = 7;
 
+    /// <summary>
+    /// Policy weights to start from instead of the warm-start (a file of the engine's exported weights, such as a
+    /// run's <c>policy/00000000</c> blob); null warm-starts. Ablations share one warm-start this way.
+    /// </summary>
+    public string? InitialWeights { get; init; }
+
     /// <summary>Held-out evaluation settings (derived, so not serialised): k = <see cref="DapoOptions.EvalSamplesPerPrompt"/> samples at the
     /// paper's temperature 1.0 and top-p 0.7.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -222,7 +228,9 @@ public sealed record DemoRecipe
         if (Dapo.MaxPromptLength + Dapo.MaxResponseLength > Model.MaxSeqLen)
             errors.Add($"MaxPromptLength + MaxResponseLength ({Dapo.MaxPromptLength + Dapo.MaxResponseLength}) exceeds Model.MaxSeqLen ({Model.MaxSeqLen}).");
         if (Threads < 1) errors.Add($"Threads must be at least 1; got {Threads}.");
-        if (Steps < 0) errors.Add($"Steps must be non-negative; got {Steps}.");
+        if (Steps < 1) errors.Add($"Steps must be at least 1; got {Steps}.");
+        if (InitialWeights is not null && !File.Exists(InitialWeights))
+            errors.Add($"InitialWeights: there is no file {InitialWeights}.");
         if (EvaluateEvery < 0) errors.Add($"EvaluateEvery must be non-negative; got {EvaluateEvery}.");
         return errors;
     }

@@ -1,0 +1,148 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Dapo.Cluster.Experiments;
+using Dapo.Cluster.Training;
+using Dapo.Core.Rewards;
+using Dapo.Torch;
+
+namespace Dapo.Silo;
+
+/// <summary>
+/// `experiments`: the paper's ablation on our scale. One supervised warm-start, shared by every run; then each rung
+/// of <see cref="AblationLadder"/> (naive GRPO up to full DAPO) with every seed, each an embedded run of its own
+/// directory; then the report (table, plots, summary). Re-running skips what is done: the warm-start and completed
+/// runs are kept, an interrupted run resumes from its checkpoint.
+/// </summary>
+internal static class ExperimentsCommand
+{
+    public static Command Create()
+    {
+        var output = new Option<string>("--out") { Description = "Results directory", DefaultValueFactory = _ => "results" };
+        var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds", DefaultValueFactory = _ => "42,43,44" };
+        var rungs = new Option<string>("--recipes") { Description = "Comma-separated rungs (default: all)" };
+        var steps = new Option<int?>("--steps") { Description = "DAPO steps per run (default: the recipe's)" };
+        var evaluate = new Option<int?>("--eval-every") { Description = "Held-out evaluation every N steps (default: the recipe's)" };
+        var overrides = new Option<string>("--override") { Description = "JSON merged into the base recipe (applies to every rung)" };
+        var command = new Command("experiments", "Run the ablation suite (naive GRPO -> DAPO) and write results, plots and a table")
+        {
+            output, seeds, rungs, steps, evaluate, overrides,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var baseRecipe = DemoRecipe.Default;
+            try
+            {
+                if (result.GetValue(overrides) is { } json) baseRecipe = baseRecipe.WithOverrides(json);
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine($"--override: {e.Message}");
+                return 2;
+            }
+            if (result.GetValue(steps) is { } n) baseRecipe = baseRecipe with { Steps = n };
+            if (result.GetValue(evaluate) is { } e2) baseRecipe = baseRecipe with { EvaluateEvery = e2 };
+            var seedList = new List<ulong>();
+            foreach (var text in result.GetValue(seeds)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seed))
+                {
+                    Console.Error.WriteLine($"--seeds: '{text}' is not a seed (a non-negative integer).");
+                    return 2;
+                }
+                seedList.Add(seed);
+            }
+            var ladder = AblationLadder.Build(baseRecipe);
+            if (result.GetValue(rungs) is { } names)
+            {
+                var wanted = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+                var unknown = wanted.Where(w => ladder.All(r => r.Key != w)).ToList();
+                if (unknown.Count > 0)
+                {
+                    Console.Error.WriteLine($"--recipes: unknown '{unknown[0]}'; known: {string.Join(", ", ladder.Select(r => r.Key))}.");
+                    return 2;
+                }
+                ladder = ladder.Where(r => wanted.Contains(r.Key)).ToList();
+            }
+            foreach (var error in ladder.SelectMany(r => r.Recipe.Validate()).Distinct())
+            {
+                Console.Error.WriteLine($"Invalid recipe: {error}");
+                return 2;
+            }
+            return await RunAsync(Path.GetFullPath(result.GetValue(output)!), baseRecipe, ladder, seedList, cancellationToken);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string directory, DemoRecipe baseRecipe, IReadOnlyList<AblationRecipe> ladder,
+        IReadOnlyList<ulong> seeds, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(directory);
+        var total = Stopwatch.StartNew();
+        Console.WriteLine($"experiments: {ladder.Count} recipe(s) x {seeds.Count} seed(s), {baseRecipe.Steps} steps each, into {directory}");
+        var (weights, warmAccuracy) = await WarmStartAsync(directory, baseRecipe, cancellationToken);
+        var runs = new List<ExperimentRun>();
+        var index = 0;
+        foreach (var rung in ladder)
+        foreach (var seed in seeds)
+        {
+            index++;
+            var name = $"{rung.Key}-seed{seed}";
+            var runDirectory = Path.Combine(directory, "runs", name);
+            var recipe = rung.Recipe with { Dapo = rung.Recipe.Dapo with { Seed = seed }, InitialWeights = weights };
+            var watch = Stopwatch.StartNew();
+            var reporter = new ConsoleReporter(json: false, prefix: $"[{index}/{ladder.Count * seeds.Count} {name}] ", stepEvery: 25);
+            var outcome = await EmbeddedTraining.RunAsync(runDirectory, recipe, reporter, rolloutWorkers: 1, cancellationToken);
+            if (outcome.Code != 0)
+            {
+                Console.Error.WriteLine($"experiments: run {name} did not complete (exit {outcome.Code}); re-run to resume it.");
+                return outcome.Code;
+            }
+            runs.Add(ExperimentRun.Load(rung, seed, Path.Combine(runDirectory, "metrics.jsonl")));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"[{index}/{ladder.Count * seeds.Count} {name}] done in {watch.Elapsed.TotalMinutes:F1} min, total {total.Elapsed.TotalMinutes:F1} min"));
+        }
+        var summary = ExperimentReport.Write(Path.Combine(directory, "report"), runs, warmAccuracy, baseRecipe.Evaluation.SamplesPerProblem);
+        Console.WriteLine();
+        Console.Write(ExperimentReport.Table(summary));
+        Console.WriteLine($"experiments: {total.Elapsed.TotalMinutes:F1} min; report in {Path.Combine(directory, "report")}: {string.Join(", ", summary.Files)}");
+        return 0;
+    }
+
+    /// <summary>The shared warm-start: trained once, its weights and held-out accuracy kept in the results directory.</summary>
+    private static async Task<(string Weights, double Accuracy)> WarmStartAsync(string directory, DemoRecipe recipe, CancellationToken cancellationToken)
+    {
+        var weights = Path.Combine(directory, "warm-start.weights");
+        var info = Path.Combine(directory, "warm-start.json");
+        if (File.Exists(weights) && File.Exists(info))
+        {
+            var saved = JsonSerializer.Deserialize<WarmStartInfo>(File.ReadAllText(info))!;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-start: reusing {weights} (held-out avg@k {saved.Accuracy:P1})"));
+            return (weights, saved.Accuracy);
+        }
+        if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) TorchEngine.Threads = recipe.Threads;
+        var data = DemoData.Create(recipe);
+        var evaluator = new Evaluator(data.Encoder, RewardFunctions.Get(recipe.Dapo.RewardFunction), recipe.Evaluation);
+        using var model = PolicyModel.Create(recipe.Model);
+        var watch = Stopwatch.StartNew();
+        var result = await Task.Run(() =>
+        {
+            using var optimizer = WarmStart.CreateOptimizer(model, recipe.WarmStart);
+            return WarmStart.Run(model, optimizer, data.Supervised, recipe.WarmStart, _ => evaluator.Evaluate(model, data.HeldOut).AverageAtK,
+                p =>
+                {
+                    if (p.HeldOutAccuracy is { } a)
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-start step {p.Step,4}: nll {p.Loss:F3}, held-out {a:P1}"));
+                }, cancellationToken);
+        }, cancellationToken);
+        var accuracy = evaluator.Evaluate(model, data.HeldOut).AverageAtK;
+        await File.WriteAllBytesAsync(weights, model.ExportWeights(), cancellationToken);
+        await File.WriteAllTextAsync(info, JsonSerializer.Serialize(new WarmStartInfo(result.Steps, accuracy, watch.Elapsed.TotalSeconds)), cancellationToken);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"warm-start: {result.Steps} steps ({result.Stop}) in {watch.Elapsed.TotalSeconds:F0}s, held-out avg@k {accuracy:P1}"));
+        return (weights, accuracy);
+    }
+
+    private sealed record WarmStartInfo(int Steps, double Accuracy, double Seconds);
+}
