@@ -176,7 +176,8 @@ internal static class Commands
         var resources = new RunResources(runId, recipe);
         var spec = RunResources.SpecJson(recipe);
         var run = await LearnerLedger.CreateOrGetRunAsync(store, resources.Context, spec, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), cancellationToken);
-        if (run.SpecJson == spec) return run;
+        // A finished run is reported whatever it was started with: nothing will run.
+        if (run.SpecJson == spec || run.Status != RunStatus.Running) return run;
         Console.Error.WriteLine($"Run '{runId}' in {where} was started with another recipe or options; nothing was changed. " +
                                 "Use the same options to resume it, or another run name/directory for a new run.");
         return null;
