@@ -6,6 +6,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>
 {
     ["engine"] = EngineBenchmark.Command,
     ["control-plane"] = ControlPlaneBenchmark.Command,
+    ["coordination"] = CoordinationBenchmark.Command,
     ["demo-recipe"] = DemoRecipeBenchmark.Command,
 };
 

@@ -60,36 +60,27 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
     /// <summary>Every checkpoint folder, newest first, checked against its manifest.</summary>
     public async Task<IReadOnlyList<CheckpointInfo>> ListAsync(CancellationToken cancellationToken)
     {
-        var steps = new SortedSet<int>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
-        var sizes = new Dictionary<int, long>();
-        await foreach (var blob in blobs.ListAsync(CheckpointPrefix, cancellationToken))
-        {
-            var rest = blob.Name[CheckpointPrefix.Length..];
-            var slash = rest.IndexOf('/');
-            if (slash <= 0 || !int.TryParse(rest[..slash], out var step)) continue;
-            steps.Add(step);
-            sizes[step] = sizes.GetValueOrDefault(step) + blob.Size;
-        }
         var infos = new List<CheckpointInfo>();
-        foreach (var step in steps)
+        foreach (var (step, size, _) in await ScanAsync(cancellationToken))
         {
             var problem = await VerifyAsync(step, cancellationToken);
-            infos.Add(new CheckpointInfo(step, sizes[step], problem is null, problem));
+            infos.Add(new CheckpointInfo(step, size, problem is null, problem));
         }
         return infos;
     }
 
-    /// <summary>The newest complete checkpoint, verified; null when there is none.</summary>
+    /// <summary>The newest complete checkpoint, verified; null when there is none. Older ones are not read.</summary>
     public async Task<Checkpoint?> LatestAsync(Action<int, string>? skipped, CancellationToken cancellationToken)
     {
-        foreach (var info in await ListAsync(cancellationToken))
+        foreach (var (step, _, _) in await ScanAsync(cancellationToken))
         {
-            if (!info.Complete)
+            var problem = await VerifyAsync(step, cancellationToken);
+            if (problem is not null)
             {
-                skipped?.Invoke(info.Step, info.Problem!);
+                skipped?.Invoke(step, problem);
                 continue;
             }
-            var folder = Folder(info.Step);
+            var folder = Folder(step);
             var state = await blobs.GetAsync($"{folder}/state.bin", cancellationToken);
             var meta = await blobs.GetAsync($"{folder}/meta.json", cancellationToken);
             if (state is null || meta is null) continue;  // deleted since it was verified
@@ -98,22 +89,19 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
         return null;
     }
 
-    /// <summary>Keeps the newest <paramref name="keep"/> complete checkpoints and deletes older ones, manifest first
-    /// (so a half-deleted checkpoint is never taken for complete), and policy versions older than
-    /// <paramref name="keepPoliciesFrom"/>.</summary>
+    /// <summary>Keeps the newest <paramref name="keep"/> checkpoints that have a manifest and deletes older ones,
+    /// manifest first (so a half-deleted checkpoint is never taken for complete), and policy versions older than
+    /// <paramref name="keepPoliciesFrom"/>. It reads no checkpoint data: the checksums are checked when one is used.</summary>
     public async Task PruneAsync(int keep, int keepPoliciesFrom, CancellationToken cancellationToken)
     {
-        var complete = (await ListAsync(cancellationToken)).Where(c => c.Complete).Select(c => c.Step).ToList();
-        if (complete.Count > keep)
+        var scanned = await ScanAsync(cancellationToken);
+        var withManifest = scanned.Where(c => c.HasManifest).Select(c => c.Step).ToList();
+        if (withManifest.Count > keep)
         {
-            var oldestKept = complete[keep - 1];
+            var oldestKept = withManifest[keep - 1];
             var doomed = new List<string>();
             await foreach (var blob in blobs.ListAsync(CheckpointPrefix, cancellationToken))
-            {
-                var rest = blob.Name[CheckpointPrefix.Length..];
-                var slash = rest.IndexOf('/');
-                if (slash > 0 && int.TryParse(rest[..slash], out var step) && step < oldestKept) doomed.Add(blob.Name);
-            }
+                if (StepOf(blob.Name) is { } step && step < oldestKept) doomed.Add(blob.Name);
             foreach (var name in doomed.OrderBy(n => n.EndsWith("/manifest.json", StringComparison.Ordinal) ? 0 : 1))
                 await blobs.DeleteAsync(name, cancellationToken);
         }
@@ -122,6 +110,26 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
             if (int.TryParse(blob.Name[(Root.Length + "/policy/".Length)..], out var version) && version < keepPoliciesFrom)
                 policies.Add(blob.Name);
         foreach (var name in policies) await blobs.DeleteAsync(name, cancellationToken);
+    }
+
+    /// <summary>Checkpoint folders by listing alone, newest first: step, total size, whether a manifest is there.</summary>
+    private async Task<List<(int Step, long Size, bool HasManifest)>> ScanAsync(CancellationToken cancellationToken)
+    {
+        var folders = new SortedDictionary<int, (long Size, bool Manifest)>(Comparer<int>.Create((a, b) => b.CompareTo(a)));
+        await foreach (var blob in blobs.ListAsync(CheckpointPrefix, cancellationToken))
+        {
+            if (StepOf(blob.Name) is not { } step) continue;
+            var (size, manifest) = folders.GetValueOrDefault(step);
+            folders[step] = (size + blob.Size, manifest || blob.Name.EndsWith("/manifest.json", StringComparison.Ordinal));
+        }
+        return folders.Select(kv => (kv.Key, kv.Value.Size, kv.Value.Manifest)).ToList();
+    }
+
+    private int? StepOf(string name)
+    {
+        var rest = name[CheckpointPrefix.Length..];
+        var slash = rest.IndexOf('/');
+        return slash > 0 && int.TryParse(rest[..slash], out var step) ? step : null;
     }
 
     /// <summary>Null when the checkpoint's manifest exists and every file matches it; otherwise what is wrong.</summary>

@@ -1,0 +1,66 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Dapo.Testing;
+
+namespace Dapo.Bench;
+
+/// <summary>
+/// Where a training step's time goes in a demo run on the embedded store: the cluster store and blob storage (the
+/// coordination the grains and checkpoints cost) against sampling and training. Runs `dapo-silo train` (or reads a
+/// finished run's metrics.jsonl with --run-dir) and sums the per-step timings the learner records.
+/// </summary>
+internal static class CoordinationBenchmark
+{
+    public static int Command(string[] args)
+    {
+        string? runDir = null;
+        var steps = 40;
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--run-dir" when i + 1 < args.Length: runDir = args[++i]; break;
+                case "--steps" when i + 1 < args.Length && int.TryParse(args[i + 1], out steps): i++; break;
+                case "--quick": steps = 15; break;
+                default:
+                    Console.Error.WriteLine($"unknown option {args[i]}; known: --run-dir DIR, --steps N, --quick");
+                    return 2;
+            }
+        }
+        string? temporary = null;
+        if (runDir is null)
+        {
+            temporary = Directory.CreateTempSubdirectory("dapo-coordination-").FullName;
+            runDir = Path.Combine(temporary, "bench");
+            // The demo recipe with a short warm-start (the model's quality does not matter here) and no evaluations.
+            var overrides = "{\"WarmStart\":{\"MaxSteps\":200,\"StopAtAccuracy\":null,\"EvaluateEvery\":0},\"EvaluateEvery\":0}";
+            Console.WriteLine($"coordination benchmark: the demo recipe for {steps} steps (embedded store, checkpoint every step)");
+            var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", runDir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides],
+                new Dictionary<string, string> { ["DAPO_THREADS"] = Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture) });
+            var code = train.WaitForExitAsync(TimeSpan.FromMinutes(30)).GetAwaiter().GetResult();
+            train.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            if (code != 0)
+            {
+                Console.Error.WriteLine($"train failed ({code}):\n{train.Tail()}");
+                return 1;
+            }
+        }
+        try
+        {
+            var rows = File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+            double Sum(string key) => rows.Sum(r => r[key]!.GetValue<double>());
+            var step = Sum("timing/step_s");
+            var (store, blobs, sampling, training) = (Sum("timing/store_s"), Sum("timing/blob_s"), Sum("timing/sampling_s"), Sum("timing/training_s"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {rows.Count} steps, {step:F1} s: store {store:F2} s ({store / step:P1}), blob storage {blobs:F2} s ({blobs / step:P1}), " +
+                $"sampling {sampling:F1} s ({sampling / step:P1}), training {training:F1} s ({training / step:P1})"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  coordination (store + blobs) {(store + blobs) / step:P1} of step time (target < 5%)"));
+            return 0;
+        }
+        finally
+        {
+            if (temporary is not null) Directory.Delete(temporary, recursive: true);
+        }
+    }
+}
