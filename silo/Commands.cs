@@ -4,6 +4,7 @@ using Dapo.Cluster.Grains;
 using Dapo.Cluster.Hosting;
 using Dapo.Cluster.Store;
 using Dapo.Cluster.Training;
+using Dapo.Core.Data;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -22,6 +23,10 @@ internal static class Commands
     {
         Description = "Start from these policy weights (e.g. a run's blobs/runs/RUN/policy/00000000) instead of the warm-start",
     };
+    private static readonly Option<string> Dataset = new("--dataset")
+    {
+        Description = "JSONL prompts (DAPO-Math-17K or {\"prompt\",\"answer\"}) instead of the synthetic task; needs --init-weights",
+    };
     private static readonly Option<string> Override = new("--override")
     {
         Description = "JSON merged into the recipe, e.g. '{\"Steps\": 20, \"Dapo\": {\"LearningRate\": 5e-4}}'",
@@ -33,7 +38,7 @@ internal static class Commands
         var runDir = new Option<string>("--run-dir") { Description = "Directory of the run (store, checkpoints, metrics)", DefaultValueFactory = _ => "runs/demo" };
         var workers = new Option<int>("--rollout-workers") { Description = "Rollout worker loops", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Progress as one JSON object per line" };
-        var command = new Command("train", "Train the demo recipe on this machine (embedded store); re-run to resume") { runDir, Recipe, Steps, Seed, InitWeights, Override, workers, json };
+        var command = new Command("train", "Train the demo recipe on this machine (embedded store); re-run to resume") { runDir, Recipe, Steps, Seed, InitWeights, Dataset, Override, workers, json };
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
@@ -82,7 +87,7 @@ internal static class Commands
     public static Command StartRun()
     {
         var name = new Option<string>("--run") { Description = "Name of the run", Required = true };
-        var command = new Command("start-run", "Create a run on the cluster (a learner silo picks it up)") { name, Recipe, Steps, Seed, InitWeights, Override };
+        var command = new Command("start-run", "Create a run on the cluster (a learner silo picks it up)") { name, Recipe, Steps, Seed, InitWeights, Dataset, Override };
         AddClusterOptions(command, out var store, out var blobs, out var container);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -163,6 +168,7 @@ internal static class Commands
         }
         if (result.GetValue(Steps) is { } steps) recipe = recipe with { Steps = steps };
         if (result.GetValue(InitWeights) is { } weights) recipe = recipe with { InitialWeights = Path.GetFullPath(weights) };
+        if (result.GetValue(Dataset) is { } dataset) recipe = recipe with { Dataset = Path.GetFullPath(dataset) };
         if (result.GetValue(Seed) is { } seed) recipe = recipe with { Dapo = recipe.Dapo with { Seed = seed } };
         var errors = recipe.Validate();
         foreach (var e in errors) Console.Error.WriteLine($"Invalid recipe: {e}");
@@ -172,8 +178,18 @@ internal static class Commands
     /// <summary>Creates the run, or finds it; refuses (changing nothing) a run of that name with another spec.</summary>
     internal static async Task<RunRow?> EnsureRunAsync(IClusterStore store, string runId, DemoRecipe recipe, string where, CancellationToken cancellationToken)
     {
+        RunResources resources;
+        try
+        {
+            // Builds the run's data first: a malformed dataset is refused before the store is touched.
+            resources = new RunResources(runId, recipe);
+        }
+        catch (Exception e) when (e is DatasetFormatException or ArgumentException or IOException)
+        {
+            Console.Error.WriteLine($"Cannot use the run's data: {e.Message}");
+            return null;
+        }
         await store.MigrateAsync(cancellationToken);
-        var resources = new RunResources(runId, recipe);
         var spec = RunResources.SpecJson(recipe);
         var run = await LearnerLedger.CreateOrGetRunAsync(store, resources.Context, spec, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), cancellationToken);
         // A finished run is reported whatever it was started with: nothing will run.

@@ -105,6 +105,46 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_jsonl_dataset_trains_from_given_weights_and_a_malformed_one_is_refused_naming_file_line_and_field()
+    {
+        // Weights to start from: the policy a short run ends with.
+        var first = Path.Combine(_root, "first");
+        await using (var train = Train(first, 2))
+            Assert.Equal(0, await train.WaitForExitAsync(Timeout));
+        var weights = Path.Combine(first, "blobs", "runs", "first", "policy", "00000002");
+
+        var good = Path.Combine(_root, "problems.jsonl");
+        File.WriteAllLines(good, Enumerable.Range(0, 80).Select(i => $"{{\"prompt\": \"{i % 9}+{i / 9}=\", \"answer\": \"{i % 9 + i / 9}\"}}"));
+        var dir = Path.Combine(_root, "jsonl");
+        await using (var train = Train(dir, 2, "--dataset", good, "--init-weights", weights))
+        {
+            Assert.Equal(0, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.Contains("starting from the weights in", StringComparison.Ordinal));
+        }
+        await using (var store = Store(dir))
+        {
+            var prompts = await store.TransactAsync(s => s.ListPromptsAsync("jsonl", 1), CancellationToken.None);
+            Assert.NotEmpty(prompts);
+            Assert.All(prompts, p => Assert.Matches(@"^Q: \d\+\d=", p.Problem));
+        }
+
+        var bad = Path.Combine(_root, "bad.jsonl");
+        File.WriteAllLines(bad, ["{\"prompt\": \"1+1=\", \"answer\": \"2\"}", "{\"prompt\": \"2+2=\"}"]);
+        var refused = Path.Combine(_root, "refused");
+        await using (var train = Train(refused, 2, "--dataset", bad, "--init-weights", weights))
+        {
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.Contains($"{bad}:2: field 'answer'", StringComparison.Ordinal));
+        }
+        Assert.False(File.Exists(Path.Combine(refused, "cluster.db")));
+        await using (var train = Train(Path.Combine(_root, "no-weights"), 2, "--dataset", good))
+        {
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.Contains("give InitialWeights (--init-weights)", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
     public async Task Bad_input_is_rejected_before_any_work_and_changes_nothing()
     {
         var dir = Path.Combine(_root, "bad");

@@ -1,3 +1,5 @@
+using Dapo.Core.Common;
+using Dapo.Core.Data;
 using Dapo.Core.Data.Synthetic;
 
 namespace Dapo.Cluster.Training;
@@ -22,6 +24,7 @@ public sealed record DemoData(
         ArgumentNullException.ThrowIfNull(recipe);
         recipe.EnsureValid();
         var encoder = PromptEncoder.Create(template: recipe.PromptTemplate);
+        if (recipe.Dataset is { } path) return FromJsonl(encoder, path, recipe);
         var train = new List<RolloutPrompt>();
         var supervised = new List<SupervisedExample>();
         var heldOut = new List<RolloutPrompt>();
@@ -37,6 +40,39 @@ public sealed record DemoData(
                 heldOut.Add(Prompt(encoder, p, recipe));
         }
         return new DemoData(encoder, train, supervised, heldOut);
+    }
+
+    /// <summary>
+    /// Prompts from a JSONL dataset (read and de-duplicated by <see cref="JsonlDatasetReader"/>, which names the file,
+    /// line and field of a malformed record); every 20th problem, by a stable hash of its text, is held out. No worked
+    /// solutions: the run starts from given weights.
+    /// </summary>
+    private static DemoData FromJsonl(PromptEncoder encoder, string path, DemoRecipe recipe)
+    {
+        var loaded = JsonlDatasetReader.ReadFile(path);
+        var train = new List<RolloutPrompt>();
+        var heldOut = new List<RolloutPrompt>();
+        foreach (var example in loaded.Examples)
+        {
+            int[] tokens;
+            try
+            {
+                tokens = encoder.EncodePrompt(example.Problem);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"{path}: problem {example.Id} cannot be encoded: {e.Message}", nameof(recipe), e);
+            }
+            if (tokens.Length > recipe.Dapo.MaxPromptLength)
+                throw new ArgumentException(
+                    $"{path}: problem {example.Id} encodes to {tokens.Length} prompt tokens; MaxPromptLength is {recipe.Dapo.MaxPromptLength}.",
+                    nameof(recipe));
+            var prompt = new RolloutPrompt(example.Id, tokens, example.Answer, example.DataSource);
+            (StableHash.Fnv1a64(example.Problem) % 20 == 0 ? heldOut : train).Add(prompt);
+        }
+        if (train.Count == 0 || heldOut.Count == 0)
+            throw new ArgumentException($"{path}: {loaded.Examples.Count} distinct problems are too few to hold some out for evaluation.", nameof(recipe));
+        return new DemoData(encoder, train, [], heldOut);
     }
 
     private static RolloutPrompt Prompt(PromptEncoder encoder, SyntheticProblem problem, DemoRecipe recipe)

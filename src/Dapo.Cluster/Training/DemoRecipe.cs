@@ -124,6 +124,13 @@ public sealed record DemoRecipe
     public ulong EvaluationSeed { get; init; } = 7;
 
     /// <summary>
+    /// A JSONL dataset (the DAPO-Math-17K schema or {"prompt", "answer"}) to draw RL prompts from instead of the
+    /// synthetic task; every 20th problem (by a hash of its text) is held out for evaluation. Such data has no worked
+    /// solutions, so it needs <see cref="InitialWeights"/> instead of the warm-start.
+    /// </summary>
+    public string? Dataset { get; init; }
+
+    /// <summary>
     /// Policy weights to start from instead of the warm-start (a file of the engine's exported weights, such as a
     /// run's <c>policy/00000000</c> blob); null warm-starts. Ablations share one warm-start this way.
     /// </summary>
@@ -231,6 +238,10 @@ public sealed record DemoRecipe
         if (Steps < 1) errors.Add($"Steps must be at least 1; got {Steps}.");
         if (InitialWeights is not null && !File.Exists(InitialWeights))
             errors.Add($"InitialWeights: there is no file {InitialWeights}.");
+        if (Dataset is not null && !File.Exists(Dataset))
+            errors.Add($"Dataset: there is no file {Dataset}.");
+        if (Dataset is not null && InitialWeights is null)
+            errors.Add("Dataset: a JSONL dataset has no worked solutions to warm-start on; give InitialWeights (--init-weights) too.");
         if (EvaluateEvery < 0) errors.Add($"EvaluateEvery must be non-negative; got {EvaluateEvery}.");
         return errors;
     }
