@@ -86,6 +86,24 @@ public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurit
     }
 
     [Fact]
+    public async Task A_learner_stopped_with_SIGTERM_releases_its_lease_and_a_standby_continues()
+    {
+        await using var run = await StartRunAsync();
+        var first = run.Join("learner-1", "learner");
+        await first.WaitForLineAsync("Silo learner-1 leads run", Long);
+        var standby = run.Join("learner-2", "learner");
+        run.Join("rollout-1", "rollout");
+        await run.WaitForStepAsync(3, Long);
+        first.Terminate();
+        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(first.Lines, l => l.Contains("Silo learner-1 left", StringComparison.Ordinal));
+        await standby.WaitForLineAsync("Silo learner-2 leads run", Long);
+        await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+        Assert.Equal("learner-2", (await run.LearnerLeaseAsync())!.Owner);
+    }
+
+    [Fact]
     public async Task Restarting_PostgreSQL_mid_run_does_not_stop_the_run()
     {
         await using var run = await StartRunAsync();
