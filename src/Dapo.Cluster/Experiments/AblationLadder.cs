@@ -21,13 +21,8 @@ public static class AblationLadder
     public static IReadOnlyList<AblationRecipe> Build(DemoRecipe baseRecipe)
     {
         var dapo = baseRecipe.Dapo;
-        var naive = DapoOptions.NaiveGrpo();
         // Naive GRPO: symmetric clip 0.2, sample-level loss, no dynamic sampling, no overlong shaping or filtering.
-        var grpo = dapo with
-        {
-            ClipRatioLow = naive.ClipRatioLow, ClipRatioHigh = naive.ClipRatioLow, LossAggregation = naive.LossAggregation,
-            DynamicSampling = false, OverlongPunishment = false, OverlongFiltering = false, KlCoefficient = 0,
-        };
+        var grpo = baseRecipe.AsNaiveGrpo().Dapo;
         var filtering = grpo with { OverlongFiltering = true };
         var clipHigher = filtering with { ClipRatioHigh = dapo.ClipRatioHigh };
         var punishment = clipHigher with { OverlongPunishment = true };
