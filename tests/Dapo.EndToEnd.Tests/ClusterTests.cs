@@ -111,7 +111,9 @@ public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurit
         run.Join("rollout-1", "rollout");
         await run.WaitForStepAsync(3, Long);
         await postgres.Server.StopAsync();
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        // Longer than the learner lease (3 s here): the learner finds its lease lapsed when the server is back and
+        // must win it again rather than crash on its interrupted renewal.
+        await Task.Delay(TimeSpan.FromSeconds(8));
         await postgres.Server.StartServerAsync();
         await run.WaitForCompletionAsync(Long);
         await AssertSoundAsync(run);

@@ -70,7 +70,7 @@ public sealed partial class MembershipService(
         {
             throw new InvalidOperationException(
                 $"Cannot reach {what} within {options.Value.StartupTimeout.TotalSeconds:F0} s; check the connection string and that the " +
-                $"server is up (last error: {e.Message}).", e);
+                $"server is up (last error: {(e is OperationCanceledException { InnerException: { } failure } ? failure : e).Message}).", e);
         }
     }
 

@@ -101,8 +101,10 @@ internal abstract partial class SqlClusterStore(SqlDialect dialect, StoreRetryOp
                 }
                 catch (OperationCanceledException)
                 {
-                    // Cancelled while waiting out a failure: the failure is what the caller needs to hear about.
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e);
+                    // Cancelled while waiting out a failure: the caller asked to stop, so this is a cancellation (a
+                    // shutdown must not read as a crash), carrying the failure it interrupted.
+                    throw new OperationCanceledException(
+                        $"{Description}: cancelled while retrying after a transient failure: {e.Message}", e, cancellationToken);
                 }
             }
         }

@@ -38,4 +38,23 @@ public sealed class PostgresClusterStoreTests(PostgresFixture postgres) : Cluste
     {
         Kind = "postgres", ConnectionString = _database ??= await postgres.Server.CreateDatabaseAsync(), ReadOnly = readOnly,
     });
+
+    [Fact]
+    public async Task Cancelling_while_retrying_an_unreachable_server_is_a_cancellation_that_carries_the_failure()
+    {
+        // A port nobody listens on: every attempt fails transiently, so the store retries until the caller cancels
+        // (a silo shutting down during an outage must stop, not report a crash).
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        await using var store = ClusterStores.Create(new ClusterStoreOptions
+        {
+            Kind = "postgres", ConnectionString = $"Host=127.0.0.1;Port={port};Username=dapo;Database=none;Timeout=2",
+        });
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+        var error = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.TransactAsync(_ => Task.FromResult(0), cancel.Token));
+        Assert.Contains("cancelled while retrying after a transient failure", error.Message);
+        Assert.IsAssignableFrom<Npgsql.NpgsqlException>(error.InnerException);
+    }
 }
