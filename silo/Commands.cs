@@ -192,8 +192,14 @@ internal static class Commands
         await store.MigrateAsync(cancellationToken);
         var spec = RunResources.SpecJson(recipe);
         var run = await LearnerLedger.CreateOrGetRunAsync(store, resources.Context, spec, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), cancellationToken);
-        // A finished run is reported whatever it was started with: nothing will run.
-        if (run.SpecJson == spec || run.Status != RunStatus.Running) return run;
+        if (run.SpecJson == spec) return run;
+        if (run.Status != RunStatus.Running)
+        {
+            // A finished run is reported whatever it was started with (nothing will run), but not as if it were this one.
+            Console.Error.WriteLine($"Note: run '{runId}' in {where} was trained with another recipe or options than these; " +
+                                    "delete its directory (or use another run name) to train with these.");
+            return run;
+        }
         Console.Error.WriteLine($"Run '{runId}' in {where} was started with another recipe or options; nothing was changed. " +
                                 "Use the same options to resume it, or another run name/directory for a new run.");
         return null;

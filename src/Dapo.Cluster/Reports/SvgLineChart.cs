@@ -17,7 +17,7 @@ public sealed record ChartSeries(string Name, IReadOnlyList<(double X, double Y)
 public sealed class SvgLineChart(string title, string xLabel, string yLabel)
 {
     private static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
-    private const double Width = 720, Height = 420, Left = 64, Right = 190, Top = 40, Bottom = 52;
+    private const double PlotWidth = 466, Height = 420, Left = 64, Top = 40, Bottom = 52;
 
     public List<ChartSeries> Series { get; } = [];
 
@@ -35,23 +35,26 @@ public sealed class SvgLineChart(string title, string xLabel, string yLabel)
         var yTicks = Ticks(yMin, yMax);
         (xMin, xMax) = (Math.Min(xMin, xTicks[0]), Math.Max(xMax, xTicks[^1]));
         if (YRange is null) (yMin, yMax) = (Math.Min(yMin, yTicks[0]), Math.Max(yMax, yTicks[^1]));
-        double Px(double x) => Left + (x - xMin) / (xMax - xMin) * (Width - Left - Right);
+        // The legend column is as wide as its longest label (about 7 px a character at font size 12).
+        var right = Math.Max(190, 54 + 7.0 * Series.Max(s => s.Name.Length));
+        var width = Left + PlotWidth + right;
+        double Px(double x) => Left + (x - xMin) / (xMax - xMin) * (width - Left - right);
         double Py(double y) => Height - Bottom - (y - yMin) / (yMax - yMin) * (Height - Top - Bottom);
 
         var svg = new StringBuilder();
-        svg.Append(F($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{Width}\" height=\"{Height}\" viewBox=\"0 0 {Width} {Height}\" font-family=\"sans-serif\" font-size=\"12\">\n"));
-        svg.Append(F($"<rect width=\"{Width}\" height=\"{Height}\" fill=\"white\"/>\n"));
-        svg.Append(F($"<text x=\"{Width / 2}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{Escape(title)}</text>\n"));
+        svg.Append(F($"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{Height}\" viewBox=\"0 0 {width} {Height}\" font-family=\"sans-serif\" font-size=\"12\">\n"));
+        svg.Append(F($"<rect width=\"{width}\" height=\"{Height}\" fill=\"white\"/>\n"));
+        svg.Append(F($"<text x=\"{width / 2}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{Escape(title)}</text>\n"));
         foreach (var t in yTicks.Where(t => t >= yMin && t <= yMax))
         {
-            svg.Append(F($"<line x1=\"{Left}\" y1=\"{Py(t):F1}\" x2=\"{Width - Right}\" y2=\"{Py(t):F1}\" stroke=\"#e5e5e5\"/>\n"));
+            svg.Append(F($"<line x1=\"{Left}\" y1=\"{Py(t):F1}\" x2=\"{width - right}\" y2=\"{Py(t):F1}\" stroke=\"#e5e5e5\"/>\n"));
             svg.Append(F($"<text x=\"{Left - 6}\" y=\"{Py(t) + 4:F1}\" text-anchor=\"end\">{Label(t)}</text>\n"));
         }
         foreach (var t in xTicks.Where(t => t >= xMin && t <= xMax))
             svg.Append(F($"<text x=\"{Px(t):F1}\" y=\"{Height - Bottom + 18}\" text-anchor=\"middle\">{Label(t)}</text>\n"));
-        svg.Append(F($"<line x1=\"{Left}\" y1=\"{Height - Bottom}\" x2=\"{Width - Right}\" y2=\"{Height - Bottom}\" stroke=\"black\"/>\n"));
+        svg.Append(F($"<line x1=\"{Left}\" y1=\"{Height - Bottom}\" x2=\"{width - right}\" y2=\"{Height - Bottom}\" stroke=\"black\"/>\n"));
         svg.Append(F($"<line x1=\"{Left}\" y1=\"{Top}\" x2=\"{Left}\" y2=\"{Height - Bottom}\" stroke=\"black\"/>\n"));
-        svg.Append(F($"<text x=\"{(Left + Width - Right) / 2}\" y=\"{Height - 12}\" text-anchor=\"middle\">{Escape(xLabel)}</text>\n"));
+        svg.Append(F($"<text x=\"{(Left + width - right) / 2}\" y=\"{Height - 12}\" text-anchor=\"middle\">{Escape(xLabel)}</text>\n"));
         svg.Append(F($"<text x=\"16\" y=\"{(Top + Height - Bottom) / 2}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {(Top + Height - Bottom) / 2})\">{Escape(yLabel)}</text>\n"));
         for (var i = 0; i < Series.Count; i++)
         {
@@ -66,8 +69,8 @@ public sealed class SvgLineChart(string title, string xLabel, string yLabel)
             var line = string.Join(' ', s.Points.Select(p => F($"{Px(p.X):F1},{Py(p.Y):F1}")));
             svg.Append($"<polyline class=\"series\" data-name=\"{Escape(s.Name)}\" points=\"{line}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n");
             var ly = Top + 8 + i * 20;
-            svg.Append(F($"<line x1=\"{Width - Right + 12}\" y1=\"{ly}\" x2=\"{Width - Right + 36}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\n"));
-            svg.Append(F($"<text x=\"{Width - Right + 42}\" y=\"{ly + 4}\">{Escape(s.Name)}</text>\n"));
+            svg.Append(F($"<line x1=\"{width - right + 12}\" y1=\"{ly}\" x2=\"{width - right + 36}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\n"));
+            svg.Append(F($"<text x=\"{width - right + 42}\" y=\"{ly + 4}\">{Escape(s.Name)}</text>\n"));
         }
         svg.Append("</svg>\n");
         return svg.ToString();
