@@ -84,20 +84,6 @@ internal sealed class ClusterRun : IAsyncDisposable
 
     public Task<RunRow> WaitForStepAsync(int step, TimeSpan timeout) => WaitForAsync(r => r.Step >= step, timeout, $"at step {step}");
 
-    /// <summary>
-    /// Waits until <paramref name="step"/> has judged a group: its rollouts have fetched the policy they sample with,
-    /// and the learner's next blob write (publishing the step's policy) is still ahead.
-    /// </summary>
-    public async Task WaitForJudgedGroupAsync(int step, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (await Store.TransactAsync(s => s.GetStepAsync(RunId, step), CancellationToken.None) is not { } row || row.Accepted + row.Filtered == 0)
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Step {step} judged no group within {timeout}.\n{SiloOutput()}");
-            await Task.Delay(50);
-        }
-    }
-
     public Task<RunRow> WaitForCompletionAsync(TimeSpan timeout) => WaitForAsync(r => r.Status == RunStatus.Completed, timeout, "completed");
 
     /// <summary>Waits until some slot was submitted by a worker of <paramref name="siloId"/>; returns how long it took.</summary>

@@ -36,9 +36,9 @@ public sealed class SvgLineChart(string title, string xLabel, string yLabel)
         (xMin, xMax) = (Math.Min(xMin, xTicks[0]), Math.Max(xMax, xTicks[^1]));
         if (YRange is null) (yMin, yMax) = (Math.Min(yMin, yTicks[0]), Math.Max(yMax, yTicks[^1]));
         // The legend column is as wide as its longest label (about 7 px a character at font size 12).
-        var right = Math.Max(190, 54 + 7.0 * Series.Max(s => s.Name.Length));
-        var width = Left + PlotWidth + right;
-        double Px(double x) => Left + (x - xMin) / (xMax - xMin) * (width - Left - right);
+        const double plotRight = Left + PlotWidth;
+        var width = plotRight + Math.Max(190, 54 + 7.0 * Series.Max(s => s.Name.Length));
+        double Px(double x) => Left + (x - xMin) / (xMax - xMin) * PlotWidth;
         double Py(double y) => Height - Bottom - (y - yMin) / (yMax - yMin) * (Height - Top - Bottom);
 
         var svg = new StringBuilder();
@@ -47,14 +47,14 @@ public sealed class SvgLineChart(string title, string xLabel, string yLabel)
         svg.Append(F($"<text x=\"{width / 2}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{Escape(title)}</text>\n"));
         foreach (var t in yTicks.Where(t => t >= yMin && t <= yMax))
         {
-            svg.Append(F($"<line x1=\"{Left}\" y1=\"{Py(t):F1}\" x2=\"{width - right}\" y2=\"{Py(t):F1}\" stroke=\"#e5e5e5\"/>\n"));
+            svg.Append(F($"<line x1=\"{Left}\" y1=\"{Py(t):F1}\" x2=\"{plotRight}\" y2=\"{Py(t):F1}\" stroke=\"#e5e5e5\"/>\n"));
             svg.Append(F($"<text x=\"{Left - 6}\" y=\"{Py(t) + 4:F1}\" text-anchor=\"end\">{Label(t)}</text>\n"));
         }
         foreach (var t in xTicks.Where(t => t >= xMin && t <= xMax))
             svg.Append(F($"<text x=\"{Px(t):F1}\" y=\"{Height - Bottom + 18}\" text-anchor=\"middle\">{Label(t)}</text>\n"));
-        svg.Append(F($"<line x1=\"{Left}\" y1=\"{Height - Bottom}\" x2=\"{width - right}\" y2=\"{Height - Bottom}\" stroke=\"black\"/>\n"));
+        svg.Append(F($"<line x1=\"{Left}\" y1=\"{Height - Bottom}\" x2=\"{plotRight}\" y2=\"{Height - Bottom}\" stroke=\"black\"/>\n"));
         svg.Append(F($"<line x1=\"{Left}\" y1=\"{Top}\" x2=\"{Left}\" y2=\"{Height - Bottom}\" stroke=\"black\"/>\n"));
-        svg.Append(F($"<text x=\"{(Left + width - right) / 2}\" y=\"{Height - 12}\" text-anchor=\"middle\">{Escape(xLabel)}</text>\n"));
+        svg.Append(F($"<text x=\"{(Left + plotRight) / 2}\" y=\"{Height - 12}\" text-anchor=\"middle\">{Escape(xLabel)}</text>\n"));
         svg.Append(F($"<text x=\"16\" y=\"{(Top + Height - Bottom) / 2}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {(Top + Height - Bottom) / 2})\">{Escape(yLabel)}</text>\n"));
         for (var i = 0; i < Series.Count; i++)
         {
@@ -69,8 +69,8 @@ public sealed class SvgLineChart(string title, string xLabel, string yLabel)
             var line = string.Join(' ', s.Points.Select(p => F($"{Px(p.X):F1},{Py(p.Y):F1}")));
             svg.Append($"<polyline class=\"series\" data-name=\"{Escape(s.Name)}\" points=\"{line}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n");
             var ly = Top + 8 + i * 20;
-            svg.Append(F($"<line x1=\"{width - right + 12}\" y1=\"{ly}\" x2=\"{width - right + 36}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\n"));
-            svg.Append(F($"<text x=\"{width - right + 42}\" y=\"{ly + 4}\">{Escape(s.Name)}</text>\n"));
+            svg.Append(F($"<line x1=\"{plotRight + 12}\" y1=\"{ly}\" x2=\"{plotRight + 36}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"3\"/>\n"));
+            svg.Append(F($"<text x=\"{plotRight + 42}\" y=\"{ly + 4}\">{Escape(s.Name)}</text>\n"));
         }
         svg.Append("</svg>\n");
         return svg.ToString();
