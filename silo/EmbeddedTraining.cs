@@ -42,6 +42,7 @@ internal static class EmbeddedTraining
                                     (existing.Error is null ? "." : $": {existing.Error}"));
             return new TrainingOutcome(existing.Status == RunStatus.Completed ? 0 : 1, existing.Status, reporter);
         }
+        reporter.Message(runId, Dapo.Torch.TorchEngine.Describe());
         reporter.Message(runId, existing.Step > 0
             ? $"Resuming run '{runId}' in {directory} (store at step {existing.Step}, latest checkpoint " +
               $"{existing.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "none"})"

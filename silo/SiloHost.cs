@@ -12,7 +12,7 @@ namespace Dapo.Silo;
 /// the program or in the working directory, environment variables prefixed DAPO_ (DAPO_Store__ConnectionString),
 /// then the command's options.
 /// </summary>
-internal static class SiloHost
+internal static partial class SiloHost
 {
     public static HostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs)
     {
@@ -68,6 +68,7 @@ internal static class SiloHost
             Console.Error.WriteLine($"dapo-silo: {e.Message}");
             return 1;
         }
+        LogEngine(host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Dapo.Silo"), Dapo.Torch.TorchEngine.Describe());
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var stopping = new TaskCompletionSource();
         using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
@@ -77,4 +78,7 @@ internal static class SiloHost
             .Any(s => s.ExecuteTask is { IsFaulted: true });
         return failed ? 1 : 0;
     }
+
+    [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "{Engine}")]
+    private static partial void LogEngine(ILogger logger, string engine);
 }

@@ -145,6 +145,24 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task The_BLAS_kernel_is_logged_at_start_and_a_forced_fallback_shows()
+    {
+        await using (var train = Train(Path.Combine(_root, "kernel"), 2))
+        {
+            var line = await train.WaitForLineAsync("BLAS: OpenBLAS", Timeout);
+            Assert.Matches(@"engine: 1 thread\(s\), BLAS: OpenBLAS [0-9.]+, kernel \w+ \((chosen by Dapo|OpenBLAS's own choice)", line);
+            train.Kill();
+        }
+        // OpenBLAS's SSE3 kernel, the one it falls back to on a CPU it does not know.
+        await using (var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", Path.Combine(_root, "fallback"), "--override", TestRecipes.Tiny(2)],
+                         new Dictionary<string, string> { ["OPENBLAS_CORETYPE"] = "Prescott" }))
+        {
+            await train.WaitForLineAsync("kernel Prescott (OPENBLAS_CORETYPE=Prescott from the environment)", Timeout);
+            train.Kill();
+        }
+    }
+
+    [Fact]
     public async Task Bad_input_is_rejected_before_any_work_and_changes_nothing()
     {
         var dir = Path.Combine(_root, "bad");

@@ -21,8 +21,14 @@ internal static unsafe partial class NativeMethods
         // the same cores starve each other. Measured here with a second training process on the 2 cores: a held-out
         // evaluation took 97 s spinning, 5 s passive.
         if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") is null) setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+        // OpenBLAS chooses its kernel when it loads with the engine: the best one for this CPU (see OpenBlasKernel).
+        BlasSelection = OpenBlasKernel.Select(Environment.GetEnvironmentVariable(OpenBlasKernel.Variable), CpuDescription.Current());
+        if (BlasSelection.Requested is { } kernel) setenv(OpenBlasKernel.Variable, kernel, 0);
         NativeLibrary.SetDllImportResolver(typeof(NativeMethods).Assembly, Resolve);
     }
+
+    /// <summary>The BLAS kernel this process asked for before the engine loaded, and why.</summary>
+    internal static BlasKernelSelection BlasSelection { get; }
 
     [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int setenv(string name, string value, int overwrite);
@@ -80,6 +86,9 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library)] internal static partial long dapo_live_objects();
     [LibraryImport(Library)] internal static partial int dapo_cuda_available();
     [LibraryImport(Library)] internal static partial double dapo_matmul_gflops(long n, int repeats);
+    [LibraryImport(Library)] internal static partial int dapo_heap_stats(out long inUse, out long held);
+    [LibraryImport(Library)] internal static partial int dapo_blas_info(byte* core, long coreCapacity, byte* config, long configCapacity);
+    [LibraryImport(Library)] internal static partial double dapo_measure_clock_ghz(int threads);
 
     [LibraryImport(Library)] internal static partial ModelHandle dapo_model_create(in NativeModelConfig config);
     [LibraryImport(Library)] internal static partial void dapo_model_free(IntPtr model);

@@ -76,6 +76,18 @@ DAPO_API int64_t dapo_live_objects(void); /* handles created and not yet freed, 
 DAPO_API int32_t dapo_cuda_available(void);
 /* The machine's limit for benchmarks: best-of-repeats fp32 GFLOP/s of an n x n x n matmul on the CPU. -1 on failure. */
 DAPO_API double dapo_matmul_gflops(int64_t n, int32_t repeats);
+/* Bytes the C heap (glibc malloc, all arenas, mmapped blocks included) has handed out and not taken back, and
+ * bytes it holds from the system. What leak tests count: unlike resident memory, freed blocks kept for reuse do not
+ * count as in use. 0 on success. */
+DAPO_API int32_t dapo_heap_stats(int64_t* in_use, int64_t* held);
+/* The BLAS kernel libtorch's matmuls run on: OpenBLAS's core name ("Haswell", "SkylakeX", ...) and its build
+ * configuration, written NUL-terminated into the buffers (truncated to their capacity). Returns 1 when the BLAS is
+ * OpenBLAS, 0 when it is another library (the buffers then hold ""), -1 on failure. */
+DAPO_API int32_t dapo_blas_info(char* core, int64_t core_capacity, char* config, int64_t config_capacity);
+/* The clock (GHz) the cores run at under load, measured: n_threads threads at once each time a chain of dependent
+ * integer additions (one per cycle on every x86-64 core) against their own CPU time; the mean of their rates.
+ * -1 on failure, 0 where not measurable (not x86-64). */
+DAPO_API double dapo_measure_clock_ghz(int32_t n_threads);
 
 /* Model */
 DAPO_API dapo_model* dapo_model_create(const dapo_model_config* config);

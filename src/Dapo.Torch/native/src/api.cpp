@@ -1,11 +1,15 @@
 // The C ABI. Every export body runs inside guarded(): no exception crosses the boundary; a failure leaves its
 // message in a thread-local slot that dapo_take_error() hands over.
+#include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
+#include <time.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "engine.h"
 
@@ -153,6 +157,81 @@ double dapo_matmul_gflops(int64_t n, int32_t repeats) {
             best = std::max(best, 2.0 * n * n * n / took.count() / 1e9);
         }
         return best;
+    });
+}
+
+int32_t dapo_heap_stats(int64_t* in_use, int64_t* held) {
+    return guarded<int32_t>(-1, [&] {
+        // mallinfo2 sums every arena; hblkhd counts blocks served by mmap (none while M_MMAP_MAX is 0).
+        struct mallinfo2 info = mallinfo2();
+        checked(in_use, "in_use") = static_cast<int64_t>(info.uordblks + info.hblkhd);
+        checked(held, "held") = static_cast<int64_t>(info.arena + info.hblkhd);
+        return 0;
+    });
+}
+
+int32_t dapo_blas_info(char* core, int64_t core_capacity, char* config, int64_t config_capacity) {
+    return guarded<int32_t>(-1, [&] {
+        auto copy = [](const char* text, char* out, int64_t capacity) {
+            if (out == nullptr || capacity <= 0) return;
+            std::strncpy(out, text, static_cast<size_t>(capacity - 1));
+            out[capacity - 1] = '\0';
+        };
+        copy("", core, core_capacity);
+        copy("", config, config_capacity);
+        // libtorch loaded the BLAS with the engine; find it among the loaded libraries without loading anything.
+        for (const char* name : {"libopenblas.so.0", "libblas.so.3"}) {
+            void* library = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+            if (library == nullptr) continue;
+            using text_fn = char* (*)();
+            auto corename = reinterpret_cast<text_fn>(dlsym(library, "openblas_get_corename"));
+            auto build = reinterpret_cast<text_fn>(dlsym(library, "openblas_get_config"));
+            if (corename != nullptr) {
+                copy(corename(), core, core_capacity);
+                if (build != nullptr) copy(build(), config, config_capacity);
+            }
+            dlclose(library);  // drops the reference dlopen took; the library stays loaded
+            if (corename != nullptr) return 1;
+        }
+        return 0;
+    });
+}
+
+double dapo_measure_clock_ghz(int32_t n_threads) {
+    return guarded<double>(-1.0, [&] {
+        dapo::require(n_threads >= 1, "clock measurement needs at least 1 thread, got ", n_threads);
+#if defined(__x86_64__)
+        // Each addition depends on the one before, so a core retires exactly one per cycle whatever its width:
+        // additions per second are cycles per second. The loop's own instructions run beside the chain.
+        auto rate = [] {
+            auto chain = [](int64_t rounds) {
+                uint64_t x = 0;
+                for (int64_t i = 0; i < rounds; ++i) asm volatile(".rept 100\n\taddq $1, %0\n\t.endr" : "+r"(x));
+                return x;
+            };
+            // The thread's own CPU time, not the wall clock: time the scheduler gives to other processes on the
+            // same core does not count.
+            auto cpu_seconds = [] {
+                timespec t{};
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+                return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+            };
+            chain(200000);  // let the core reach its clock under load
+            const int64_t rounds = 2000000;
+            double start = cpu_seconds();
+            chain(rounds);
+            return 100.0 * rounds / (cpu_seconds() - start) / 1e9;
+        };
+        std::vector<double> rates(static_cast<size_t>(n_threads));
+        std::vector<std::thread> threads;
+        for (int32_t t = 0; t < n_threads; ++t) threads.emplace_back([&rates, &rate, t] { rates[t] = rate(); });
+        for (auto& thread : threads) thread.join();
+        double sum = 0.0;
+        for (double r : rates) sum += r;
+        return sum / n_threads;
+#else
+        return 0.0;
+#endif
     });
 }
 
