@@ -45,8 +45,10 @@ public class PolicyLossTests
     [InlineData("seq-mean-token-mean", 0.23, -0.25)]
     // seq-mean-token-sum: sums −2.28 and 1.6; mean −0.34; w = 1/2
     [InlineData("seq-mean-token-sum", -0.34, -0.5)]
-    // seq-mean-token-sum-norm, scale 4: −0.34 / 4 = −0.085; w = 1 / (2 × 4)
-    [InlineData("seq-mean-token-sum-norm", -0.085, -0.125)]
+    // seq-mean-token-sum-norm (current verl), scale 4: (−2.28 + 1.6) / 4 = −0.17; w = 1 / 4
+    [InlineData("seq-mean-token-sum-norm", -0.17, -0.25)]
+    // dr-grpo, scale 4: −0.34 / 4 = −0.085; w = 1 / (2 × 4)
+    [InlineData("dr-grpo", -0.085, -0.125)]
     public void Hand_computed_loss_and_coefficients(string mode, double expectedLoss, double expectedT1)
     {
         var result = Loss(mode).Compute(HandBatch());
@@ -55,6 +57,30 @@ public class PolicyLossTests
         Assert.Equal(0f, result.Coefficients[0]); // clipped above: no gradient
         TestUtil.Close(expectedT1, result.Coefficients[1], 1e-6, "coefficient of t1");
         Assert.Equal(0f, result.Coefficients[2]); // clipped below: no gradient
+    }
+
+    [Fact]
+    public void Seq_mean_token_sum_norm_is_current_verl_and_dr_grpo_divides_by_the_sequences()
+    {
+        // Three sequences, scale factor 10:
+        //   sequence 0: length 3, mask 1 1 0, losses 0.5  −1.0  7.0  → masked token sum −0.5
+        //   sequence 1: length 2, mask 1 1,   losses 2.0   0.25      → masked token sum  2.25
+        //   sequence 2: length 2, mask 0 0,   losses 9.0   9.0       → no unmasked token
+        // current verl, torch.sum(seq_losses) / loss_scale_factor: (−0.5 + 2.25) / 10 = 0.175
+        // dr-grpo, sequences with a token S = 2: 1.75 / (2 × 10) = 0.0875 (TRL, counting all 3 rows: 0.058333…)
+        int[] lengths = [3, 2, 2];
+        bool[] mask = [true, true, false, true, true, false, false];
+        float[] losses = [0.5f, -1.0f, 7.0f, 2.0f, 0.25f, 9.0f, 9.0f];
+        var verl = LossAggregations.Get("seq-mean-token-sum-norm");
+        var drGrpo = LossAggregations.Get("dr-grpo");
+        TestUtil.Close(0.175, LossAggregations.Aggregate(verl, losses, lengths, mask, 10), 1e-12, "seq-mean-token-sum-norm");
+        TestUtil.Close(0.0875, LossAggregations.Aggregate(drGrpo, losses, lengths, mask, 10), 1e-12, "dr-grpo");
+        Assert.Equal([0.1, 0.1, 0, 0.1, 0.1, 0, 0], LossAggregations.TokenWeights(verl, lengths, mask, 10));
+        Assert.Equal([0.05, 0.05, 0, 0.05, 0.05, 0, 0], LossAggregations.TokenWeights(drGrpo, lengths, mask, 10));
+        // Not divided by the number of sequences: one more sequence adds its token sum, nothing is averaged.
+        TestUtil.Close(0.175 + 0.3, LossAggregations.Aggregate(verl, [.. losses, 3f], [.. lengths, 1], [.. mask, true], 10), 1e-12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossAggregations.TokenWeights(drGrpo, lengths, mask, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossAggregations.TokenWeights(verl, lengths, mask, double.NaN));
     }
 
     [Fact]
@@ -438,8 +464,12 @@ public class PolicyLossTests
                     sequences++;
                 }
             }
-            result = sum / sequences;
-            if (mode == "seq-mean-token-sum-norm") result /= scale;
+            result = mode switch
+            {
+                "seq-mean-token-sum-norm" => sum / scale, // current verl: torch.sum(seq_losses) / loss_scale_factor
+                "dr-grpo" => sum / (sequences * scale), // TRL dr_grpo (counting the sequences that have a token)
+                _ => sum / sequences,
+            };
         }
         return (result, clipped / maskSum, kl / maskSum, dual / maskSum);
     }
