@@ -196,6 +196,62 @@ public class PolicyLossTests
     }
 
     [Fact]
+    public void Log_ratio_clamp_passes_the_gradient_on_its_bounds_as_torch_clamp()
+    {
+        // torch.clamp's backward passes the gradient where −20 ≤ δ ≤ 20, bounds included. Checked once by hand with
+        // Debian's python3-torch 1.13 on verl's compute_policy_loss_vanilla (token-mean, one token):
+        //   new −1 + 20 = 19, old −1, Â = −1 → dL/dlogp = e^20 ≈ 485165195;  new = next float above 19 → 0
+        //   new −21,         old −1, Â = +1 → dL/dlogp = −e^−20 ≈ −2.0612e−9; new = next float below −21 → 0
+        static PolicyLossBatch One(float @new, float advantage) =>
+            new(new[] { @new }, new[] { -1f }, new[] { advantage }, new[] { true }, new[] { 1 });
+
+        var upper = Loss().Compute(One(19f, -1f)); // δ = 20 exactly (19 − (−1) is exact in float and double)
+        TestUtil.Close(Math.Exp(20), upper.Coefficients[0], Math.Exp(20) * 1e-7, "δ = 20");
+        Assert.Equal(0f, Loss().Compute(One(MathF.BitIncrement(19f), -1f)).Coefficients[0]); // δ = 20 + 2^−19
+
+        var lower = Loss().Compute(One(-21f, 1f)); // δ = −20 exactly
+        TestUtil.Close(-Math.Exp(-20), lower.Coefficients[0], Math.Exp(-20) * 1e-7, "δ = −20");
+        Assert.Equal(0f, Loss().Compute(One(MathF.BitDecrement(-21f), 1f)).Coefficients[0]); // δ = −20 − 2^−19
+
+        // The rule itself.
+        Assert.Equal(1.0, TorchClamp.Gradient(20, -20, 20));
+        Assert.Equal(1.0, TorchClamp.Gradient(-20, -20, 20));
+        Assert.Equal(0.0, TorchClamp.Gradient(Math.BitIncrement(20.0), -20, 20));
+        Assert.Equal(0.0, TorchClamp.Gradient(Math.BitDecrement(-20.0), -20, 20));
+        Assert.Equal(0.0, TorchClamp.Gradient(double.NaN, -20, 20));
+    }
+
+    [Fact]
+    public void K3_clamps_pass_the_gradient_on_their_bounds_as_torch_clamp()
+    {
+        var k3 = KlEstimators.Get("low_var_kl");
+        // Outer clamp at exactly 10: e^d − d − 1 = 10 at d ≈ −10.99998; find the double where it is exactly 10.
+        var candidates = Enumerable.Range(-100, 201).Select(i => Nudge(-10.999983298020256, i))
+            .Where(x => Math.Exp(x) - x - 1.0 == 10.0).ToList();
+        Assert.True(candidates.Count > 0, "No double d near −11 with e^d − d − 1 exactly 10.");
+        var exact = candidates[0];
+        // logp = 0, ref = d: k3 = 10 on the bound → gradient passes: dk3/dlogp = 1 − e^d
+        Assert.Equal(10.0, k3.Value(0, exact));
+        TestUtil.Close(1 - Math.Exp(exact), k3.Derivative(0, exact), 1e-15, "k3 = 10");
+        // one step further from 0, k3 > 10: clamped, gradient 0
+        Assert.True(Math.Exp(Math.BitDecrement(exact)) - Math.BitDecrement(exact) - 1.0 > 10.0);
+        Assert.Equal(0.0, k3.Derivative(0, Math.BitDecrement(exact)));
+        // Inner clamp at d = ±20: passes, but k3 there (e^20 − 21 or 19 + e^−20) is beyond the outer bound, so 0 —
+        // torch gives the same (checked by hand: −0 at ref − logp = ±20).
+        Assert.Equal(0.0, k3.Derivative(0, 20));
+        Assert.Equal(0.0, k3.Derivative(0, -20));
+        Assert.Equal(10.0, k3.Value(0, 20));
+        Assert.Equal(10.0, k3.Value(0, -20));
+
+        static double Nudge(double x, int ulps)
+        {
+            for (; ulps > 0; ulps--) x = Math.BitIncrement(x);
+            for (; ulps < 0; ulps++) x = Math.BitDecrement(x);
+            return x;
+        }
+    }
+
+    [Fact]
     public void Kl_needs_reference_log_probs()
     {
         var e = Assert.Throws<ArgumentException>(() => Loss(beta: 0.1).Compute(HandBatch()));
