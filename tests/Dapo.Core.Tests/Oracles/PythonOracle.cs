@@ -57,9 +57,13 @@ internal static class PythonOracle
         }
         if (process.ExitCode != 0)
             Assert.Fail($"The Python oracle exited with code {process.ExitCode}:\n{errors.Result}");
-        var replies = output.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(line => JsonDocument.Parse(line).RootElement.Clone()).ToList();
-        return replies;
+        return output.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(Parse).ToList();
+
+        static JsonElement Parse(string line)
+        {
+            using var document = JsonDocument.Parse(line);
+            return document.RootElement.Clone();
+        }
     }
 
     /// <summary>

@@ -68,27 +68,41 @@ def first_math_span_per_line(text):
     return "\n".join(one_line(line) for line in text.split("\n"))
 
 
-def unwrap_shortest(text, opener):
-    """Every opener{...} whose closing brace is the first '}' after it on the same line becomes its content;
-    scanning resumes after the closing brace, so a replaced content is not scanned again."""
+def rewrite_each(text, needle, rewrite):
+    """Scans `text` left to right for `needle`. At each occurrence, rewrite(start) returns (end, replacement) to put
+    replacement in place of text[start:end] and resume scanning at end (a replacement is not scanned again), or
+    None to leave the occurrence and resume one character further."""
     pieces = []
     position = 0
     while True:
-        start = text.find(opener, position)
+        start = text.find(needle, position)
         if start < 0:
             break
-        content = start + len(opener)
-        close = text.find("}", content)
-        line_end = text.find("\n", content)
-        if close < 0 or 0 <= line_end < close:
+        rewritten = rewrite(start)
+        if rewritten is None:
             pieces.append(text[position:start + 1])
             position = start + 1
-            continue
-        pieces.append(text[position:start])
-        pieces.append(text[content:close])
-        position = close + 1
+        else:
+            end, replacement = rewritten
+            pieces.append(text[position:start])
+            pieces.append(replacement)
+            position = end
     pieces.append(text[position:])
     return "".join(pieces)
+
+
+def unwrap_shortest(text, opener):
+    """Every opener{...} whose closing brace is the first '}' after it on the same line becomes its content."""
+
+    def content(start):
+        first = start + len(opener)
+        close = text.find("}", first)
+        line_end = text.find("\n", first)
+        if close < 0 or 0 <= line_end < close:
+            return None
+        return close + 1, text[first:close]
+
+    return rewrite_each(text, opener, content)
 
 
 def unwrap_boxed_per_line(text):
@@ -110,24 +124,15 @@ def unwrap_boxed_per_line(text):
 def expand_shorthand(text, command, arguments):
     """command followed by `arguments` single characters, the first not '{' and the second (for \\frac) not a
     newline, gets each of them braced: frac ab -> frac{a}{b}, sqrt a -> sqrt{a}. Characters are code points."""
-    pieces = []
-    position = 0
-    while True:
-        start = text.find(command, position)
-        if start < 0:
-            break
+
+    def braced(start):
         first = start + len(command)
-        end = first + arguments
-        chars = text[first:end]
-        if len(chars) == arguments and chars[0] != "{" and "\n" not in chars[1:]:
-            pieces.append(text[position:start])
-            pieces.append(command + "".join("{" + c + "}" for c in chars))
-            position = end
-        else:
-            pieces.append(text[position:start + 1])
-            position = start + 1
-    pieces.append(text[position:])
-    return "".join(pieces)
+        chars = text[first:first + arguments]
+        if len(chars) < arguments or chars[0] == "{" or "\n" in chars[1:]:
+            return None
+        return first + arguments, command + "".join("{" + c + "}" for c in chars)
+
+    return rewrite_each(text, command, braced)
 
 
 def normalize(answer):
