@@ -48,14 +48,14 @@ public sealed class K2Estimator : IKlEstimator
 
 /// <summary>
 /// k3 (verl "low_var_kl" / "k3", the GRPO default): with d = clamp(log π_ref − log π, −20, 20),
-/// k3 = clamp(e^d − d − 1, −10, 10). Non-negative, low variance. Its derivative in log π is e^d − 1 times the
+/// k3 = clamp(e^d − d − 1, −10, 10). Non-negative, low variance. Its derivative in log π is 1 − e^d times the
 /// gradients of both clamps, as autograd gives through torch.clamp (<see cref="TorchClamp"/>): it passes on the
 /// bounds (d = ±20, k3 = 10) and is 0 strictly beyond them. In practice the outer clamp decides: k3 reaches 10 at
 /// d ≈ 2.6 and d ≈ −11.0, well inside ±20.
 /// </summary>
 public sealed class K3Estimator : IKlEstimator
 {
-    /// <inheritdoc />
+    // verl's bounds: torch.clamp(kl, min=-20, max=20), then torch.clamp(kld, min=-10, max=10).
     private const double LogRatioBound = 20.0, ValueBound = 10.0;
 
     /// <inheritdoc />
