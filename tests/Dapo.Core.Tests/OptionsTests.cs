@@ -83,7 +83,7 @@ public class OptionsTests
         Assert.Equal(fields.Length, errors.Count);
         foreach (var field in fields) Assert.Single(errors, e => e.StartsWith(field, StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Contains("got 1.2"));
-        Assert.Contains(errors, e => e.Contains("Known: seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm, token-mean"));
+        Assert.Contains(errors, e => e.Contains("Known: dr-grpo, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm, token-mean"));
         var thrown = Assert.Throws<OptionsValidationException>(() => o.EnsureValid());
         Assert.Equal(errors, thrown.Errors);
         Assert.Contains("12 problems", thrown.Message);

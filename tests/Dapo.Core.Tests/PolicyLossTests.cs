@@ -45,8 +45,10 @@ public class PolicyLossTests
     [InlineData("seq-mean-token-mean", 0.23, -0.25)]
     // seq-mean-token-sum: sums −2.28 and 1.6; mean −0.34; w = 1/2
     [InlineData("seq-mean-token-sum", -0.34, -0.5)]
-    // seq-mean-token-sum-norm, scale 4: −0.34 / 4 = −0.085; w = 1 / (2 × 4)
-    [InlineData("seq-mean-token-sum-norm", -0.085, -0.125)]
+    // seq-mean-token-sum-norm (current verl), scale 4: (−2.28 + 1.6) / 4 = −0.17; w = 1 / 4
+    [InlineData("seq-mean-token-sum-norm", -0.17, -0.25)]
+    // dr-grpo, scale 4: −0.34 / 4 = −0.085; w = 1 / (2 × 4)
+    [InlineData("dr-grpo", -0.085, -0.125)]
     public void Hand_computed_loss_and_coefficients(string mode, double expectedLoss, double expectedT1)
     {
         var result = Loss(mode).Compute(HandBatch());
@@ -55,6 +57,30 @@ public class PolicyLossTests
         Assert.Equal(0f, result.Coefficients[0]); // clipped above: no gradient
         TestUtil.Close(expectedT1, result.Coefficients[1], 1e-6, "coefficient of t1");
         Assert.Equal(0f, result.Coefficients[2]); // clipped below: no gradient
+    }
+
+    [Fact]
+    public void Seq_mean_token_sum_norm_is_current_verl_and_dr_grpo_divides_by_the_sequences()
+    {
+        // Three sequences, scale factor 10:
+        //   sequence 0: length 3, mask 1 1 0, losses 0.5  −1.0  7.0  → masked token sum −0.5
+        //   sequence 1: length 2, mask 1 1,   losses 2.0   0.25      → masked token sum  2.25
+        //   sequence 2: length 2, mask 0 0,   losses 9.0   9.0       → no unmasked token
+        // current verl, torch.sum(seq_losses) / loss_scale_factor: (−0.5 + 2.25) / 10 = 0.175
+        // dr-grpo, sequences with a token S = 2: 1.75 / (2 × 10) = 0.0875 (TRL, counting all 3 rows: 0.058333…)
+        int[] lengths = [3, 2, 2];
+        bool[] mask = [true, true, false, true, true, false, false];
+        float[] losses = [0.5f, -1.0f, 7.0f, 2.0f, 0.25f, 9.0f, 9.0f];
+        var verl = LossAggregations.Get("seq-mean-token-sum-norm");
+        var drGrpo = LossAggregations.Get("dr-grpo");
+        TestUtil.Close(0.175, LossAggregations.Aggregate(verl, losses, lengths, mask, 10), 1e-12, "seq-mean-token-sum-norm");
+        TestUtil.Close(0.0875, LossAggregations.Aggregate(drGrpo, losses, lengths, mask, 10), 1e-12, "dr-grpo");
+        Assert.Equal([0.1, 0.1, 0, 0.1, 0.1, 0, 0], LossAggregations.TokenWeights(verl, lengths, mask, 10));
+        Assert.Equal([0.05, 0.05, 0, 0.05, 0.05, 0, 0], LossAggregations.TokenWeights(drGrpo, lengths, mask, 10));
+        // Not divided by the number of sequences: one more sequence adds its token sum, nothing is averaged.
+        TestUtil.Close(0.175 + 0.3, LossAggregations.Aggregate(verl, [.. losses, 3f], [.. lengths, 1], [.. mask, true], 10), 1e-12);
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossAggregations.TokenWeights(drGrpo, lengths, mask, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => LossAggregations.TokenWeights(verl, lengths, mask, double.NaN));
     }
 
     [Fact]
@@ -167,6 +193,62 @@ public class PolicyLossTests
         // d = 5: e^5 − 6 ≈ 142 → clamped to 10, derivative 0
         Assert.Equal(10.0, k3.Value(-6, -1));
         Assert.Equal(0.0, k3.Derivative(-6, -1));
+    }
+
+    [Fact]
+    public void Log_ratio_clamp_passes_the_gradient_on_its_bounds_as_torch_clamp()
+    {
+        // torch.clamp's backward passes the gradient where −20 ≤ δ ≤ 20, bounds included. Checked once by hand with
+        // Debian's python3-torch 1.13 on verl's compute_policy_loss_vanilla (token-mean, one token):
+        //   new −1 + 20 = 19, old −1, Â = −1 → dL/dlogp = e^20 ≈ 485165195;  new = next float above 19 → 0
+        //   new −21,         old −1, Â = +1 → dL/dlogp = −e^−20 ≈ −2.0612e−9; new = next float below −21 → 0
+        static PolicyLossBatch One(float @new, float advantage) =>
+            new(new[] { @new }, new[] { -1f }, new[] { advantage }, new[] { true }, new[] { 1 });
+
+        var upper = Loss().Compute(One(19f, -1f)); // δ = 20 exactly (19 − (−1) is exact in float and double)
+        TestUtil.Close(Math.Exp(20), upper.Coefficients[0], Math.Exp(20) * 1e-7, "δ = 20");
+        Assert.Equal(0f, Loss().Compute(One(MathF.BitIncrement(19f), -1f)).Coefficients[0]); // δ = 20 + 2^−19
+
+        var lower = Loss().Compute(One(-21f, 1f)); // δ = −20 exactly
+        TestUtil.Close(-Math.Exp(-20), lower.Coefficients[0], Math.Exp(-20) * 1e-7, "δ = −20");
+        Assert.Equal(0f, Loss().Compute(One(MathF.BitDecrement(-21f), 1f)).Coefficients[0]); // δ = −20 − 2^−19
+
+        // The rule itself.
+        Assert.Equal(1.0, TorchClamp.Gradient(20, -20, 20));
+        Assert.Equal(1.0, TorchClamp.Gradient(-20, -20, 20));
+        Assert.Equal(0.0, TorchClamp.Gradient(Math.BitIncrement(20.0), -20, 20));
+        Assert.Equal(0.0, TorchClamp.Gradient(Math.BitDecrement(-20.0), -20, 20));
+        Assert.Equal(0.0, TorchClamp.Gradient(double.NaN, -20, 20));
+    }
+
+    [Fact]
+    public void K3_clamps_pass_the_gradient_on_their_bounds_as_torch_clamp()
+    {
+        var k3 = KlEstimators.Get("low_var_kl");
+        // Outer clamp at exactly 10: e^d − d − 1 = 10 at d ≈ −10.99998; find the double where it is exactly 10.
+        var candidates = Enumerable.Range(-100, 201).Select(i => Nudge(-10.999983298020256, i))
+            .Where(x => Math.Exp(x) - x - 1.0 == 10.0).ToList();
+        Assert.True(candidates.Count > 0, "No double d near −11 with e^d − d − 1 exactly 10.");
+        var exact = candidates[0];
+        // logp = 0, ref = d: k3 = 10 on the bound → gradient passes: dk3/dlogp = 1 − e^d
+        Assert.Equal(10.0, k3.Value(0, exact));
+        TestUtil.Close(1 - Math.Exp(exact), k3.Derivative(0, exact), 1e-15, "k3 = 10");
+        // one step further from 0, k3 > 10: clamped, gradient 0
+        Assert.True(Math.Exp(Math.BitDecrement(exact)) - Math.BitDecrement(exact) - 1.0 > 10.0);
+        Assert.Equal(0.0, k3.Derivative(0, Math.BitDecrement(exact)));
+        // Inner clamp at d = ±20: passes, but k3 there (e^20 − 21 or 19 + e^−20) is beyond the outer bound, so 0 —
+        // torch gives the same (checked by hand: −0 at ref − logp = ±20).
+        Assert.Equal(0.0, k3.Derivative(0, 20));
+        Assert.Equal(0.0, k3.Derivative(0, -20));
+        Assert.Equal(10.0, k3.Value(0, 20));
+        Assert.Equal(10.0, k3.Value(0, -20));
+
+        static double Nudge(double x, int ulps)
+        {
+            for (; ulps > 0; ulps--) x = Math.BitIncrement(x);
+            for (; ulps < 0; ulps++) x = Math.BitDecrement(x);
+            return x;
+        }
     }
 
     [Fact]
@@ -438,8 +520,12 @@ public class PolicyLossTests
                     sequences++;
                 }
             }
-            result = sum / sequences;
-            if (mode == "seq-mean-token-sum-norm") result /= scale;
+            result = mode switch
+            {
+                "seq-mean-token-sum-norm" => sum / scale, // current verl: torch.sum(seq_losses) / loss_scale_factor
+                "dr-grpo" => sum / (sequences * scale), // TRL dr_grpo (counting the sequences that have a token)
+                _ => sum / sequences,
+            };
         }
         return (result, clipped / maskSum, kl / maskSum, dual / maskSum);
     }

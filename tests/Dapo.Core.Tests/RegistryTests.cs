@@ -14,7 +14,7 @@ public class RegistryTests
     {
         var e = Assert.Throws<KeyNotFoundException>(() => LossAggregations.Get("token-sum-mean"));
         Assert.Contains("'token-sum-mean'", e.Message);
-        foreach (var name in new[] { "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm" })
+        foreach (var name in new[] { "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "dr-grpo" })
             Assert.Contains(name, e.Message);
     }
 

@@ -75,8 +75,15 @@ public class RewardTests
     [InlineData("Answer: 1\nAnswer: 2", "1", -1)]
     [InlineData("Answer: 5 Answer: 6", "6", -1)] // one match swallows the line: "5Answer:6"
     [InlineData("We compute 2+2=4.\nAnswer: 4", "4", 1)]
+    // Python's regex semantics for the marker: \s includes U+001C–U+001F, (?i) equates ſ (U+017F) with s
+    [InlineData("Answer\u001C:\u001F42", "42", 1)]
+    [InlineData("an\u017Fwer: 42", "42", 1)]
+    [InlineData("AN\u017FWER: 42", "42", 1)]
+    [InlineData("\u212Bnswer: 42", "42", -1)] // ANGSTROM SIGN folds to 'å', not 'a'
+    [InlineData("Answer\u200B: 42", "42", -1)] // ZERO WIDTH SPACE is not whitespace
     // no answer at all is −1
     [InlineData("The answer is 9", "9", -1)]
+    [InlineData("The answer is 9", "[INVALID]", -1)] // verl: +1 (placeholder vs ground truth); deliberate, see DapoMathReward
     [InlineData("\\boxed{5}", "5", -1)] // a box without "Answer:" does not count
     [InlineData("", "9", -1)]
     public void Dapo_math_rule(string response, string groundTruth, int expected)
@@ -124,6 +131,15 @@ public class RewardTests
     [InlineData("\\sqrt3x", "\\sqrt{3}x")]
     [InlineData("1,²", "1²")] // Python's isdigit accepts '²', so the comma is dropped
     [InlineData("2\\ldots", "2")]
+    // Python strips U+001C–U+001F too
+    [InlineData("\u001C 5\u001F\u3000", "5")]
+    // shorthands take one code point per argument, never half of a surrogate pair (U+1D465 𝑥 is two UTF-16 units)
+    [InlineData("\\frac\U0001D4652", "\\frac{\U0001D465}{2}")]
+    [InlineData("\\frac2\U0001D465", "\\frac{2}{\U0001D465}")]
+    [InlineData("\\frac\U0001D465\U0001D465", "\\frac{\U0001D465}{\U0001D465}")]
+    [InlineData("\\frac\U0001D465", "\\frac\U0001D465")] // one character only: not a shorthand
+    [InlineData("\\sqrt\U0001D465", "\\sqrt{\U0001D465}")]
+    [InlineData("1,\U0001D7D0", "1\U0001D7D0")] // MATHEMATICAL BOLD DIGIT TWO is a digit for isdigit
     public void Normalize_matches_math_dapo(string input, string expected) =>
         Assert.Equal(expected, MathAnswerNormalizer.Normalize(input));
 

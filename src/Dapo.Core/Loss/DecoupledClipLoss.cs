@@ -10,9 +10,9 @@ namespace Dapo.Core.Loss;
 /// L    = Σ_t w_t ℓ_t  [+ β Σ_t w_t KL_t]                             (w: the aggregation mode, eq. 12 for DAPO)
 /// </code>
 /// It returns L, the coefficients dL/d log π_θ(o_t) = w_t dℓ_t/d log π_θ(o_t) that the engine's backward takes, and
-/// diagnostics. dℓ/dlogp is −Â r where the unclipped term is chosen and the log-ratio is inside the clamp, and 0
-/// where the clipped or dual-clip term is chosen (constant in θ there) — the gradient autograd gives for verl's
-/// <c>compute_policy_loss_vanilla</c>.
+/// diagnostics. dℓ/dlogp is −Â r where the unclipped term is chosen and the log-ratio is within [−20, 20] (bounds
+/// included, as torch.clamp's backward, <see cref="TorchClamp"/>), and 0 where the clipped or dual-clip term is
+/// chosen (constant in θ there) — the gradient autograd gives for verl's <c>compute_policy_loss_vanilla</c>.
 /// <para>
 /// The GRPO baseline differs only in settings: ε_high = ε_low, "seq-mean-token-mean", and an optional β &gt; 0 KL
 /// term to a reference policy (needs <see cref="PolicyLossBatch.ReferenceLogProbs"/>).
@@ -91,10 +91,10 @@ public sealed class DecoupledClipLoss
             var w = tokenWeights[t];
             double a = advantages[t];
             var rawLogRatio = (double)logProbs[t] - oldLogProbs[t];
-            var logRatio = Math.Clamp(rawLogRatio, -LogRatioClamp, LogRatioClamp);
+            var logRatio = TorchClamp.Value(rawLogRatio, -LogRatioClamp, LogRatioClamp);
             var ratio = Math.Exp(logRatio);
-            // d ratio / d logp: ratio inside the clamp, 0 outside (autograd through torch.clamp).
-            var ratioGrad = rawLogRatio > -LogRatioClamp && rawLogRatio < LogRatioClamp ? ratio : 0.0;
+            // d ratio / d logp: ratio inside the clamp and on its bounds, 0 outside (autograd through torch.clamp).
+            var ratioGrad = ratio * TorchClamp.Gradient(rawLogRatio, -LogRatioClamp, LogRatioClamp);
             klSum += -logRatio;
             ratioSum += ratio;
 

@@ -48,26 +48,32 @@ public sealed class K2Estimator : IKlEstimator
 
 /// <summary>
 /// k3 (verl "low_var_kl" / "k3", the GRPO default): with d = clamp(log π_ref − log π, −20, 20),
-/// k3 = clamp(e^d − d − 1, −10, 10). Non-negative, low variance. Its derivative is 1 − e^d, and 0 where a clamp is
-/// active (as autograd gives through torch.clamp).
+/// k3 = clamp(e^d − d − 1, −10, 10). Non-negative, low variance. Its derivative in log π is 1 − e^d times the
+/// gradients of both clamps, as autograd gives through torch.clamp (<see cref="TorchClamp"/>): it passes on the
+/// bounds (d = ±20, k3 = 10) and is 0 strictly beyond them. In practice the outer clamp decides: k3 reaches 10 at
+/// d ≈ 2.6 and d ≈ −11.0, well inside ±20.
 /// </summary>
 public sealed class K3Estimator : IKlEstimator
 {
+    // verl's bounds: torch.clamp(kl, min=-20, max=20), then torch.clamp(kld, min=-10, max=10).
+    private const double LogRatioBound = 20.0, ValueBound = 10.0;
+
     /// <inheritdoc />
     public double Value(double logProb, double referenceLogProb)
     {
-        var d = Math.Clamp(referenceLogProb - logProb, -20.0, 20.0);
-        return Math.Clamp(Math.Exp(d) - d - 1.0, -10.0, 10.0);
+        var d = TorchClamp.Value(referenceLogProb - logProb, -LogRatioBound, LogRatioBound);
+        return TorchClamp.Value(Math.Exp(d) - d - 1.0, -ValueBound, ValueBound);
     }
 
     /// <inheritdoc />
     public double Derivative(double logProb, double referenceLogProb)
     {
+        // k3(d(logProb)): dk3/dd = e^d − 1, dd/dlogProb = −1, each clamp passing its gradient on [min, max].
         var raw = referenceLogProb - logProb;
-        if (raw <= -20.0 || raw >= 20.0) return 0.0;
-        var k = Math.Exp(raw) - raw - 1.0;
-        if (k >= 10.0 || k <= -10.0) return 0.0;
-        return 1.0 - Math.Exp(raw);
+        var d = TorchClamp.Value(raw, -LogRatioBound, LogRatioBound);
+        var k = Math.Exp(d) - d - 1.0;
+        return (1.0 - Math.Exp(d)) * TorchClamp.Gradient(raw, -LogRatioBound, LogRatioBound)
+               * TorchClamp.Gradient(k, -ValueBound, ValueBound);
     }
 }
 

@@ -17,7 +17,7 @@ public interface ILossAggregation
     /// <summary>Writes w_t for every token of a mini-batch.</summary>
     /// <param name="sequenceLengths">|o_i|, shape (N).</param>
     /// <param name="lossMask">Shape (T = Σ|o_i|).</param>
-    /// <param name="scaleFactor">Divisor of "seq-mean-token-sum-norm" (ignored by the other modes).</param>
+    /// <param name="scaleFactor">Divisor of "seq-mean-token-sum-norm" and "dr-grpo" (ignored by the other modes).</param>
     /// <param name="weights">Output, shape (T).</param>
     void TokenWeights(ReadOnlySpan<int> sequenceLengths, ReadOnlySpan<bool> lossMask, double scaleFactor, Span<double> weights);
 }
@@ -87,10 +87,12 @@ public sealed class SeqMeanTokenSumAggregation : ILossAggregation
 }
 
 /// <summary>
-/// "seq-mean-token-sum-norm" (Dr. GRPO's constant normaliser, <see href="https://arxiv.org/abs/2503.20783"/>):
-/// seq-mean-token-sum divided by a constant, the scale factor (verl <c>loss_scale_factor</c>, by default the
-/// maximum response length): w_t = m_t / (S · scale). Current verl divides by S and the scale; older verl divided
-/// the token sum by the scale only.
+/// "seq-mean-token-sum-norm" (current verl <c>agg_loss</c>; Dr. GRPO's constant normaliser,
+/// <see href="https://arxiv.org/abs/2503.20783"/>): the token sums of all sequences, summed, divided by a constant,
+/// the scale factor (verl: the maximum response length by default; ours: <c>LossScaleFactor</c>, by default the
+/// maximum response length): w_t = m_t / scale. No division by the number of sequences, so the loss grows with the
+/// mini-batch (verl added a division by the batch size in January 2026 and reverted it; the mode with that division
+/// is <see cref="DrGrpoAggregation"/>, "dr-grpo"). As verl's own Dr. GRPO recipe uses this mode, so can ours.
 /// </summary>
 public sealed class SeqMeanTokenSumNormAggregation : ILossAggregation
 {
@@ -100,8 +102,33 @@ public sealed class SeqMeanTokenSumNormAggregation : ILossAggregation
     /// <inheritdoc />
     public void TokenWeights(ReadOnlySpan<int> sequenceLengths, ReadOnlySpan<bool> lossMask, double scaleFactor, Span<double> weights)
     {
-        if (!(scaleFactor > 0) || !double.IsFinite(scaleFactor))
-            throw new ArgumentOutOfRangeException(nameof(scaleFactor), scaleFactor, "The scale factor must be positive and finite.");
+        LossAggregations.CheckScaleFactor(scaleFactor);
+        LossAggregations.CheckShapes(sequenceLengths, lossMask, weights);
+        var w = 1.0 / scaleFactor;
+        for (var t = 0; t < lossMask.Length; t++) weights[t] = lossMask[t] ? w : 0.0;
+    }
+}
+
+/// <summary>
+/// "dr-grpo": the Dr. GRPO normaliser of its authors' implementation and of TRL's <c>GRPOTrainer</c>
+/// (<c>loss_type="dr_grpo"</c>: Σ masked token losses / (batch size · max completion length);
+/// <see href="https://arxiv.org/abs/2503.20783"/>): the token sum of each sequence divided by a constant, the scale
+/// factor, averaged over sequences: w_t = m_t / (S · scale). It is "seq-mean-token-sum-norm" divided by S, which is
+/// what that mode computed here before it followed current verl; it keeps the loss's size independent of how many
+/// sequences a mini-batch holds. S counts the sequences with at least one unmasked token, as the other seq- modes
+/// do; TRL divides by every row of the batch, fully masked ones included (e.g. with its
+/// <c>mask_truncated_completions</c>), so the two differ only when whole sequences are masked, as by overlong
+/// filtering.
+/// </summary>
+public sealed class DrGrpoAggregation : ILossAggregation
+{
+    /// <inheritdoc />
+    public string Name => LossAggregations.DrGrpo;
+
+    /// <inheritdoc />
+    public void TokenWeights(ReadOnlySpan<int> sequenceLengths, ReadOnlySpan<bool> lossMask, double scaleFactor, Span<double> weights)
+    {
+        LossAggregations.CheckScaleFactor(scaleFactor);
         LossAggregations.CheckShapes(sequenceLengths, lossMask, weights);
         var sequences = LossAggregations.CountNonEmpty(sequenceLengths, lossMask);
         var w = sequences == 0 ? 0.0 : 1.0 / (sequences * scaleFactor);
@@ -121,8 +148,11 @@ public static class LossAggregations
     /// <summary>Mean over sequences of per-sequence token sums.</summary>
     public const string SeqMeanTokenSum = "seq-mean-token-sum";
 
-    /// <summary>Mean over sequences of token sums, divided by a constant (Dr. GRPO).</summary>
+    /// <summary>Sum of all token losses divided by a constant (current verl; Dr. GRPO).</summary>
     public const string SeqMeanTokenSumNorm = "seq-mean-token-sum-norm";
+
+    /// <summary>Mean over sequences of token sums, divided by a constant (Dr. GRPO's code and TRL's "dr_grpo").</summary>
+    public const string DrGrpo = "dr-grpo";
 
     /// <summary>The table.</summary>
     public static NamedRegistry<ILossAggregation> Registry { get; } = CreateRegistry();
@@ -151,6 +181,12 @@ public static class LossAggregations
         for (var t = 0; t < values.Length; t++)
             if (weights[t] != 0) sum += weights[t] * values[t];
         return sum;
+    }
+
+    internal static void CheckScaleFactor(double scaleFactor)
+    {
+        if (!(scaleFactor > 0) || !double.IsFinite(scaleFactor))
+            throw new ArgumentOutOfRangeException(nameof(scaleFactor), scaleFactor, "The scale factor must be positive and finite.");
     }
 
     internal static void CheckShapes(ReadOnlySpan<int> sequenceLengths, ReadOnlySpan<bool> lossMask, Span<double> weights)
@@ -185,7 +221,7 @@ public static class LossAggregations
         foreach (var mode in new ILossAggregation[]
                  {
                      new TokenMeanAggregation(), new SeqMeanTokenMeanAggregation(), new SeqMeanTokenSumAggregation(),
-                     new SeqMeanTokenSumNormAggregation(),
+                     new SeqMeanTokenSumNormAggregation(), new DrGrpoAggregation(),
                  })
             registry.Register(mode.Name, mode);
         return registry;

@@ -7,7 +7,7 @@ namespace Dapo.Core.Loss;
 /// <param name="ClipRatioHigh">ε_high (paper 0.28; naive GRPO 0.2).</param>
 /// <param name="DualClipRatio">Dual-clip c &gt; 1, or null for off.</param>
 /// <param name="Aggregation">Loss aggregation mode name (see <see cref="LossAggregations"/>).</param>
-/// <param name="LossScaleFactor">Divisor of "seq-mean-token-sum-norm".</param>
+/// <param name="LossScaleFactor">Divisor of "seq-mean-token-sum-norm" and "dr-grpo".</param>
 /// <param name="KlCoefficient">β of the KL-to-reference term (0: none).</param>
 /// <param name="KlEstimator">KL estimator name (see <see cref="KlEstimators"/>).</param>
 public sealed record PolicyLossSettings(

@@ -73,11 +73,11 @@ public sealed record DapoOptions
     public double? DualClipRatio { get; init; }
 
     /// <summary>How per-token losses become one number, by name in <see cref="LossAggregations"/>
-    /// (paper eq. 12: "token-mean"; "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm" for
-    /// ablations).</summary>
+    /// (paper eq. 12: "token-mean"; "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "dr-grpo"
+    /// for ablations).</summary>
     public string LossAggregation { get; init; } = LossAggregations.TokenMean;
 
-    /// <summary>Divisor of "seq-mean-token-sum-norm" (verl <c>loss_scale_factor</c>); null means
+    /// <summary>Divisor of "seq-mean-token-sum-norm" and "dr-grpo" (verl <c>loss_scale_factor</c>); null means
     /// <see cref="MaxResponseLength"/>, verl's default horizon.</summary>
     public double? LossScaleFactor { get; init; }
 
@@ -182,7 +182,7 @@ public sealed record DapoOptions
         KlCoefficient = klCoefficient,
     };
 
-    /// <summary>The divisor actually used by "seq-mean-token-sum-norm".</summary>
+    /// <summary>The divisor actually used by "seq-mean-token-sum-norm" and "dr-grpo".</summary>
     [JsonIgnore]
     public double EffectiveLossScaleFactor => LossScaleFactor ?? MaxResponseLength;
 

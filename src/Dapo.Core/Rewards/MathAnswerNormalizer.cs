@@ -12,11 +12,20 @@ namespace Dapo.Core.Rewards;
 /// such as "dollars", "cm", "degrees", <c>\text{}</c> leftovers, <c>^\circ</c>, <c>{,}</c>, ...);</item>
 /// <item>keep what is between the first pair of '$'; unwrap <c>\text{..}</c>, <c>\textbf{..}</c>,
 /// <c>\overline{..}</c>, <c>\boxed{..}</c>;</item>
-/// <item>expand the shorthands <c>\fracab</c> → <c>\frac{a}{b}</c> and <c>\sqrta</c> → <c>\sqrt{a}</c>;</item>
-/// <item>delete '$'; if what is left is digits and commas, drop the commas (1,000 → 1000); trim.</item>
+/// <item>expand the shorthands <c>\fracab</c> → <c>\frac{a}{b}</c> and <c>\sqrta</c> → <c>\sqrt{a}</c>, where a
+/// and b are single characters;</item>
+/// <item>delete '$'; if what is left is digits and commas (Python's <c>isdigit</c>), drop the commas
+/// (1,000 → 1000); strip whitespace.</item>
 /// </list>
 /// Consequences worth knowing: "12" ≠ "120"; "1,000" = "1000"; <c>\boxed{\frac{1}{2}}</c> ≠ "1/2" (no numeric
 /// equivalence); <c>\frac12</c> = <c>\frac{1}{2}</c>; case matters.
+/// <para>
+/// The rules are Python code, so they are read with Python's string semantics (<see cref="PythonText"/>): a
+/// "character" is a code point, so <c>\frac𝑥2</c> (U+1D465, two UTF-16 units) becomes <c>\frac{𝑥}{2}</c>, never
+/// two lone surrogates; "whitespace" for the final strip is Python's, U+001C–U+001F included. The one known
+/// difference is deliberate: the digit test uses .NET's Unicode data, newer than some Pythons' (see
+/// <see cref="PythonText.IsDigit"/>).
+/// </para>
 /// </summary>
 public static partial class MathAnswerNormalizer
 {
@@ -44,7 +53,8 @@ public static partial class MathAnswerNormalizer
         "\\text{\n}", "\\text{}", "\\mathrm{th}", "^\\circ", "^{\\circ}", "\\;", ",\\!", "{,}", "\"", "\\dots",
     ];
 
-    // Python's '.' and .NET's '.' both stop at '\n' only, so these patterns behave as in math_dapo.py.
+    // Python's '.' and .NET's '.' both stop at '\n' only, so these patterns behave as in math_dapo.py: their groups
+    // begin and end next to ASCII delimiters ('$', '{', '}'), so a surrogate pair is never cut.
     [GeneratedRegex(@"(.*?)(\$)(.*?)(\$)(.*)", RegexOptions.CultureInvariant)]
     private static partial Regex DollarPattern();
 
@@ -60,10 +70,11 @@ public static partial class MathAnswerNormalizer
     [GeneratedRegex(@"(\\boxed\{)(.*)(\})", RegexOptions.CultureInvariant)]
     private static partial Regex BoxedPattern();
 
-    [GeneratedRegex(@"(frac)([^{])(.)", RegexOptions.CultureInvariant)]
+    // math_dapo's "(frac)([^{])(.)" and "(sqrt)([^{])" take one Python character (a code point) per group.
+    [GeneratedRegex("(frac)(" + PythonText.AnyCharExceptOpenBrace + ")(" + PythonText.AnyCharExceptNewline + ")")]
     private static partial Regex FracShorthandPattern();
 
-    [GeneratedRegex(@"(sqrt)([^{])", RegexOptions.CultureInvariant)]
+    [GeneratedRegex("(sqrt)(" + PythonText.AnyCharExceptOpenBrace + ")")]
     private static partial Regex SqrtShorthandPattern();
 
     /// <summary>Normalises a final answer (see the type's summary for the rules).</summary>
@@ -84,8 +95,8 @@ public static partial class MathAnswerNormalizer
         s = s.Replace("$", "", StringComparison.Ordinal);
 
         var withoutCommas = s.Replace(",", "", StringComparison.Ordinal);
-        if (AnswerExtraction.IsPythonDigit(withoutCommas)) s = withoutCommas;
-        return s.Trim();
+        if (PythonText.IsDigit(withoutCommas)) s = withoutCommas;
+        return PythonText.Strip(s);
     }
 
     /// <summary>The last <c>\boxed{...}</c> of <paramref name="text"/> with balanced braces (verl
