@@ -3,7 +3,7 @@
 # nothing and rebuilds incrementally).
 #   ./dapo.sh train [args]    train the demo recipe on this machine (embedded store); run again to resume
 #   ./dapo.sh test [args]     install what the tests need, build, run the whole test suite
-#   ./dapo.sh bench [name]    benchmarks: engine (default), control-plane, coordination, demo-recipe
+#   ./dapo.sh bench [name]    benchmarks (./dapo.sh bench --help lists them): engine (default), control-plane, ...
 #   ./dapo.sh silo ...        the silo executable (join a cluster, start-run): dapo-silo --help
 #   ./dapo.sh client ...      the inspection console: dapo-client --help
 set -euo pipefail
@@ -11,7 +11,34 @@ cd "$(dirname "$0")"
 command=${1:-}
 [ $# -gt 0 ] && shift
 silo=silo/bin/Release/net10.0/dapo-silo.dll
+client=client/bin/Release/net10.0/dapo-client.dll
+
+usage() {
+  cat <<'EOF'
+usage: ./dapo.sh COMMAND [options]
+
+  train [options]     train the demo recipe on this machine (embedded store); run it again to resume
+                      (./dapo.sh train --help lists its options)
+  test [options]      install what the tests need, build, and run the whole test suite (options go to dotnet test)
+  bench [NAME]        benchmarks; ./dapo.sh bench --help lists them
+  silo COMMAND ...    the silo: join a cluster, start-run, experiments (./dapo.sh silo --help)
+  client COMMAND ...  the read-only inspection console (./dapo.sh client --help)
+  setup               install and build only
+
+Every command first installs what it needs and builds (idempotent; a second run installs nothing).
+EOF
+}
+
+# The client is run often and briefly: skip the build check when its program is newer than every source it is
+# built from (the check itself takes seconds).
+client_is_fresh() {
+  [ -f "$client" ] || return 1
+  [ -z "$(find client src Directory.Build.props Directory.Packages.props -newer "$client" \
+          \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' \) -print -quit 2>/dev/null)" ]
+}
+
 case "$command" in
+  -h|--help|help) usage; exit 0 ;;
   setup) exec scripts/setup.sh "$@" ;;
   train)
     scripts/setup.sh
@@ -20,8 +47,8 @@ case "$command" in
     scripts/setup.sh
     exec dotnet "$silo" "$@" ;;
   client)
-    scripts/setup.sh >/dev/null
-    exec dotnet client/bin/Release/net10.0/dapo-client.dll "$@" ;;
+    client_is_fresh || scripts/setup.sh >/dev/null
+    exec dotnet "$client" "$@" ;;
   test)
     scripts/setup.sh --test
     exec dotnet test Dapo.sln -c Release --no-build "$@" ;;
@@ -29,6 +56,7 @@ case "$command" in
     scripts/setup.sh --bench
     exec dotnet bench/Dapo.Bench/bin/Release/net10.0/Dapo.Bench.dll "$@" ;;
   *)
-    echo "usage: ./dapo.sh train [--run-dir DIR] [--steps N] ... | test | bench [engine|control-plane|coordination|demo-recipe] | silo ... | client ... | setup" >&2
+    [ -n "$command" ] && echo "dapo.sh: unknown command '$command'" >&2
+    usage >&2
     exit 2 ;;
 esac

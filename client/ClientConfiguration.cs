@@ -55,7 +55,7 @@ internal sealed record ClientConfiguration(
             .AddEnvironmentVariables("DAPO_")
             .Build();
 
-        // An embedded run's store and blobs lie in its directory, as `dapo-silo train` puts them.
+        // An embedded run's store and blobs lie in its directory, as `./dapo.sh train` puts them.
         var commandLine = new Dictionary<string, string?>();
         string? embedded = null;
         var configuredStore = configuration["Store:SqlitePath"] is not null || configuration["Store:ConnectionString"] is not null;

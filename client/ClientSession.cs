@@ -35,8 +35,8 @@ internal sealed class ClientSession : IAsyncDisposable
     {
         if (configuration.EmbeddedRunDirectory is { } directory && !File.Exists(configuration.Store.SqlitePath))
             throw new ClientException(ExitCodes.NotFound, Directory.Exists(directory)
-                ? $"{directory} holds no cluster.db: it is not the directory of a `dapo-silo train` run (or the run has not started yet)"
-                : $"there is no run directory {directory}: start a run with `dapo-silo train --run-dir {directory}`, or give --run-dir or --store");
+                ? $"{directory} holds no cluster.db: it is not the directory of a `./dapo.sh train` run (or the run has not started yet)"
+                : $"there is no run directory {directory}: start a run with `./dapo.sh train --run-dir {directory}`, or give --run-dir or --store");
         var store = ClusterStores.Create(configuration.Store);
         try
         {

@@ -7,7 +7,7 @@ internal static class GlobalOptions
 {
     public static readonly Option<string> RunDir = new("--run-dir")
     {
-        Description = $"Directory of an embedded run of `dapo-silo train` (its cluster.db and blobs/); default {ClientConfiguration.DefaultRunDirectory} " +
+        Description = $"Directory of an embedded run of `./dapo.sh train` (its cluster.db and blobs/); default {ClientConfiguration.DefaultRunDirectory} " +
                       "when no store is configured",
         Recursive = true,
     };

@@ -39,7 +39,7 @@ internal sealed class Inspector(ClientSession session)
         var learner = await s.GetLearnerAsync(run.RunId);
         var work = openWork.Where(w => w.RunId == run.RunId).ToList();
         var leased = work.Count(w => w.LeaseUntil > now);
-        return new RunStatusView(run.RunId, Lower(run.Status), run.Step, CompletedSteps(run), TotalSteps(run), run.PolicyVersion, run.LatestCheckpoint, run.Error,
+        return new RunStatusView(run.RunId, Lower(run.Status), CurrentStep(run), CompletedSteps(run), TotalSteps(run), run.PolicyVersion, run.LatestCheckpoint, run.Error,
             step is null ? null : Progress(step), Lease(lease, now), State(learner, now), new QueueView(work.Count, leased, work.Count - leased));
     }
 
@@ -58,7 +58,7 @@ internal sealed class Inspector(ClientSession session)
     {
         var run = await session.RunAsync(cancellationToken);
         // Default: the step in progress, or the last one of a run that ended.
-        var wanted = step ?? (run.Status == RunStatus.Running ? run.Step : Math.Max(1, run.Step - 1));
+        var wanted = step ?? Math.Max(1, CurrentStep(run));
         var (ledger, all, latest) = await session.ReadAsync(async s =>
             (await s.GetStepAsync(run.RunId, wanted), await s.ListPromptsAsync(run.RunId, wanted), await s.ListStepsAsync(run.RunId, 1)), cancellationToken);
         if (ledger is null && all.Count == 0)
@@ -103,7 +103,7 @@ internal sealed class Inspector(ClientSession session)
         {
             var now = ClientSession.Now;
             var step = await s.GetStepAsync(run.RunId, run.Step);
-            return new LearnerView(run.RunId, Lower(run.Status), run.Step, CompletedSteps(run), TotalSteps(run), run.PolicyVersion, run.LatestCheckpoint,
+            return new LearnerView(run.RunId, Lower(run.Status), CurrentStep(run), CompletedSteps(run), TotalSteps(run), run.PolicyVersion, run.LatestCheckpoint,
                 Lease(await s.GetLeaseAsync(LeaseNames.Learner(run.RunId)), now), State(await s.GetLearnerAsync(run.RunId), now),
                 step is null ? null : Progress(step));
         }, cancellationToken);
@@ -240,6 +240,9 @@ internal sealed class Inspector(ClientSession session)
 
     /// <summary>The run's step is the one being sampled or trained: every step before it is done.</summary>
     private static int CompletedSteps(RunRow run) => Math.Max(0, run.Step - 1);
+
+    /// <summary>The step being worked on, or for an ended run its last step (the store already points past it).</summary>
+    private static int CurrentStep(RunRow run) => run.Status == RunStatus.Running ? run.Step : CompletedSteps(run);
 
     private static double Seconds(long milliseconds) => milliseconds / 1000.0;
 

@@ -1,6 +1,18 @@
 using System.CommandLine;
 using Dapo.Client;
 using Dapo.Client.Commands;
+using Spectre.Console;
+
+// Escape codes only for a terminal: none when the output goes to a file or a pipe, or when NO_COLOR is set (no
+// colour and no bold either: a reader that asks for plain text wants plain text).
+if (Console.IsOutputRedirected || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR")))
+{
+    AnsiConsole.Console = AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
+        Out = new AnsiConsoleOutput(Console.Out),
+    });
+}
 
 // dapo-client: a read-only console onto a run's cluster store and blob storage. One handler per command.
 var root = new RootCommand("Dapo client: inspect the grains, silos, steps, metrics and checkpoints of a run (read-only)")

@@ -10,7 +10,7 @@ public sealed record StatusView(string Store, long Now, IReadOnlyList<RunStatusV
     IReadOnlyList<string> ActiveSilos);
 
 /// <summary>A run at a glance.</summary>
-/// <param name="Step">The step being sampled or trained (a completed run: one past its last step).</param>
+/// <param name="Step">The step being sampled or trained (an ended run: its last step).</param>
 /// <param name="CompletedSteps">Steps trained so far.</param>
 /// <param name="TotalSteps">Steps of the run's recipe (null when its spec does not say).</param>
 /// <param name="LatestCheckpoint">Step of the newest complete checkpoint, as the store records it.</param>

@@ -3,8 +3,8 @@
 # builds are incremental, so a second run takes seconds.
 #
 #   scripts/setup.sh            system packages for the engine, native library, .NET solution (Release)
-#   scripts/setup.sh --test     also what the tests run against: PostgreSQL, and azurite (the Azure Storage
-#                               emulator, into the git-ignored .tools/)
+#   scripts/setup.sh --test     also what the tests run against: PostgreSQL, python3 (the reward's reference
+#                               oracle), and azurite (the Azure Storage emulator, into the git-ignored .tools/)
 #   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark) and PostgreSQL
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ packages=(cmake g++ libtorch-dev libopenblas0-openmp)
 test_tools=0
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(postgresql); test_tools=1 ;;
+    --test) packages+=(postgresql python3); test_tools=1 ;;
     --bench) packages+=(python3-torch postgresql) ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac

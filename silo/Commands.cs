@@ -170,6 +170,19 @@ internal static class Commands
         if (result.GetValue(InitWeights) is { } weights) recipe = recipe with { InitialWeights = Path.GetFullPath(weights) };
         if (result.GetValue(Dataset) is { } dataset) recipe = recipe with { Dataset = Path.GetFullPath(dataset) };
         if (result.GetValue(Seed) is { } seed) recipe = recipe with { Dapo = recipe.Dapo with { Seed = seed } };
+        // The dataset first: its own errors (file, line, field) come before what the recipe needs beside it.
+        if (recipe.Dataset is { } path && File.Exists(path))
+        {
+            try
+            {
+                JsonlDatasetReader.ReadFile(path);
+            }
+            catch (Exception e) when (e is DatasetFormatException or IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"--dataset: {e.Message}");
+                return null;
+            }
+        }
         var errors = recipe.Validate();
         foreach (var e in errors) Console.Error.WriteLine($"Invalid recipe: {e}");
         return errors.Count == 0 ? recipe : null;
@@ -207,5 +220,5 @@ internal static class Commands
 
     internal static string Describe(DemoRecipe r) => string.Create(CultureInfo.InvariantCulture,
         $"recipe '{r.Name}', model d_model {r.Model.DModel} x {r.Model.Layers} layers, levels {string.Join(",", r.Levels)}, " +
-        $"warm-start up to {r.WarmStart.MaxSteps} steps, then {r.Steps} DAPO steps (G {r.Dapo.GroupSize}, {r.Dapo.PromptBatchSize} prompts/step)");
+        $"warm-start up to {r.WarmStart.MaxSteps} steps{(r.WarmStart.StopAtAccuracy is { } target ? $" (it stops as soon as held-out accuracy reaches {target:P0})" : "")}, then {r.Steps} DAPO steps (G {r.Dapo.GroupSize}, {r.Dapo.PromptBatchSize} prompts/step)");
 }

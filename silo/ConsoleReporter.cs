@@ -22,13 +22,19 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
     /// <summary>Held-out avg@k after the warm-start and after the last evaluation, for the closing summary.</summary>
     public (double? AfterWarmStart, double? Latest, int K) HeldOut { get; private set; }
 
+    private double? _meanStepSeconds;
+
     public void WarmStart(string runId, WarmStartProgress p)
     {
-        if (json) Write(new { type = "warm_start", run = runId, p.Step, loss = p.Loss, held_out = p.HeldOutAccuracy, tokens_per_s = p.TokensPerSecond });
+        // The warm-start may stop early (on accuracy): what is left of its step budget is an upper bound.
+        var left = p.Elapsed / p.Step * (p.MaxSteps - p.Step);
+        if (json)
+            Write(new { type = "warm_start", run = runId, p.Step, max_steps = p.MaxSteps, loss = p.Loss, held_out = p.HeldOutAccuracy,
+                tokens_per_s = p.TokensPerSecond, at_most_s_left = left.TotalSeconds });
         else if (p.HeldOutAccuracy is { } accuracy)
-            Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, held-out accuracy {accuracy:P1}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s"));
+            Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, held-out accuracy {accuracy:P1}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s, at most {Duration(left)} left"));
         else if (p.Step % (50 * stepEvery) == 0)
-            Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s"));
+            Write(F($"warm-start step {p.Step,4}: nll {p.Loss:F3}, {p.TokensPerSecond:N0} tok/s, {p.Elapsed.TotalSeconds:F0}s, at most {Duration(left)} left"));
     }
 
     public void Evaluated(string runId, string when, EvaluationResult r)
@@ -41,6 +47,10 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
 
     public void Step(StepReport r)
     {
+        // Time left at the recent pace: a moving mean of step times (an evaluation counts in the step it ends).
+        var seconds = r.StepTime.TotalSeconds;
+        _meanStepSeconds = _meanStepSeconds is { } mean ? 0.9 * mean + 0.1 * seconds : seconds;
+        var left = TimeSpan.FromSeconds(_meanStepSeconds.Value * (r.TotalSteps - r.Step));
         if (r.Step % stepEvery != 0 && r.Step != r.TotalSteps) return;
         var m = r.Metrics;
         if (json)
@@ -49,11 +59,11 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
             {
                 type = "step", run = r.RunId, step = r.Step, steps = r.TotalSteps, accuracy = r.SampledAccuracy, reward = m.RewardMean,
                 entropy = m.EntropyMean, response_length = m.ResponseLengthMean, filtered = m.GroupsFiltered, rounds = m.GenerationRounds,
-                tokens_per_s = r.TokensPerSecond, step_s = r.StepTime.TotalSeconds, checkpoint = r.Checkpoint,
+                tokens_per_s = r.TokensPerSecond, step_s = r.StepTime.TotalSeconds, checkpoint = r.Checkpoint, s_left = left.TotalSeconds,
             });
             return;
         }
-        Write(F($"step {r.Step,3}/{r.TotalSteps}  acc {r.SampledAccuracy:F3}  reward {m.RewardMean,6:F3}  entropy {m.EntropyMean:F3}  len {m.ResponseLengthMean,5:F1}  filtered {m.GroupsFiltered,3}  rounds {m.GenerationRounds}  {r.TokensPerSecond,6:N0} tok/s  {r.StepTime.TotalSeconds,5:F1}s"));
+        Write(F($"step {r.Step,3}/{r.TotalSteps}  acc {r.SampledAccuracy:F3}  reward {m.RewardMean,6:F3}  entropy {m.EntropyMean:F3}  len {m.ResponseLengthMean,5:F1}  filtered {m.GroupsFiltered,3}  rounds {m.GenerationRounds}  {r.TokensPerSecond,6:N0} tok/s  {r.StepTime.TotalSeconds,5:F1}s  {Duration(left),6} left"));
     }
 
     public void Message(string runId, string message)
@@ -76,4 +86,9 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
     }
 
     private static string F(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>"1h05m", "12m30s", "45s".</summary>
+    internal static string Duration(TimeSpan t) => t.TotalHours >= 1 ? F($"{(int)t.TotalHours}h{t.Minutes:D2}m")
+        : t.TotalMinutes >= 1 ? F($"{(int)t.TotalMinutes}m{t.Seconds:D2}s")
+        : F($"{(int)Math.Ceiling(t.TotalSeconds)}s");
 }

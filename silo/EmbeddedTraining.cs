@@ -21,7 +21,17 @@ internal static class EmbeddedTraining
     {
         directory = Path.GetFullPath(directory);
         var runId = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
+        var isNew = !Directory.Exists(directory);
         Directory.CreateDirectory(directory);
+        var outcome = await RunInAsync(directory, runId, recipe, reporter, rolloutWorkers, cancellationToken);
+        // A run refused before any work leaves nothing behind.
+        if (outcome.Code == 2 && isNew) Directory.Delete(directory, recursive: true);
+        return outcome;
+    }
+
+    private static async Task<TrainingOutcome> RunInAsync(string directory, string runId, DemoRecipe recipe, ConsoleReporter reporter,
+        int rolloutWorkers, CancellationToken cancellationToken)
+    {
         var settings = new Dictionary<string, string?>
         {
             ["Silo:Roles"] = "learner,rollout", ["Silo:RunDirectory"] = Path.GetDirectoryName(directory), ["Silo:Run"] = runId,

@@ -39,7 +39,7 @@ internal static class DemoRecipeBenchmark
         {
             args = Parse(argv);
             recipe = DemoRecipe.Named(args.Recipe);
-            if (args.Override is not null) recipe = Merge(recipe, args.Override);
+            if (args.Override is not null) recipe = recipe.WithOverrides(args.Override);
             if (args.Seed is { } seed) recipe = recipe with { Dapo = recipe.Dapo with { Seed = seed } };
             if (args.Steps is { } steps) recipe = recipe with { Steps = steps };
             if (args.EvaluateEvery is { } every) recipe = recipe with { EvaluateEvery = every };
@@ -216,26 +216,6 @@ internal static class DemoRecipeBenchmark
         ["mean_length"] = r.MeanResponseLength, ["seconds"] = r.Elapsed.TotalSeconds,
         ["by_source"] = JsonSerializer.SerializeToNode(r.AverageAtKBySource),
     };
-
-    /// <summary>The recipe with <paramref name="json"/> merged in, object by object; an unknown key is an error.</summary>
-    private static DemoRecipe Merge(DemoRecipe recipe, string json)
-    {
-        var node = JsonSerializer.SerializeToNode(recipe)!.AsObject();
-        var patch = JsonNode.Parse(json) as JsonObject ?? throw new FormatException("--override must be a JSON object.");
-        Overlay(node, patch, "");
-        return JsonSerializer.Deserialize<DemoRecipe>(node) ?? throw new FormatException("--override gave a null recipe.");
-    }
-
-    private static void Overlay(JsonObject target, JsonObject patch, string path)
-    {
-        foreach (var (key, value) in patch.ToArray())
-        {
-            if (!target.ContainsKey(key))
-                throw new FormatException($"--override: unknown key '{path}{key}'; known: {string.Join(", ", target.Select(kv => kv.Key))}.");
-            if (value is JsonObject inner && target[key] is JsonObject existing) Overlay(existing, inner, $"{path}{key}.");
-            else target[key] = value?.DeepClone();
-        }
-    }
 
     private static Args Parse(string[] argv)
     {

@@ -1,24 +1,40 @@
 using Dapo.Bench;
 
-// Benchmarks by name; each parses its own options and prints its figures (the engine's with ratios to a baseline
-// measured in the same run).
-var benchmarks = new Dictionary<string, Func<string[], int>>
+// Benchmarks by name; each parses its own options and prints its figures with ratios to a baseline measured in the
+// same run. `--help` (here or after a name) lists them and their options.
+var benchmarks = new (string Name, Func<string[], int> Run, string Description, string Options)[]
 {
-    ["engine"] = EngineBenchmark.Command,
-    ["control-plane"] = ControlPlaneBenchmark.Command,
-    ["coordination"] = CoordinationBenchmark.Command,
-    ["demo-recipe"] = DemoRecipeBenchmark.Command,
+    ("engine", EngineBenchmark.Command,
+        "the policy engine: training and sampling tokens/s against the CPU's fp32 peak, the BLAS matmul rate and PyTorch eager",
+        "--quick (about a minute), --json, --no-peer (skip PyTorch)"),
+    ("control-plane", ControlPlaneBenchmark.Command,
+        "prompt-grain slot submissions per second on PostgreSQL and SQLite, 1/2/4 submitters", "--quick, --json"),
+    ("coordination", CoordinationBenchmark.Command,
+        "share of step time spent in the cluster store and blob storage over demo steps", "--steps N (40), --quick (15), --run-dir DIR"),
+    ("demo-recipe", DemoRecipeBenchmark.Command,
+        "the demo recipe in one process without the cluster (a reference run)", "--recipe NAME, --steps N, --seed S, --eval-every N, --override JSON, --save-warm FILE, --load-warm FILE"),
 };
 
-var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "engine";
-if (!benchmarks.TryGetValue(name, out var run))
+string Usage() =>
+    "usage: ./dapo.sh bench [NAME] [options]   (NAME defaults to engine)\n\nbenchmarks:\n" +
+    string.Join("\n", benchmarks.Select(b => $"  {b.Name,-14} {b.Description}\n  {"",-14} options: {b.Options}"));
+
+var help = args.Any(a => a is "--help" or "-h" or "help");
+var name = args.FirstOrDefault(a => !a.StartsWith('-') && a != "help") ?? (help ? null : "engine");
+if (help || name is null)
 {
-    Console.Error.WriteLine($"unknown benchmark '{name}'; known: {string.Join(", ", benchmarks.Keys)}");
+    Console.WriteLine(Usage());
+    return 0;
+}
+var benchmark = benchmarks.FirstOrDefault(b => b.Name == name);
+if (benchmark.Run is null)
+{
+    Console.Error.WriteLine($"unknown benchmark '{name}'; known: {string.Join(", ", benchmarks.Select(b => b.Name))} (./dapo.sh bench --help)");
     return 2;
 }
 var rest = args.ToList();
 rest.Remove(name);
-return run(rest.ToArray());
+return benchmark.Run(rest.ToArray());
 
 namespace Dapo.Bench
 {

@@ -50,6 +50,7 @@ public sealed class ClientTests : IDisposable
         Assert.Equal("completed", (string)run["status"]!);
         Assert.Equal(Steps, (int)run["completedSteps"]!);
         Assert.True((int)run["step"]! > (int)firstRun["step"]!, $"step {run["step"]} after {firstRun["step"]}");
+        Assert.Equal(Steps, (int)run["step"]!); // an ended run's step is its last one
         Assert.Equal(Steps, (int)run["latestCheckpoint"]!);
 
         // The step ledger: every step trained on its target of accepted groups.
@@ -114,6 +115,8 @@ public sealed class ClientTests : IDisposable
             {
                 var result = await Client([.. command, .. at, .. json ? new[] { "--json" } : []]);
                 Assert.True(result.ExitCode == 0, result.ToString());
+                // Output to a pipe is plain text: no colour, no bold.
+                Assert.False(result.Stdout.Contains('\u001b') || result.Stderr.Contains('\u001b'), $"escape codes in {result}");
             }
         }
         Assert.Equal(before, await SnapshotAsync(dir, store));

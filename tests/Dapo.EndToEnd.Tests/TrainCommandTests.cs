@@ -29,7 +29,9 @@ public sealed class TrainCommandTests : IDisposable
         await using (var train = Train(dir, 4))
         {
             Assert.Equal(0, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.StartsWith("warm-start stopped at its step budget of 150 steps", StringComparison.Ordinal));
             Assert.Contains(train.Lines, l => l.StartsWith("held-out after warm-start: avg@2", StringComparison.Ordinal));
+            Assert.Contains(train.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^step   3/4 .* left$"));
             Assert.Contains(train.Lines, l => l.StartsWith("step   4/4", StringComparison.Ordinal));
             Assert.Contains(train.Lines, l => l.StartsWith("Done: held-out avg@2", StringComparison.Ordinal));
         }
@@ -136,12 +138,26 @@ public sealed class TrainCommandTests : IDisposable
             Assert.Equal(2, await train.WaitForExitAsync(Timeout));
             Assert.Contains(train.Lines, l => l.Contains($"{bad}:2: field 'answer'", StringComparison.Ordinal));
         }
-        Assert.False(File.Exists(Path.Combine(refused, "cluster.db")));
+        Assert.False(Directory.Exists(refused), "a refused run leaves nothing behind");
+        // The file is read first: its own error shows even without --init-weights, and alone.
+        await using (var train = Train(refused, 2, "--dataset", bad))
+        {
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Equal([$"--dataset: {bad}:2: field 'answer': is missing"], train.Lines.Where(l => l.Length > 0).ToArray());
+        }
+        await using (var train = Train(refused, 2, "--dataset", Path.Combine(_root, "missing.jsonl")))
+        {
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Single(train.Lines, l => l.Length > 0);
+            Assert.Contains("there is no file", train.Lines.First());
+        }
+        Assert.False(Directory.Exists(refused));
         await using (var train = Train(Path.Combine(_root, "no-weights"), 2, "--dataset", good))
         {
             Assert.Equal(2, await train.WaitForExitAsync(Timeout));
             Assert.Contains(train.Lines, l => l.Contains("give InitialWeights (--init-weights)", StringComparison.Ordinal));
         }
+        Assert.False(Directory.Exists(Path.Combine(_root, "no-weights")));
     }
 
     [Fact]

@@ -28,7 +28,7 @@ public sealed record ClientResult(IReadOnlyList<string> Arguments, int ExitCode,
 
 /// <summary>
 /// dapo-client run as a user runs it, as a separate OS process: stdout and stderr kept apart (stdout is the JSON of
-/// --json), the exit code returned. Runs in a directory of its own so no appsettings.json of the caller applies.
+/// --json), the exit code returned. Its output goes to pipes, so it must come without escape codes. Runs in a directory of its own so no appsettings.json of the caller applies.
 /// </summary>
 public static class ClientProcess
 {
@@ -47,7 +47,6 @@ public static class ClientProcess
         };
         start.ArgumentList.Add(Dll);
         foreach (var a in arguments) start.ArgumentList.Add(a);
-        start.Environment["NO_COLOR"] = "1";
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dapo-client.");
         process.StandardInput.Close();

@@ -94,6 +94,7 @@ internal sealed partial class LearnerLoop(
                 _ => evaluator.Evaluate(model, run.Data.HeldOut).AverageAtK, p => reporter.WarmStart(RunId, p), cancellationToken);
         }, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
+        reporter.Message(RunId, result.Describe(Recipe.WarmStart));
         await PhaseAsync("warm-start", 0, $"done: {result.Steps} steps ({result.Stop}), nll {result.Loss:F3}", cancellationToken);
     }
 

@@ -1,3 +1,4 @@
+using Dapo.Core.Common;
 using Dapo.Core.Data;
 using Dapo.Core.Options;
 using Dapo.Core.Rewards;
@@ -184,9 +185,9 @@ public sealed record DemoRecipe
         }
         catch (System.Text.Json.JsonException e)
         {
-            throw new FormatException($"Recipe overrides are not valid JSON: {e.Message}", e);
+            throw new FormatException($"not valid JSON: {JsonErrors.Describe(e)}", e);
         }
-        if (patch is not System.Text.Json.Nodes.JsonObject patchObject) throw new FormatException("Recipe overrides must be a JSON object.");
+        if (patch is not System.Text.Json.Nodes.JsonObject patchObject) throw new FormatException("expected a JSON object {...} of recipe fields.");
         Overlay(node, patchObject, "");
         try
         {
@@ -194,7 +195,7 @@ public sealed record DemoRecipe
         }
         catch (System.Text.Json.JsonException e)
         {
-            throw new FormatException($"Recipe overrides: {e.Message}", e);
+            throw new FormatException(JsonErrors.Describe(e), e);
         }
     }
 
@@ -203,7 +204,7 @@ public sealed record DemoRecipe
         foreach (var (key, value) in patch.ToArray())
         {
             if (!target.ContainsKey(key))
-                throw new FormatException($"Recipe overrides: unknown key '{path}{key}'; known: {string.Join(", ", target.Select(kv => kv.Key))}.");
+                throw new FormatException($"unknown key '{path}{key}'; known: {string.Join(", ", target.Select(kv => kv.Key))}.");
             if (value is System.Text.Json.Nodes.JsonObject inner && target[key] is System.Text.Json.Nodes.JsonObject existing)
                 Overlay(existing, inner, $"{path}{key}.");
             else target[key] = value?.DeepClone();
@@ -240,7 +241,7 @@ public sealed record DemoRecipe
             errors.Add($"InitialWeights: there is no file {InitialWeights}.");
         if (Dataset is not null && !File.Exists(Dataset))
             errors.Add($"Dataset: there is no file {Dataset}.");
-        if (Dataset is not null && InitialWeights is null)
+        else if (Dataset is not null && InitialWeights is null)
             errors.Add("Dataset: a JSONL dataset has no worked solutions to warm-start on; give InitialWeights (--init-weights) too.");
         if (EvaluateEvery < 0) errors.Add($"EvaluateEvery must be non-negative; got {EvaluateEvery}.");
         return errors;

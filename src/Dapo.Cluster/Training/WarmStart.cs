@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Dapo.Core.Data;
 using Dapo.Core.Options;
 using Dapo.Torch;
@@ -76,13 +77,14 @@ public enum WarmStartStop
 
 /// <summary>A progress report, after every step.</summary>
 /// <param name="Step">Steps done (1-based).</param>
+/// <param name="MaxSteps">The step budget.</param>
 /// <param name="Loss">Mean NLL per response token of this step's batch.</param>
 /// <param name="LearningRate">Learning rate of the step.</param>
 /// <param name="HeldOutAccuracy">Held-out accuracy when this step ran a check, else null.</param>
 /// <param name="Elapsed">Time since the start.</param>
 /// <param name="TokensPerSecond">Trained tokens (prompt + response) per second so far, checks excluded.</param>
 public sealed record WarmStartProgress(
-    int Step, double Loss, double LearningRate, double? HeldOutAccuracy, TimeSpan Elapsed, double TokensPerSecond);
+    int Step, int MaxSteps, double Loss, double LearningRate, double? HeldOutAccuracy, TimeSpan Elapsed, double TokensPerSecond);
 
 /// <summary>How the warm-start ended.</summary>
 /// <param name="Steps">Steps taken.</param>
@@ -90,7 +92,25 @@ public sealed record WarmStartProgress(
 /// <param name="HeldOutAccuracy">The last check's accuracy (null: none ran).</param>
 /// <param name="Stop">Why it stopped.</param>
 /// <param name="Elapsed">Wall time, checks included.</param>
-public sealed record WarmStartResult(int Steps, double Loss, double? HeldOutAccuracy, WarmStartStop Stop, TimeSpan Elapsed);
+public sealed record WarmStartResult(int Steps, double Loss, double? HeldOutAccuracy, WarmStartStop Stop, TimeSpan Elapsed)
+{
+    /// <summary>Why it stopped where it did, in a sentence for the console.</summary>
+    public string Describe(WarmStartSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var accuracy = HeldOutAccuracy?.ToString("P1", CultureInfo.InvariantCulture);
+        var target = settings.StopAtAccuracy?.ToString("P0", CultureInfo.InvariantCulture);
+        return Stop switch
+        {
+            WarmStartStop.ReachedAccuracy =>
+                $"warm-start stopped at step {Steps} of at most {settings.MaxSteps}: held-out accuracy {accuracy} reached the target of {target}, leaving RL room to improve",
+            WarmStartStop.StepBudget when accuracy is not null =>
+                $"warm-start stopped at its step budget of {settings.MaxSteps} steps, held-out accuracy {accuracy}" + (target is null ? "" : $" (target {target} not reached)"),
+            WarmStartStop.StepBudget => $"warm-start stopped at its step budget of {settings.MaxSteps} steps",
+            _ => $"warm-start cancelled at step {Steps}",
+        };
+    }
+}
 
 /// <summary>
 /// Supervised warm-start on worked solutions: the policy learns the format (steps, "Answer: N", &lt;eos&gt;) and some
@@ -151,7 +171,7 @@ public static class WarmStart
                 evaluating += watch.Elapsed - before;
             }
             var training = (watch.Elapsed - evaluating).TotalSeconds;
-            progress?.Invoke(new WarmStartProgress(step + 1, loss, learningRate, checkedAccuracy, watch.Elapsed,
+            progress?.Invoke(new WarmStartProgress(step + 1, settings.MaxSteps, loss, learningRate, checkedAccuracy, watch.Elapsed,
                 training > 0 ? trainedTokens / training : 0));
             if (checkedAccuracy >= settings.StopAtAccuracy)
                 return new WarmStartResult(step + 1, loss, accuracy, WarmStartStop.ReachedAccuracy, watch.Elapsed);

@@ -1,3 +1,4 @@
+using Dapo.Core.Common;
 using System.Text.Json;
 
 namespace Dapo.Core.Data;
@@ -77,7 +78,7 @@ public static class JsonlDatasetReader
         }
         catch (JsonException e)
         {
-            throw new DatasetFormatException(source, lineNumber, "(line)", $"not valid JSON: {e.Message}", e);
+            throw new DatasetFormatException(source, lineNumber, "(line)", $"not valid JSON: {JsonErrors.Describe(e, oneLine: true)}", e);
         }
         using (document)
         {

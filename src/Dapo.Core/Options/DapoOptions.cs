@@ -1,3 +1,4 @@
+using Dapo.Core.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Dapo.Core.Advantages;
@@ -296,7 +297,7 @@ public sealed record DapoOptions
         }
         catch (JsonException e)
         {
-            throw new OptionsValidationException([$"Options JSON: {e.Message}"]);
+            throw new OptionsValidationException([$"Options JSON: {JsonErrors.Describe(e)}"]);
         }
         return (options ?? throw new OptionsValidationException(["Options JSON: the document is null."])).EnsureValid();
     }

@@ -43,5 +43,9 @@ public sealed class WarmStartTests
         Assert.Equal(WarmStartStop.ReachedAccuracy, result.Stop);
         Assert.Equal(15, result.Steps);
         Assert.Equal(0.2, result.HeldOutAccuracy);
+        Assert.Equal("warm-start stopped at step 15 of at most 100: held-out accuracy 20.0 % reached the target of 15 %, leaving RL room to improve",
+            result.Describe(settings));
+        Assert.Equal("warm-start stopped at its step budget of 100 steps, held-out accuracy 5.0 % (target 15 % not reached)",
+            (result with { Stop = WarmStartStop.StepBudget, HeldOutAccuracy = 0.05 }).Describe(settings));
     }
 }

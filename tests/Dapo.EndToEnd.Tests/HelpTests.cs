@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using Dapo.Testing;
+
+namespace Dapo.EndToEnd.Tests;
+
+/// <summary>Every entry point answers --help with its usage and exit code 0, and an unknown name with a list of the known ones.</summary>
+public sealed class HelpTests
+{
+    private static async Task<(int Code, string Output)> RunAsync(string file, params string[] arguments)
+    {
+        if (file.StartsWith("./", StringComparison.Ordinal)) file = Path.Combine(RepositoryPaths.Root, file[2..]);
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = RepositoryPaths.Root };
+        foreach (var a in arguments) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await process.WaitForExitAsync(cancel.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    private static string Bench => SiloProcess.ProgramDll(Path.Combine("bench", "Dapo.Bench"), "Dapo.Bench");
+
+    public static TheoryData<string[], string> Helps => new()
+    {
+        { ["./dapo.sh", "--help"], "bench [NAME]" },
+        { ["./dapo.sh", "help"], "client COMMAND" },
+        { ["dotnet", "{silo}", "--help"], "start-run" },
+        { ["dotnet", "{silo}", "train", "--help"], "--dataset" },
+        { ["dotnet", "{silo}", "experiments", "--help"], "--out" },
+        { ["dotnet", "{client}", "--help"], "checkpoints" },
+        { ["dotnet", "{client}", "watch", "--help"], "--interval" },
+        { ["dotnet", "{bench}", "--help"], "control-plane" },
+        { ["dotnet", "{bench}", "engine", "--help"], "--quick" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Helps))]
+    public async Task Help_prints_the_usage_and_exits_0(string[] command, string expected)
+    {
+        var arguments = command.Skip(1).Select(a => a.Replace("{silo}", SiloProcess.SiloDll).Replace("{client}", ClientProcess.Dll)
+            .Replace("{bench}", Bench)).ToArray();
+        var (code, output) = await RunAsync(command[0], arguments);
+        Assert.True(code == 0, $"exit {code}: {output}");
+        Assert.Contains(expected, output);
+        Assert.Contains("usage", output, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Unknown_names_are_refused_with_the_known_ones()
+    {
+        var (code, output) = await RunAsync("./dapo.sh", "nope");
+        Assert.Equal((2, true), (code, output.Contains("unknown command 'nope'")));
+        (code, output) = await RunAsync("dotnet", Bench, "nope");
+        Assert.Equal(2, code);
+        Assert.Contains("known: engine, control-plane", output);
+    }
+}
