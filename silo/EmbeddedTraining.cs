@@ -44,6 +44,8 @@ internal static class EmbeddedTraining
         var builder = SiloHost.CreateBuilder(settings, quietLogs: true);
         builder.Services.AddSingleton<ITrainingReporter>(reporter);
         using var host = builder.Build();
+        // Blob storage before the run: a reader (dapo-client) that sees the run finds its container too.
+        await host.Services.GetRequiredService<Dapo.Cluster.Blobs.IBlobStore>().EnsureContainerAsync(cancellationToken);
         var existing = await Commands.EnsureRunAsync(host.Services.GetRequiredService<IClusterStore>(), runId, recipe, directory, cancellationToken);
         if (existing is null) return new TrainingOutcome(2, null, reporter);
         if (existing.Status != RunStatus.Running)
