@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Dapo.Cluster.Blobs;
 
 namespace Dapo.Testing;
 
@@ -15,6 +14,13 @@ namespace Dapo.Testing;
 /// </remarks>
 public sealed class AzuriteProcess : IAsyncDisposable
 {
+    /// <summary>Azurite's (and the old storage emulator's) fixed account; it is public, not a secret.</summary>
+    public const string AccountName = "devstoreaccount1";
+
+    /// <summary>The fixed key of <see cref="AccountName"/>, published in Azurite's documentation.</summary>
+    public const string AccountKey =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
     /// <summary>Where setup.sh installs azurite-blob, relative to the repository root.</summary>
     public const string RelativeExecutable = ".tools/azurite/node_modules/.bin/azurite-blob";
 
@@ -50,12 +56,11 @@ public sealed class AzuriteProcess : IAsyncDisposable
     public bool IsRunning => _process is { HasExited: false };
 
     /// <summary>The blob service URL in Azurite's path style: <c>http://127.0.0.1:{Port}/devstoreaccount1</c>.</summary>
-    public Uri BlobEndpoint => new($"http://127.0.0.1:{Port}/{BlobConnectionString.DevelopmentAccountName}");
+    public Uri BlobEndpoint => new($"http://127.0.0.1:{Port}/{AccountName}");
 
     /// <summary>A SharedKey connection string for Azurite's well-known account on this port.</summary>
     public string ConnectionString =>
-        $"DefaultEndpointsProtocol=http;AccountName={BlobConnectionString.DevelopmentAccountName};" +
-        $"AccountKey={BlobConnectionString.DevelopmentAccountKey};BlobEndpoint={BlobEndpoint}";
+        $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};BlobEndpoint={BlobEndpoint}";
 
     /// <summary>Path of azurite-blob in this repository; throws saying how to install it when it is missing.</summary>
     public static string FindExecutable()

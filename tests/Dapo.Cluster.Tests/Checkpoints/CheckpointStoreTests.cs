@@ -116,6 +116,8 @@ public sealed class CheckpointOutageTests
             await azurite.StopAsync(ct);
         }
         public Task PutAsync(string name, Stream content, CancellationToken ct) => inner.PutAsync(name, content, ct);
+        public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken ct) => inner.TryCreateAsync(name, content, ct);
+        public Task<bool> TryCreateAsync(string name, Stream content, CancellationToken ct) => inner.TryCreateAsync(name, content, ct);
         public Task<byte[]?> GetAsync(string name, CancellationToken ct) => inner.GetAsync(name, ct);
         public Task<Stream?> OpenReadAsync(string name, CancellationToken ct) => inner.OpenReadAsync(name, ct);
         public Task<BlobInfo?> GetInfoAsync(string name, CancellationToken ct) => inner.GetInfoAsync(name, ct);
