@@ -55,7 +55,8 @@ public interface IBlobStore
     /// </summary>
     /// <remarks>
     /// False can also mean that this very call wrote the blob on a first try whose response was lost, and the store's
-    /// retry then found it. A caller that must tell the two apart compares the stored content with its own.
+    /// retry then found it. A caller that must tell the two apart compares the stored content with its own, as
+    /// <see cref="Checkpoints.CheckpointStore.PublishPolicyAsync"/> does.
     /// </remarks>
     Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
 
