@@ -3,7 +3,7 @@
 # nothing and rebuilds incrementally).
 #   ./dapo.sh train [args]    train the demo recipe on this machine (embedded store); run again to resume
 #   ./dapo.sh test [args]     install what the tests need, build, run the whole test suite
-#   ./dapo.sh bench [name]    benchmarks: engine (default), control-plane, coordination, demo-recipe
+#   ./dapo.sh bench [name]    benchmarks: engine (default), control-plane, coordination, demo-recipe, blobs
 #   ./dapo.sh silo ...        the silo executable (join a cluster, start-run): dapo-silo --help
 #   ./dapo.sh client ...      the inspection console: dapo-client --help
 set -euo pipefail
@@ -29,6 +29,6 @@ case "$command" in
     scripts/setup.sh --bench
     exec dotnet bench/Dapo.Bench/bin/Release/net10.0/Dapo.Bench.dll "$@" ;;
   *)
-    echo "usage: ./dapo.sh train [--run-dir DIR] [--steps N] ... | test | bench [engine|control-plane|coordination|demo-recipe] | silo ... | client ... | setup" >&2
+    echo "usage: ./dapo.sh train [--run-dir DIR] [--steps N] ... | test | bench [engine|control-plane|coordination|demo-recipe|blobs] | silo ... | client ... | setup" >&2
     exit 2 ;;
 esac

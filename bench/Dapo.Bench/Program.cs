@@ -8,6 +8,7 @@ var benchmarks = new Dictionary<string, Func<string[], int>>
     ["control-plane"] = ControlPlaneBenchmark.Command,
     ["coordination"] = CoordinationBenchmark.Command,
     ["demo-recipe"] = DemoRecipeBenchmark.Command,
+    ["blobs"] = BlobsBenchmark.Command,
 };
 
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "engine";

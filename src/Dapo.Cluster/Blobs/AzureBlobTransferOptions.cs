@@ -10,11 +10,18 @@ public sealed record AzureBlobTransferOptions
 {
     public const int MiB = 1 << 20;
 
-    /// <summary>Content up to this size goes in one request (Put Blob); larger content goes in blocks.</summary>
-    public int InitialTransferSize { get; init; } = 4 * MiB;
+    /// <summary>The defaults, which <see cref="BlobStorageOptions"/> starts from.</summary>
+    public static AzureBlobTransferOptions Default { get; } = new();
 
-    /// <summary>Size of each block of an upload and each range of a download; 4 MiB blocks allow blobs of 195 GiB.</summary>
-    public int MaximumTransferSize { get; init; } = 4 * MiB;
+    /// <summary>Content up to this size goes in one request (Put Blob); larger content goes in blocks. Downloads
+    /// ask for this much first.</summary>
+    public int InitialTransferSize { get; init; } = 8 * MiB;
+
+    /// <summary>
+    /// Size of each block of an upload and each range of a download; 8 MiB blocks allow blobs of 390 GiB. (4 MiB
+    /// ranges read at a third of the speed from Azurite here, whose cost is per request.)
+    /// </summary>
+    public int MaximumTransferSize { get; init; } = 8 * MiB;
 
     /// <summary>Blocks or ranges in flight at once.</summary>
     public int MaximumConcurrency { get; init; } = 4;

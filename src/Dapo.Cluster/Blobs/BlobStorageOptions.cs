@@ -66,17 +66,17 @@ public sealed class BlobStorageOptions
 
     /// <summary>Content up to this size goes up in one request; larger content in blocks of <see cref="BlockSizeBytes"/>
     /// (the SDK's InitialTransferSize).</summary>
-    public int SingleUploadLimitBytes { get; set; } = 4 * AzureBlobTransferOptions.MiB;
+    public int SingleUploadLimitBytes { get; set; } = AzureBlobTransferOptions.Default.InitialTransferSize;
 
     /// <summary>Size of each block of an upload and each range of a download (the SDK's MaximumTransferSize).</summary>
-    public int BlockSizeBytes { get; set; } = 4 * AzureBlobTransferOptions.MiB;
+    public int BlockSizeBytes { get; set; } = AzureBlobTransferOptions.Default.MaximumTransferSize;
 
     /// <summary>Blocks or ranges in flight at once (the SDK's MaximumConcurrency). An upload from a stream holds
     /// about this many blocks in memory.</summary>
-    public int MaxConcurrency { get; set; } = 4;
+    public int MaxConcurrency { get; set; } = AzureBlobTransferOptions.Default.MaximumConcurrency;
 
     /// <summary>Blobs per List Blobs request (at most 5000).</summary>
-    public int ListPageSize { get; set; } = 5000;
+    public int ListPageSize { get; set; } = AzureBlobTransferOptions.Default.ListPageSize;
 
     /// <summary>The settings with the connection string redacted: safe to log.</summary>
     public override string ToString() => Kind == BlobStoreKind.Local

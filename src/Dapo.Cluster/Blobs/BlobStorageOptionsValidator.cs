@@ -45,9 +45,9 @@ public sealed class BlobStorageOptionsValidator : IValidateOptions<BlobStorageOp
         if (options.NetworkTimeout <= TimeSpan.Zero)
             yield return $"{S}:NetworkTimeout is {options.NetworkTimeout}; set a positive time (default 00:01:40).";
         if (options.SingleUploadLimitBytes is < 1 or > MaxBufferBytes)
-            yield return $"{S}:SingleUploadLimitBytes is {options.SingleUploadLimitBytes}; set 1 to {MaxBufferBytes} (default 4 MiB).";
+            yield return $"{S}:SingleUploadLimitBytes is {options.SingleUploadLimitBytes}; set 1 to {MaxBufferBytes} (default 8 MiB).";
         if (options.BlockSizeBytes is < 1 or > MaxBufferBytes)
-            yield return $"{S}:BlockSizeBytes is {options.BlockSizeBytes}; set 1 to {MaxBufferBytes} (default 4 MiB).";
+            yield return $"{S}:BlockSizeBytes is {options.BlockSizeBytes}; set 1 to {MaxBufferBytes} (default 8 MiB).";
         if (options.MaxConcurrency is < 1 or > 64)
             yield return $"{S}:MaxConcurrency is {options.MaxConcurrency}; set 1 to 64 (default 4).";
         if (options.ListPageSize is < 1 or > 5000)
