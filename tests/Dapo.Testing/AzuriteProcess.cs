@@ -42,9 +42,12 @@ public sealed class AzuriteProcess : IAsyncDisposable
     private readonly OutputTail _output = new();
     private Process? _process;
 
-    private AzuriteProcess(string location)
+    private readonly bool _checkApiVersion;
+
+    private AzuriteProcess(string location, bool checkApiVersion)
     {
         Location = location;
+        _checkApiVersion = checkApiVersion;
     }
 
     /// <summary>The port Azurite listens on (kept across <see cref="StopAsync"/> and <see cref="StartAsync"/>).</summary>
@@ -74,11 +77,13 @@ public sealed class AzuriteProcess : IAsyncDisposable
     }
 
     /// <summary>Starts Azurite on a free port with a fresh temporary folder and waits until it accepts connections.</summary>
-    public static async Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default)
+    /// <param name="checkApiVersion">Refuse requests of a REST API version newer than this Azurite knows, as a stock
+    /// Azurite does; by default it takes them (<c>--skipApiVersionCheck</c>).</param>
+    public static async Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default, bool checkApiVersion = false)
     {
         var executable = FindExecutable();
         var location = Directory.CreateTempSubdirectory("dapo-azurite-").FullName;
-        var azurite = new AzuriteProcess(location);
+        var azurite = new AzuriteProcess(location, checkApiVersion);
         try
         {
             // The port is free when picked but could be taken before Azurite binds it: then try another.
@@ -165,8 +170,8 @@ public sealed class AzuriteProcess : IAsyncDisposable
             RedirectStandardInput = true, // Azurite gets no terminal to read from
         };
         foreach (var arg in new[] { "-c", Watchdog, "azurite-watchdog", Environment.ProcessId.ToString(), Location, executable,
-                     "--loose", "--skipApiVersionCheck", "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(),
-                     "--location", Location })
+                     "--loose", "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(), "--location", Location }
+                     .Concat(_checkApiVersion ? [] : ["--skipApiVersionCheck"]))
             start.ArgumentList.Add(arg);
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => _output.Add(e.Data);

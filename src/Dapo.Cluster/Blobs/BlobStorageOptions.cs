@@ -85,10 +85,19 @@ public sealed class BlobStorageOptions
           $"MaxRetries={MaxRetries}, RetryDelay={RetryDelay}, MaxRetryDelay={MaxRetryDelay}, NetworkTimeout={NetworkTimeout}, " +
           $"SingleUploadLimitBytes={SingleUploadLimitBytes}, BlockSizeBytes={BlockSizeBytes}, MaxConcurrency={MaxConcurrency}";
 
-    /// <summary>The SDK client's options: its retry policy (exponential backoff with jitter) and timeout from these settings.</summary>
+    /// <summary>
+    /// The REST API version the client speaks: the newest that Azurite 3.37 (what scripts/setup.sh installs) serves,
+    /// so that a stock Azurite takes it; Azure serves it too. The SDK's own default is newer.
+    /// </summary>
+    public const BlobClientOptions.ServiceVersion ServiceVersion = BlobClientOptions.ServiceVersion.V2026_06_06;
+
+    /// <summary>
+    /// The SDK client's options: <see cref="ServiceVersion"/>, and its retry policy (exponential backoff with jitter)
+    /// and timeout from these settings.
+    /// </summary>
     public BlobClientOptions ToClientOptions()
     {
-        var options = new BlobClientOptions();
+        var options = new BlobClientOptions(ServiceVersion);
         options.Retry.Mode = RetryMode.Exponential;
         options.Retry.MaxRetries = MaxRetries;
         options.Retry.Delay = RetryDelay;

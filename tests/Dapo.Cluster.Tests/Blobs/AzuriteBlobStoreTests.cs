@@ -145,6 +145,21 @@ public sealed class AzuriteBlobStoreTests(AzuriteFixture azurite) : BlobStoreCon
         Assert.DoesNotContain(Uri.UnescapeDataString(sas.Split("sig=")[1]), e.ToString());
     }
 
+    [Fact]
+    public async Task A_stock_Azurite_that_checks_the_API_version_takes_the_version_the_options_pin()
+    {
+        await using var strict = await AzuriteProcess.StartNewAsync(Ct, checkApiVersion: true);
+        var store = BlobStoreFactory.Create(new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = strict.ConnectionString });
+        await store.EnsureContainerAsync(Ct);
+        Assert.True(await store.TryCreateAsync("runs/r1/policy/1", Bytes(9 * MiB), Ct));
+        Assert.Equal(Bytes(9 * MiB), await store.GetAsync("runs/r1/policy/1", Ct));
+
+        // The SDK's default version is newer than this Azurite knows: what the pin is for.
+        var unpinned = new AzureBlobStore(new BlobServiceClient(strict.ConnectionString).GetBlobContainerClient("dapo"));
+        var e = await Assert.ThrowsAsync<BlobStorageException>(() => unpinned.GetInfoAsync("runs/r1/policy/1", Ct));
+        Assert.Equal(400, e.Status);
+    }
+
     /// <summary>An account SAS for this Azurite, signed with its key, valid for an hour (the query, without '?').</summary>
     private string AccountSas(AccountSasPermissions permissions) =>
         new BlobServiceClient(azurite.ConnectionString)
