@@ -29,5 +29,20 @@ namespace Dapo.Bench
     internal sealed record BenchArgs(bool Quick, bool Json, bool NoPeer)
     {
         public static readonly string[] Flags = ["--quick", "--json", "--no-peer"];
+
+        /// <summary>
+        /// The flags of <paramref name="args"/>, which may be only <paramref name="known"/> ones (all of
+        /// <see cref="Flags"/> when none are given); null, after saying which, when one is not.
+        /// </summary>
+        public static BenchArgs? Parse(string[] args, params string[] known)
+        {
+            if (known.Length == 0) known = Flags;
+            if (args.FirstOrDefault(a => !known.Contains(a)) is { } unknown)
+            {
+                Console.Error.WriteLine($"unknown option {unknown}; known: {string.Join(", ", known)}");
+                return null;
+            }
+            return new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: args.Contains("--no-peer"));
+        }
     }
 }

@@ -337,15 +337,13 @@ public sealed class AzureBlobStore : IBlobStore
     /// The caller's content stream, as the SDK reads it: counts what was read and remembers a failure of the stream
     /// itself, so that it reaches the caller unchanged instead of passing for a storage error.
     /// </summary>
-    private sealed class SourceStream(Stream inner) : Stream
+    private sealed class SourceStream(Stream inner) : ForwardReadStream
     {
         public ExceptionDispatchInfo? Failure { get; private set; }
 
         public long BytesRead { get; private set; }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false; // read forward once, as the interface promises
-        public override bool CanWrite => false;
+        // Read forward once, as the interface promises: the SDK buffers each block it sends.
         public override long Length => throw new NotSupportedException();
         public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
 
@@ -363,41 +361,16 @@ public sealed class AzureBlobStore : IBlobStore
                 throw;
             }
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) =>
-            ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>The SDK's read stream, with its failures rethrown as <see cref="BlobStorageException"/> like every other call's.</summary>
-    private sealed class ReadStream(AzureBlobStore store, string name, Stream inner) : Stream
+    private sealed class ReadStream(AzureBlobStore store, string name, Stream inner) : ForwardReadStream
     {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
         public override long Length => inner.Length;
         public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
             new(store.CallAsync("Get Blob", name, null, ct => inner.ReadAsync(buffer, ct).AsTask(), cancellationToken));
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) =>
-            ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {
@@ -411,5 +384,26 @@ public sealed class AzureBlobStore : IBlobStore
             GC.SuppressFinalize(this);
             return inner.DisposeAsync();
         }
+    }
+
+    /// <summary>A stream read forward only, whose reads all come down to <see cref="Stream.ReadAsync(Memory{byte}, CancellationToken)"/>.</summary>
+    private abstract class ForwardReadStream : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+
+        public abstract override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) =>
+            ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
