@@ -39,7 +39,7 @@ public sealed class AzureBlobStore : IBlobStore
     {
         ArgumentNullException.ThrowIfNull(container);
         ContainerName.Validate(container.Name);
-        _transfer = transfer ?? new AzureBlobTransferOptions();
+        _transfer = transfer ?? AzureBlobTransferOptions.Default;
         if (AzureBlobTransferOptions.Problem(_transfer) is { } problem)
             throw new ArgumentOutOfRangeException(nameof(transfer), problem);
         _container = container;

@@ -58,7 +58,7 @@ public sealed class BlobStorageException : IOException
 
     /// <summary>
     /// True when trying the same operation later may succeed: no response, timeouts, throttling and server errors.
-    /// The store has already retried these; a caller such as the checkpoint writer can retry the whole write.
+    /// The SDK client has already retried these; a caller such as the checkpoint writer can retry the whole write.
     /// </summary>
     public bool IsTransient =>
         Status is 0 or (int)HttpStatusCode.RequestTimeout or (int)HttpStatusCode.TooManyRequests or >= 500;

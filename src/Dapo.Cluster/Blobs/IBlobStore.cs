@@ -26,7 +26,7 @@ namespace Dapo.Cluster.Blobs;
 /// configuration error: every operation but <see cref="EnsureContainerAsync"/> then throws
 /// <see cref="BlobStorageException"/> with <see cref="BlobErrorCodes.ContainerNotFound"/>.</para>
 /// <para>Storage failures surface as <see cref="IOException"/>: a <see cref="BlobStorageException"/> (an
-/// IOException) for service errors and unreachable storage, after the store's own retries; plain IOExceptions from
+/// IOException) for service errors and unreachable storage, after the client's retries; plain IOExceptions from
 /// the local file system. Exceptions thrown by a caller's source stream propagate unchanged.</para>
 /// <para>With the local store a name cannot also be a folder of other names (<c>a/b</c> and <c>a/b/c</c>);
 /// Azure allows both. Use names that never do this.</para>
