@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using Azure;
+using Azure.Storage;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Microsoft.Extensions.Logging;
@@ -21,9 +22,12 @@ namespace Dapo.Cluster.Blobs;
 /// of them at once. A stream is read a block at a time, so an upload from a stream holds at most about
 /// <see cref="AzureBlobTransferOptions.MaxBufferedBytes"/> of it, whatever its length. The block list is committed
 /// only after every block is staged, which makes the new content visible atomically: a failed upload leaves the
-/// previous content, and uncommitted blocks are never listed or read.</para>
+/// previous content, and uncommitted blocks are never listed or read. Every request that carries content carries its
+/// MD5, which the service checks.</para>
 /// <para>A create-only put is the same upload with <c>If-None-Match: *</c> on its last request (Put Blob or Put Block
-/// List); the service refuses it when the blob exists (409 BlobAlreadyExists), and that is returned as false.</para>
+/// List); the service refuses it when the blob exists (409 BlobAlreadyExists), and that is returned as false. Azurite
+/// also refuses a Put Blob when another upload left uncommitted blocks under the name, though there is no blob to
+/// read: that is <see cref="BlobErrorCodes.UncommittedBlocks"/>, not false.</para>
 /// <para>Every SDK failure is rethrown as <see cref="BlobStorageException"/> naming the operation, container and blob
 /// and carrying the service's error code; its message holds the service's message but never the request's URL or
 /// headers, so neither an account key nor a SAS signature can reach a log through it.</para>
@@ -228,6 +232,9 @@ public sealed class AzureBlobStore : IBlobStore
         {
             TransferOptions = _transfer.ToStorageTransferOptions(),
             HttpHeaders = new BlobHttpHeaders { ContentType = "application/octet-stream" },
+            // Content-MD5 on every request that carries content (each block, or the one Put Blob): the service
+            // refuses a body that arrives different from what was sent, so a corrupted transfer never becomes a blob.
+            TransferValidation = new UploadTransferValidationOptions { ChecksumAlgorithm = StorageChecksumAlgorithm.MD5 },
             // The SDK puts the condition on the request that makes the content visible: Put Blob or Put Block List.
             Conditions = createOnly ? new BlobRequestConditions { IfNoneMatch = ETag.All } : null,
         };
@@ -240,7 +247,13 @@ public sealed class AzureBlobStore : IBlobStore
             }
             catch (RequestFailedException e) when (createOnly && IsTaken(e))
             {
-                return false;
+                if (await ExistsAsync(blob, ct))
+                    return false;
+                throw Logged(new BlobStorageException(
+                    $"{operation} of blob '{name}' in container '{Container}' was refused, but no such blob can be read: another " +
+                    "upload of it has staged blocks without committing them (still running, or failed; the service drops them " +
+                    "after a week). A plain put replaces them.",
+                    operation, Container, name, e.Status, BlobErrorCodes.UncommittedBlocks));
             }
         }, cancellationToken);
         if (created)
@@ -323,6 +336,20 @@ public sealed class AzureBlobStore : IBlobStore
     {
         BlobLog.OperationFailed(_logger, e, e.Operation, e.Container, e.BlobName, e.Status, e.ErrorCode);
         return e;
+    }
+
+    /// <summary>Whether a committed blob is there (uncommitted blocks are not a blob).</summary>
+    private static async Task<bool> ExistsAsync(BlobClient blob, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await blob.GetPropertiesAsync(cancellationToken: cancellationToken);
+            return true;
+        }
+        catch (RequestFailedException e) when (IsBlobNotFound(e))
+        {
+            return false;
+        }
     }
 
     // Only BlobNotFound means "no such blob"; a 404 for a missing container is a configuration error.

@@ -12,6 +12,14 @@ public static class BlobErrorCodes
     /// <summary>A create-only put (If-None-Match: *) found the blob written already.</summary>
     public const string BlobAlreadyExists = "BlobAlreadyExists";
 
+    /// <summary>
+    /// A create-only put was refused although no blob of that name can be read: another upload of the name staged
+    /// blocks and has not committed them, because it is still running or because it failed or died (the service drops
+    /// such blocks after a week). A create-only put cannot tell which; <see cref="IBlobStore.PutAsync(string, ReadOnlyMemory{byte}, CancellationToken)"/>
+    /// replaces them.
+    /// </summary>
+    public const string UncommittedBlocks = "UncommittedBlocks";
+
     /// <summary>A conditional request's condition (If-Match, If-None-Match) did not hold: the blob changed or exists.</summary>
     public const string ConditionNotMet = "ConditionNotMet";
 

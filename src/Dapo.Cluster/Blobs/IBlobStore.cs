@@ -20,7 +20,9 @@ namespace Dapo.Cluster.Blobs;
 /// <para>A create-only put (<see cref="TryCreateAsync(string, ReadOnlyMemory{byte}, CancellationToken)"/>) never
 /// replaces a blob: it returns false when the name exists and leaves that blob as it is. Of concurrent creators of
 /// one name exactly one gets true, and the blob holds that creator's whole content. A lost create is an expected
-/// outcome (someone else wrote the name first), not an error. It is as atomic as a put.</para>
+/// outcome (someone else wrote the name first), not an error. It is as atomic as a put. On Azure, a failed put of
+/// block size can leave staged blocks that hold the name against create-only puts though nothing can be read; those
+/// then fail with <see cref="BlobErrorCodes.UncommittedBlocks"/> until a plain put of the name.</para>
 /// <para>A missing blob is an expected outcome, not an error: <see cref="GetAsync"/>, <see cref="OpenReadAsync"/>
 /// and <see cref="GetInfoAsync"/> return null and <see cref="DeleteAsync"/> returns false. A missing container is a
 /// configuration error: every operation but <see cref="EnsureContainerAsync"/> then throws

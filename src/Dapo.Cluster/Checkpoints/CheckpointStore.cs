@@ -27,7 +27,8 @@ public enum PolicyPublication
     /// publication (whose answer was lost) or by a learner that computed the same step.</summary>
     AlreadyPublished,
 
-    /// <summary>The version was there already with other weights: another learner published it first.</summary>
+    /// <summary>The version was there already with other weights, or another publication of it was left half-done
+    /// (<see cref="BlobErrorCodes.UncommittedBlocks"/>): another learner published it first, or tried to.</summary>
     Conflict,
 }
 
@@ -62,8 +63,15 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
         var name = PolicyName(version);
         while (true)
         {
-            if (await blobs.TryCreateAsync(name, weights, cancellationToken))
-                return PolicyPublication.Created;
+            try
+            {
+                if (await blobs.TryCreateAsync(name, weights, cancellationToken))
+                    return PolicyPublication.Created;
+            }
+            catch (BlobStorageException e) when (e.ErrorCode == BlobErrorCodes.UncommittedBlocks)
+            {
+                return PolicyPublication.Conflict;
+            }
             var existing = await blobs.GetAsync(name, cancellationToken);
             if (existing is not null)
                 return existing.AsSpan().SequenceEqual(weights) ? PolicyPublication.AlreadyPublished : PolicyPublication.Conflict;
