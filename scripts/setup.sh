@@ -5,24 +5,25 @@
 #   scripts/setup.sh            system packages for the engine, native library, .NET solution (Release)
 #   scripts/setup.sh --test     also what the tests run against: PostgreSQL, python3 (the reward's reference
 #                               oracle), and azurite (the Azure Storage emulator, into the git-ignored .tools/)
-#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark) and PostgreSQL
+#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark), PostgreSQL and azurite
+#                               (the blob storage benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ libtorch-dev libopenblas0-openmp)
-test_tools=0
+azurite=0
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(postgresql python3); test_tools=1 ;;
-    --bench) packages+=(python3-torch postgresql) ;;
+    --test) packages+=(postgresql python3); azurite=1 ;;
+    --bench) packages+=(python3-torch postgresql); azurite=1 ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac
 done
 
-# The blob storage tests start Azurite from the project's own folder, so the version is the one pinned here.
+# The blob storage tests and benchmark start Azurite from the project's own folder, so the version is the one pinned here.
 azurite_version=3.37.0
 azurite_dir=.tools/azurite
-if [ "$test_tools" -eq 1 ] && ! command -v npm >/dev/null; then
+if [ "$azurite" -eq 1 ] && ! command -v npm >/dev/null; then
   packages+=(nodejs npm)
 fi
 
@@ -57,7 +58,7 @@ for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
   fi
 done
 
-if [ "$test_tools" -eq 1 ]; then
+if [ "$azurite" -eq 1 ]; then
   installed=$(node -p "require('./$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true)
   if [ "$installed" != "$azurite_version" ]; then
     echo "setup: installing azurite $azurite_version into $azurite_dir"

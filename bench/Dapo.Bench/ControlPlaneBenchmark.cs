@@ -20,17 +20,8 @@ internal static class ControlPlaneBenchmark
     private const int Group = 16, ResponseTokens = 64;
 
     /// <summary>Parses <c>--quick --json</c> and runs.</summary>
-    public static int Command(string[] args)
-    {
-        var known = new[] { "--quick", "--json" };
-        var unknown = args.Where(a => !known.Contains(a)).ToList();
-        if (unknown.Count > 0)
-        {
-            Console.Error.WriteLine($"unknown option {unknown[0]}; known: {string.Join(", ", known)}");
-            return 2;
-        }
-        return RunAsync(new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: true)).GetAwaiter().GetResult();
-    }
+    public static int Command(string[] args) =>
+        BenchArgs.Parse(args, "--quick", "--json") is { } parsed ? RunAsync(parsed).GetAwaiter().GetResult() : 2;
 
     public static async Task<int> RunAsync(BenchArgs args)
     {

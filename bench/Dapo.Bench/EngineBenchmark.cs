@@ -22,16 +22,7 @@ internal static class EngineBenchmark
     private const int Batch = 64, SeqLen = 256, PromptLen = 16;
 
     /// <summary>Parses <c>--quick --json --no-peer</c> and runs.</summary>
-    public static int Command(string[] args)
-    {
-        var unknown = args.Where(a => !BenchArgs.Flags.Contains(a)).ToList();
-        if (unknown.Count > 0)
-        {
-            Console.Error.WriteLine($"unknown option {unknown[0]}; known: {string.Join(", ", BenchArgs.Flags)}");
-            return 2;
-        }
-        return Run(new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: args.Contains("--no-peer")));
-    }
+    public static int Command(string[] args) => BenchArgs.Parse(args) is { } parsed ? Run(parsed) : 2;
 
     public static int Run(BenchArgs args)
     {

@@ -13,6 +13,9 @@ var benchmarks = new (string Name, Func<string[], int> Run, string Description, 
         "share of step time spent in the cluster store and blob storage over demo steps", "--steps N (40), --quick (15), --run-dir DIR"),
     ("demo-recipe", DemoRecipeBenchmark.Command,
         "the demo recipe in one process without the cluster (a reference run)", "--recipe NAME, --steps N, --seed S, --eval-every N, --override JSON, --save-warm FILE, --load-warm FILE"),
+    ("blobs", BlobsBenchmark.Command,
+        "blob storage: MB/s of a 256 MiB blob up and down through the Azure store on Azurite, against one HTTP request and the local disk",
+        "--quick, --json"),
 };
 
 string Usage() =>
@@ -44,5 +47,20 @@ namespace Dapo.Bench
     internal sealed record BenchArgs(bool Quick, bool Json, bool NoPeer)
     {
         public static readonly string[] Flags = ["--quick", "--json", "--no-peer"];
+
+        /// <summary>
+        /// The flags of <paramref name="args"/>, which may be only <paramref name="known"/> ones (all of
+        /// <see cref="Flags"/> when none are given); null, after saying which, when one is not.
+        /// </summary>
+        public static BenchArgs? Parse(string[] args, params string[] known)
+        {
+            if (known.Length == 0) known = Flags;
+            if (args.FirstOrDefault(a => !known.Contains(a)) is { } unknown)
+            {
+                Console.Error.WriteLine($"unknown option {unknown}; known: {string.Join(", ", known)}");
+                return null;
+            }
+            return new BenchArgs(Quick: args.Contains("--quick"), Json: args.Contains("--json"), NoPeer: args.Contains("--no-peer"));
+        }
     }
 }

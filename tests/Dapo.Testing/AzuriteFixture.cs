@@ -1,3 +1,4 @@
+using Azure.Storage.Blobs;
 using Dapo.Cluster.Blobs;
 
 namespace Dapo.Testing;
@@ -27,9 +28,14 @@ public sealed class AzuriteFixture : IAsyncLifetime
         return (name.Length > 63 ? name[..63] : name).TrimEnd('-');
     }
 
-    /// <summary>An <see cref="AzureBlobStore"/> on a new container of this Azurite (the container is not created yet).</summary>
-    public AzureBlobStore CreateStore(AzureBlobClientOptions? options = null, string? container = null) =>
-        new(BlobConnectionString.Parse(ConnectionString), container ?? NewContainerName(), options);
+    /// <summary>
+    /// An <see cref="AzureBlobStore"/> on a new container of this Azurite (the container is not created yet), with the
+    /// SDK client's default options unless <paramref name="clientOptions"/> are given.
+    /// </summary>
+    public AzureBlobStore CreateStore(AzureBlobTransferOptions? transfer = null, BlobClientOptions? clientOptions = null,
+        string? container = null) =>
+        new(new BlobServiceClient(ConnectionString, clientOptions ?? new BlobClientOptions())
+            .GetBlobContainerClient(container ?? NewContainerName()), transfer);
 
     public async Task InitializeAsync() => _azurite = await AzuriteProcess.StartNewAsync();
 

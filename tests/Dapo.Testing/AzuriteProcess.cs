@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Dapo.Cluster.Blobs;
 
 namespace Dapo.Testing;
 
@@ -15,6 +14,13 @@ namespace Dapo.Testing;
 /// </remarks>
 public sealed class AzuriteProcess : IAsyncDisposable
 {
+    /// <summary>Azurite's (and the old storage emulator's) fixed account; it is public, not a secret.</summary>
+    public const string AccountName = "devstoreaccount1";
+
+    /// <summary>The fixed key of <see cref="AccountName"/>, published in Azurite's documentation.</summary>
+    public const string AccountKey =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
     /// <summary>Where setup.sh installs azurite-blob, relative to the repository root.</summary>
     public const string RelativeExecutable = ".tools/azurite/node_modules/.bin/azurite-blob";
 
@@ -36,9 +42,12 @@ public sealed class AzuriteProcess : IAsyncDisposable
     private readonly OutputTail _output = new();
     private Process? _process;
 
-    private AzuriteProcess(string location)
+    private readonly bool _checkApiVersion;
+
+    private AzuriteProcess(string location, bool checkApiVersion)
     {
         Location = location;
+        _checkApiVersion = checkApiVersion;
     }
 
     /// <summary>The port Azurite listens on (kept across <see cref="StopAsync"/> and <see cref="StartAsync"/>).</summary>
@@ -50,12 +59,11 @@ public sealed class AzuriteProcess : IAsyncDisposable
     public bool IsRunning => _process is { HasExited: false };
 
     /// <summary>The blob service URL in Azurite's path style: <c>http://127.0.0.1:{Port}/devstoreaccount1</c>.</summary>
-    public Uri BlobEndpoint => new($"http://127.0.0.1:{Port}/{BlobConnectionString.DevelopmentAccountName}");
+    public Uri BlobEndpoint => new($"http://127.0.0.1:{Port}/{AccountName}");
 
     /// <summary>A SharedKey connection string for Azurite's well-known account on this port.</summary>
     public string ConnectionString =>
-        $"DefaultEndpointsProtocol=http;AccountName={BlobConnectionString.DevelopmentAccountName};" +
-        $"AccountKey={BlobConnectionString.DevelopmentAccountKey};BlobEndpoint={BlobEndpoint}";
+        $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};BlobEndpoint={BlobEndpoint}";
 
     /// <summary>Path of azurite-blob in this repository; throws saying how to install it when it is missing.</summary>
     public static string FindExecutable()
@@ -69,11 +77,13 @@ public sealed class AzuriteProcess : IAsyncDisposable
     }
 
     /// <summary>Starts Azurite on a free port with a fresh temporary folder and waits until it accepts connections.</summary>
-    public static async Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default)
+    /// <param name="checkApiVersion">Refuse requests of a REST API version newer than this Azurite knows, as a stock
+    /// Azurite does; by default it takes them (<c>--skipApiVersionCheck</c>).</param>
+    public static async Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default, bool checkApiVersion = false)
     {
         var executable = FindExecutable();
         var location = Directory.CreateTempSubdirectory("dapo-azurite-").FullName;
-        var azurite = new AzuriteProcess(location);
+        var azurite = new AzuriteProcess(location, checkApiVersion);
         try
         {
             // The port is free when picked but could be taken before Azurite binds it: then try another.
@@ -160,8 +170,8 @@ public sealed class AzuriteProcess : IAsyncDisposable
             RedirectStandardInput = true, // Azurite gets no terminal to read from
         };
         foreach (var arg in new[] { "-c", Watchdog, "azurite-watchdog", Environment.ProcessId.ToString(), Location, executable,
-                     "--loose", "--skipApiVersionCheck", "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(),
-                     "--location", Location })
+                     "--loose", "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(), "--location", Location }
+                     .Concat(_checkApiVersion ? [] : ["--skipApiVersionCheck"]))
             start.ArgumentList.Add(arg);
         var process = new Process { StartInfo = start };
         process.OutputDataReceived += (_, e) => _output.Add(e.Data);

@@ -1,352 +1,335 @@
-using System.Globalization;
 using System.Runtime.CompilerServices;
-using System.Security.Cryptography;
+using System.Runtime.ExceptionServices;
 using Azure;
-using Azure.Core;
-using Azure.Core.Pipeline;
+using Azure.Storage;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Dapo.Cluster.Blobs;
 
 /// <summary>
-/// One container of Azure Blob Storage (or Azurite), spoken to over the Blob REST API on an Azure.Core
-/// <see cref="HttpPipeline"/>: its retry policy (exponential backoff on 408, 429, 5xx and network errors) and
-/// timeouts come from <see cref="AzureBlobClientOptions"/>. Authorized by SharedKey from a connection string or by
-/// a bearer token from an Azure.Identity <see cref="TokenCredential"/>.
+/// One container of Azure Blob Storage (or Azurite) through Azure.Storage.Blobs' <see cref="BlobContainerClient"/>.
+/// How it authenticates (account key, SAS, or a token credential), its retries and its timeouts are the client's
+/// (<see cref="BlobClientOptions.Retry"/>, set by <see cref="BlobStoreFactory"/> from <see cref="BlobStorageOptions"/>);
+/// the sizes of its transfers come from <see cref="AzureBlobTransferOptions"/>.
 /// </summary>
 /// <remarks>
-/// Uploads up to <see cref="AzureBlobClientOptions.SingleUploadLimitBytes"/> are one Put Blob; larger ones stage
-/// blocks with Put Block and commit them with Put Block List, which makes the new content visible atomically:
-/// uncommitted blocks are never listed or read. Every upload sends Content-MD5 (per block for block uploads, and
-/// the whole blob's MD5 as x-ms-blob-content-md5 at commit), so the service rejects corrupted transfers;
-/// <see cref="GetAsync"/> checks the stored MD5 of what it reads back.
+/// <para>Uploads and downloads go through the SDK's partitioned transfers: content up to
+/// <see cref="AzureBlobTransferOptions.InitialTransferSize"/> in one request, larger content in blocks (or ranges) of
+/// <see cref="AzureBlobTransferOptions.MaximumTransferSize"/>, <see cref="AzureBlobTransferOptions.MaximumConcurrency"/>
+/// of them at once. A stream is read a block at a time, so an upload from a stream holds at most about
+/// <see cref="AzureBlobTransferOptions.MaxBufferedBytes"/> of it, whatever its length. The block list is committed
+/// only after every block is staged, which makes the new content visible atomically: a failed upload leaves the
+/// previous content, and uncommitted blocks are never listed or read. Every request that carries content carries its
+/// MD5, which the service checks.</para>
+/// <para>A create-only put is the same upload with <c>If-None-Match: *</c> on its last request (Put Blob or Put Block
+/// List); the service refuses it when the blob exists (409 BlobAlreadyExists), and that is returned as false. Azurite
+/// also refuses a Put Blob when another upload left uncommitted blocks under the name, though there is no blob to
+/// read: that is <see cref="BlobErrorCodes.UncommittedBlocks"/>, not false.</para>
+/// <para>Every SDK failure is rethrown as <see cref="BlobStorageException"/> naming the operation, container and blob
+/// and carrying the service's error code; its message holds the service's message but never the request's URL or
+/// headers, so neither an account key nor a SAS signature can reach a log through it.</para>
 /// </remarks>
 public sealed class AzureBlobStore : IBlobStore
 {
-    /// <summary>The OAuth scope of Azure Storage's data plane.</summary>
-    public const string StorageScope = "https://storage.azure.com/.default";
-
-    private readonly HttpPipeline _pipeline;
-    private readonly Uri _containerUri;
-    private readonly AzureBlobClientOptions _options;
+    private readonly BlobContainerClient _container;
+    private readonly AzureBlobTransferOptions _transfer;
     private readonly ILogger _logger;
 
-    /// <summary>SharedKey auth: <paramref name="connection"/> must carry an account name and key.</summary>
-    public AzureBlobStore(BlobConnectionString connection, string container, AzureBlobClientOptions? options = null,
+    public AzureBlobStore(BlobContainerClient container, AzureBlobTransferOptions? transfer = null,
         ILogger<AzureBlobStore>? logger = null)
-        : this(connection.BlobEndpoint, container, options, logger, SharedKeyPolicy(connection))
     {
+        ArgumentNullException.ThrowIfNull(container);
+        ContainerName.Validate(container.Name);
+        _transfer = transfer ?? AzureBlobTransferOptions.Default;
+        if (AzureBlobTransferOptions.Problem(_transfer) is { } problem)
+            throw new ArgumentOutOfRangeException(nameof(transfer), problem);
+        _container = container;
+        _logger = logger ?? NullLogger<AzureBlobStore>.Instance;
+        ContainerUri = AzureBlobConnection.WithoutQuery(container.Uri);
+    }
+
+    public string Container => _container.Name;
+
+    /// <summary>The container's URL without any SAS query: safe to show.</summary>
+    public Uri ContainerUri { get; }
+
+    public string Description => $"Azure Blob Storage container {ContainerUri}";
+
+    public Task EnsureContainerAsync(CancellationToken cancellationToken) =>
+        CallAsync("Create Container", null, null, async ct =>
+        {
+            if (await _container.CreateIfNotExistsAsync(cancellationToken: ct) is not null)
+                BlobLog.ContainerEnsured(_logger, Container, Description);
+            return true;
+        }, cancellationToken);
+
+    public Task PutAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
+        UploadAsync("Put Blob", name, content, createOnly: false, cancellationToken);
+
+    public Task PutAsync(string name, Stream content, CancellationToken cancellationToken) =>
+        UploadAsync("Put Blob", name, content, createOnly: false, cancellationToken);
+
+    public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
+        UploadAsync("Create Blob", name, content, createOnly: true, cancellationToken);
+
+    public Task<bool> TryCreateAsync(string name, Stream content, CancellationToken cancellationToken) =>
+        UploadAsync("Create Blob", name, content, createOnly: true, cancellationToken);
+
+    /// <summary>
+    /// Reads the blob's size first, then downloads it in parallel ranges into one array of that size; the ranges ask
+    /// for the version whose size was read (If-Match), so a blob replaced in between is read again, never mixed.
+    /// </summary>
+    public Task<byte[]?> GetAsync(string name, CancellationToken cancellationToken)
+    {
+        BlobName.Validate(name);
+        var blob = _container.GetBlobClient(name);
+        return CallAsync<byte[]?>("Get Blob", name, null, async ct =>
+        {
+            while (true)
+            {
+                BlobProperties properties;
+                try
+                {
+                    properties = await blob.GetPropertiesAsync(cancellationToken: ct);
+                }
+                catch (RequestFailedException e) when (IsBlobNotFound(e))
+                {
+                    return null;
+                }
+                if (properties.ContentLength > Array.MaxLength)
+                    throw Logged(new BlobStorageException(
+                        $"Get Blob of blob '{name}' in container '{Container}': {properties.ContentLength} bytes do not fit in one array; read it with OpenReadAsync.",
+                        "Get Blob", Container, name, 200, null));
+                var content = new byte[properties.ContentLength];
+                try
+                {
+                    await blob.DownloadToAsync(new MemoryStream(content), new BlobDownloadToOptions
+                    {
+                        TransferOptions = _transfer.ToStorageTransferOptions(),
+                        Conditions = new BlobRequestConditions { IfMatch = properties.ETag },
+                    }, ct);
+                    return content;
+                }
+                catch (RequestFailedException e) when (IsBlobNotFound(e))
+                {
+                    return null; // deleted since its size was read
+                }
+                catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCodes.ConditionNotMet)
+                {
+                    // replaced since its size was read: read the new version
+                }
+            }
+        }, cancellationToken);
     }
 
     /// <summary>
-    /// Token auth (Azure AD / Entra ID): bearer tokens for <see cref="StorageScope"/> from <paramref name="credential"/>,
-    /// such as Azure.Identity's DefaultAzureCredential. <paramref name="blobEndpoint"/> must be https.
+    /// The SDK's read stream, which downloads <see cref="AzureBlobTransferOptions.MaximumTransferSize"/> at a time
+    /// as the caller reads. It reads the version that was there when it opened: if the blob is replaced meanwhile, a
+    /// later read fails with <see cref="BlobErrorCodes.ConditionNotMet"/> (as a <see cref="BlobStorageException"/>).
     /// </summary>
-    public AzureBlobStore(Uri blobEndpoint, TokenCredential credential, string container,
-        AzureBlobClientOptions? options = null, ILogger<AzureBlobStore>? logger = null)
-        : this(blobEndpoint, container, options, logger, TokenPolicy(blobEndpoint, credential))
-    {
-    }
-
-    private AzureBlobStore(Uri blobEndpoint, string container, AzureBlobClientOptions? options,
-        ILogger<AzureBlobStore>? logger, HttpPipelinePolicy authentication)
-    {
-        ContainerName.Validate(container);
-        _options = options ?? new AzureBlobClientOptions();
-        if (_options.SingleUploadLimitBytes < 1 || _options.BlockSizeBytes < 1 || _options.ListPageSize is < 1 or > 5000)
-            throw new ArgumentOutOfRangeException(nameof(options),
-                "SingleUploadLimitBytes and BlockSizeBytes must be positive and ListPageSize between 1 and 5000.");
-        Container = container;
-        _containerUri = new Uri($"{blobEndpoint.GetLeftPart(UriPartial.Path).TrimEnd('/')}/{container}");
-        _logger = logger ?? NullLogger<AzureBlobStore>.Instance;
-        // Authentication runs per try, after the retry policy: each try gets a fresh x-ms-date and signature.
-        _pipeline = HttpPipelineBuilder.Build(_options, [], [authentication], new ResponseClassifier());
-    }
-
-    public string Container { get; }
-
-    /// <summary>The container's URL; it carries no credentials.</summary>
-    public Uri ContainerUri => _containerUri;
-
-    public string Description => $"Azure Blob Storage container {_containerUri}";
-
-    public async Task EnsureContainerAsync(CancellationToken cancellationToken)
-    {
-        const string operation = "Create Container";
-        using var message = CreateMessage(RequestMethod.Put, null);
-        message.Request.Uri.AppendQuery("restype", "container");
-        message.Request.Content = RequestContent.Create(ReadOnlyMemory<byte>.Empty);
-        await SendAsync(message, operation, null, cancellationToken);
-        var response = message.Response;
-        if (response.Status == 201)
-        {
-            BlobLog.ContainerEnsured(_logger, Container, Description);
-            return;
-        }
-        if (response.Status == 409 && ErrorCodeOf(response) == BlobErrorCodes.ContainerAlreadyExists)
-            return;
-        throw Failure(operation, null, response);
-    }
-
-    public async Task PutAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    public Task<Stream?> OpenReadAsync(string name, CancellationToken cancellationToken)
     {
         BlobName.Validate(name);
-        if (content.Length <= _options.SingleUploadLimitBytes)
+        var blob = _container.GetBlobClient(name);
+        return CallAsync<Stream?>("Get Blob", name, null, async ct =>
         {
-            await PutBlobAsync(name, content, cancellationToken);
-            return;
-        }
-        using var upload = new BlockUpload(name);
-        for (var offset = 0; offset < content.Length; offset += _options.BlockSizeBytes)
-        {
-            var block = content.Slice(offset, Math.Min(_options.BlockSizeBytes, content.Length - offset));
-            await PutBlockAsync(upload, block, cancellationToken);
-        }
-        await PutBlockListAsync(upload, cancellationToken);
+            try
+            {
+                var stream = await blob.OpenReadAsync(
+                    new BlobOpenReadOptions(allowModifications: false) { BufferSize = _transfer.MaximumTransferSize }, ct);
+                return new ReadStream(this, name, stream);
+            }
+            catch (RequestFailedException e) when (IsBlobNotFound(e))
+            {
+                return null;
+            }
+        }, cancellationToken);
     }
 
-    public async Task PutAsync(string name, Stream content, CancellationToken cancellationToken)
+    public Task<BlobInfo?> GetInfoAsync(string name, CancellationToken cancellationToken)
     {
         BlobName.Validate(name);
-        ArgumentNullException.ThrowIfNull(content);
-        // Read one byte past the single-upload limit to learn whether the stream fits in one Put Blob.
-        var head = new byte[_options.SingleUploadLimitBytes + 1];
-        var headLength = await content.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, cancellationToken);
-        if (headLength <= _options.SingleUploadLimitBytes)
+        var blob = _container.GetBlobClient(name);
+        return CallAsync<BlobInfo?>("Get Blob Properties", name, null, async ct =>
         {
-            await PutBlobAsync(name, head.AsMemory(0, headLength), cancellationToken);
-            return;
-        }
-        using var upload = new BlockUpload(name);
-        var block = new byte[_options.BlockSizeBytes];
-        var headOffset = 0;
-        while (true)
-        {
-            // Fill a block from what is left of the head, then from the stream.
-            var filled = Math.Min(block.Length, headLength - headOffset);
-            head.AsSpan(headOffset, filled).CopyTo(block);
-            headOffset += filled;
-            if (filled < block.Length)
-                filled += await content.ReadAtLeastAsync(block.AsMemory(filled), block.Length - filled,
-                    throwOnEndOfStream: false, cancellationToken);
-            if (filled == 0)
-                break;
-            await PutBlockAsync(upload, block.AsMemory(0, filled), cancellationToken);
-            if (filled < block.Length)
-                break;
-        }
-        await PutBlockListAsync(upload, cancellationToken);
-    }
-
-    public async Task<byte[]?> GetAsync(string name, CancellationToken cancellationToken)
-    {
-        const string operation = "Get Blob";
-        BlobName.Validate(name);
-        using var message = CreateMessage(RequestMethod.Get, name);
-        await SendAsync(message, operation, name, cancellationToken);
-        var response = message.Response;
-        if (IsBlobNotFound(response))
-            return null;
-        if (response.Status != 200)
-            throw Failure(operation, name, response);
-        var bytes = response.Content.ToArray();
-        // The service returns the stored MD5 when it has one (always after our uploads); check what arrived.
-        if (response.Headers.TryGetValue("Content-MD5", out var md5)
-            && md5 != Convert.ToBase64String(MD5.HashData(bytes)))
-        {
-            throw Logged(new BlobStorageException(
-                $"{operation} '{name}' in container '{Container}': the content read back does not match its stored MD5; read it again.",
-                operation, Container, name, response.Status, BlobErrorCodes.Md5Mismatch));
-        }
-        return bytes;
-    }
-
-    public async Task<Stream?> OpenReadAsync(string name, CancellationToken cancellationToken)
-    {
-        const string operation = "Get Blob";
-        BlobName.Validate(name);
-        using var message = CreateMessage(RequestMethod.Get, name);
-        message.BufferResponse = false; // stream the body instead of holding it whole
-        await SendAsync(message, operation, name, cancellationToken);
-        var response = message.Response;
-        if (response.Status != 200 && response.ContentStream is { } errorBody)
-        {
-            // Error bodies are small: buffer them so the error code and message can be read.
-            var buffer = new MemoryStream();
-            await errorBody.CopyToAsync(buffer, cancellationToken);
-            buffer.Position = 0;
-            response.ContentStream = buffer;
-        }
-        if (IsBlobNotFound(response))
-            return null;
-        if (response.Status != 200)
-            throw Failure(operation, name, response);
-        return message.ExtractResponseContent() ?? Stream.Null;
-    }
-
-    public async Task<BlobInfo?> GetInfoAsync(string name, CancellationToken cancellationToken)
-    {
-        const string operation = "Get Blob Properties";
-        BlobName.Validate(name);
-        using var message = CreateMessage(RequestMethod.Head, name);
-        await SendAsync(message, operation, name, cancellationToken);
-        var response = message.Response;
-        if (IsBlobNotFound(response))
-            return null;
-        if (response.Status != 200)
-            throw Failure(operation, name, response);
-        return new BlobInfo(name,
-            long.Parse(RequiredHeader(response, "Content-Length", operation, name), CultureInfo.InvariantCulture),
-            AzureBlobXml.ParseHttpDate(RequiredHeader(response, "Last-Modified", operation, name)));
+            try
+            {
+                BlobProperties properties = await blob.GetPropertiesAsync(cancellationToken: ct);
+                return new BlobInfo(name, properties.ContentLength, properties.LastModified);
+            }
+            catch (RequestFailedException e) when (IsBlobNotFound(e))
+            {
+                return null;
+            }
+        }, cancellationToken);
     }
 
     public async IAsyncEnumerable<BlobInfo> ListAsync(string prefix,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        const string operation = "List Blobs";
         BlobName.ValidatePrefix(prefix);
-        string? marker = null;
-        do
+        var pages = _container.GetBlobsAsync(new GetBlobsOptions { Prefix = prefix.Length == 0 ? null : prefix }, cancellationToken)
+            .AsPages(pageSizeHint: _transfer.ListPageSize)
+            .GetAsyncEnumerator(cancellationToken);
+        await using (pages)
         {
-            AzureBlobXml.ListPage page;
-            using (var message = CreateMessage(RequestMethod.Get, null))
+            while (await CallAsync("List Blobs", null, null, _ => pages.MoveNextAsync().AsTask(), cancellationToken))
             {
-                message.Request.Uri.AppendQuery("restype", "container");
-                message.Request.Uri.AppendQuery("comp", "list");
-                if (prefix.Length > 0)
-                    message.Request.Uri.AppendQuery("prefix", prefix);
-                if (marker is not null)
-                    message.Request.Uri.AppendQuery("marker", marker);
-                message.Request.Uri.AppendQuery("maxresults", _options.ListPageSize.ToString(CultureInfo.InvariantCulture));
-                await SendAsync(message, operation, null, cancellationToken);
-                if (message.Response.Status != 200)
-                    throw Failure(operation, null, message.Response);
-                page = AzureBlobXml.ParseListPage(message.Response.ContentStream!);
+                foreach (var blob in pages.Current.Values)
+                    yield return new BlobInfo(blob.Name, blob.Properties.ContentLength ?? 0,
+                        blob.Properties.LastModified ?? DateTimeOffset.MinValue);
             }
-            foreach (var blob in page.Blobs)
-                yield return blob;
-            marker = page.NextMarker;
-        } while (marker is not null);
+        }
     }
 
-    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
+    public Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
     {
-        const string operation = "Delete Blob";
         BlobName.Validate(name);
-        using var message = CreateMessage(RequestMethod.Delete, name);
-        // Also delete snapshots, or a blob that has any cannot be deleted.
-        message.Request.Headers.SetValue("x-ms-delete-snapshots", "include");
-        await SendAsync(message, operation, name, cancellationToken);
-        var response = message.Response;
-        if (response.Status == 202)
-            return true;
-        // 404 also when a retry follows a first try whose response was lost: the blob is gone either way.
-        if (IsBlobNotFound(response))
-            return false;
-        throw Failure(operation, name, response);
+        var blob = _container.GetBlobClient(name);
+        return CallAsync("Delete Blob", name, null, async ct =>
+        {
+            try
+            {
+                // Snapshots too, or a blob that has any cannot be deleted.
+                await blob.DeleteAsync(DeleteSnapshotsOption.IncludeSnapshots, cancellationToken: ct);
+                return true;
+            }
+            catch (RequestFailedException e) when (IsBlobNotFound(e))
+            {
+                // Also when a retry follows a first try whose response was lost: the blob is gone either way.
+                return false;
+            }
+        }, cancellationToken);
     }
 
-    private async Task PutBlobAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    private Task<bool> UploadAsync(string operation, string name, ReadOnlyMemory<byte> content, bool createOnly,
+        CancellationToken cancellationToken)
     {
-        const string operation = "Put Blob";
-        using var message = CreateMessage(RequestMethod.Put, name);
-        message.Request.Headers.SetValue("x-ms-blob-type", "BlockBlob");
-        message.Request.Headers.SetValue("Content-Type", "application/octet-stream");
-        message.Request.Headers.SetValue("Content-MD5", Convert.ToBase64String(MD5.HashData(content.Span)));
-        message.Request.Content = RequestContent.Create(content);
-        await SendAsync(message, operation, name, cancellationToken);
-        if (message.Response.Status != 201)
-            throw Failure(operation, name, message.Response);
+        BlobName.Validate(name);
+        return UploadAsync(operation, name, null, content.Length,
+            (blob, options, ct) => blob.UploadAsync(BinaryData.FromBytes(content), options, ct), createOnly, cancellationToken);
     }
 
-    private async Task PutBlockAsync(BlockUpload upload, ReadOnlyMemory<byte> block, CancellationToken cancellationToken)
+    private Task<bool> UploadAsync(string operation, string name, Stream content, bool createOnly,
+        CancellationToken cancellationToken)
     {
-        const string operation = "Put Block";
-        var blockId = upload.NextBlockId();
-        using var message = CreateMessage(RequestMethod.Put, upload.Name);
-        message.Request.Uri.AppendQuery("comp", "block");
-        message.Request.Uri.AppendQuery("blockid", blockId);
-        message.Request.Headers.SetValue("Content-MD5", Convert.ToBase64String(MD5.HashData(block.Span)));
-        message.Request.Content = RequestContent.Create(block);
-        await SendAsync(message, operation, upload.Name, cancellationToken);
-        if (message.Response.Status != 201)
-            throw Failure(operation, upload.Name, message.Response);
-        upload.Add(blockId, block.Span);
+        BlobName.Validate(name);
+        ArgumentNullException.ThrowIfNull(content);
+        var source = new SourceStream(content);
+        return UploadAsync(operation, name, source, null,
+            (blob, options, ct) => blob.UploadAsync(source, options, ct), createOnly, cancellationToken);
     }
 
-    private async Task PutBlockListAsync(BlockUpload upload, CancellationToken cancellationToken)
+    private async Task<bool> UploadAsync(string operation, string name, SourceStream? source, long? length,
+        Func<BlobClient, BlobUploadOptions, CancellationToken, Task> upload, bool createOnly,
+        CancellationToken cancellationToken)
     {
-        const string operation = "Put Block List";
-        var body = AzureBlobXml.BlockList(upload.BlockIds);
-        using var message = CreateMessage(RequestMethod.Put, upload.Name);
-        message.Request.Uri.AppendQuery("comp", "blocklist");
-        message.Request.Headers.SetValue("Content-Type", "application/xml");
-        message.Request.Headers.SetValue("x-ms-blob-content-type", "application/octet-stream");
-        message.Request.Headers.SetValue("x-ms-blob-content-md5", upload.ContentMd5());
-        message.Request.Content = RequestContent.Create(body);
-        await SendAsync(message, operation, upload.Name, cancellationToken);
-        if (message.Response.Status != 201)
-            throw Failure(operation, upload.Name, message.Response);
-        BlobLog.BlocksCommitted(_logger, upload.Name, upload.Bytes, upload.BlockIds.Count);
-    }
-
-    private HttpMessage CreateMessage(RequestMethod method, string? blobName)
-    {
-        var message = _pipeline.CreateMessage();
-        var request = message.Request;
-        request.Method = method;
-        request.Uri.Reset(_containerUri);
-        // Valid blob names need no escaping (BlobName allows only unreserved characters and '/').
-        if (blobName is not null)
-            request.Uri.AppendPath("/" + blobName, escape: false);
-        request.Headers.SetValue("x-ms-version", AzureBlobClientOptions.ServiceVersion);
-        return message;
+        var blob = _container.GetBlobClient(name);
+        var options = new BlobUploadOptions
+        {
+            TransferOptions = _transfer.ToStorageTransferOptions(),
+            HttpHeaders = new BlobHttpHeaders { ContentType = "application/octet-stream" },
+            // Content-MD5 on every request that carries content (each block, or the one Put Blob): the service
+            // refuses a body that arrives different from what was sent, so a corrupted transfer never becomes a blob.
+            TransferValidation = new UploadTransferValidationOptions { ChecksumAlgorithm = StorageChecksumAlgorithm.MD5 },
+            // The SDK puts the condition on the request that makes the content visible: Put Blob or Put Block List.
+            Conditions = createOnly ? new BlobRequestConditions { IfNoneMatch = ETag.All } : null,
+        };
+        var created = await CallAsync(operation, name, source, async ct =>
+        {
+            try
+            {
+                await upload(blob, options, ct);
+                return true;
+            }
+            catch (RequestFailedException e) when (createOnly && IsTaken(e))
+            {
+                if (await ExistsAsync(blob, ct))
+                    return false;
+                throw Logged(new BlobStorageException(
+                    $"{operation} of blob '{name}' in container '{Container}' was refused, but no such blob can be read: another " +
+                    "upload of it has staged blocks without committing them (still running, or failed; the service drops them " +
+                    "after a week). A plain put replaces them.",
+                    operation, Container, name, e.Status, BlobErrorCodes.UncommittedBlocks));
+            }
+        }, cancellationToken);
+        if (created)
+            BlobLog.Uploaded(_logger, name, length ?? source!.BytesRead);
+        else
+            BlobLog.CreateLost(_logger, name, Container);
+        return created;
     }
 
     /// <summary>
-    /// Sends through the pipeline (which retries); when no response comes even after the retries, throws a
-    /// <see cref="BlobStorageException"/> with status 0 and <see cref="BlobErrorCodes.Unreachable"/>. Cancellation
-    /// by <paramref name="cancellationToken"/> propagates as it is.
+    /// Runs one SDK call (which retries by itself) and rethrows its failures as <see cref="BlobStorageException"/>:
+    /// service errors with their status and code, and no response after the retries as
+    /// <see cref="BlobErrorCodes.Unreachable"/>. Cancellation by <paramref name="cancellationToken"/> and failures of
+    /// the caller's <paramref name="source"/> stream propagate as they are.
     /// </summary>
-    private async Task SendAsync(HttpMessage message, string operation, string? name, CancellationToken cancellationToken)
+    private async Task<T> CallAsync<T>(string operation, string? name, SourceStream? source,
+        Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
     {
         try
         {
-            await _pipeline.SendAsync(message, cancellationToken);
+            return await call(cancellationToken);
         }
-        catch (Exception e) when (e is RequestFailedException or AggregateException or IOException
-                                      or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception) when (source?.Failure is { } failure)
         {
-            // Azure.Core's RetryPolicy throws the last error, or an AggregateException of all tries' errors.
-            var last = e is AggregateException aggregate ? aggregate.InnerExceptions[^1] : e;
-            var what = name is null ? $"container '{Container}'" : $"blob '{name}' in container '{Container}'";
-            throw Logged(new BlobStorageException(
-                $"{operation} of {what} failed: Azure Blob Storage at {_containerUri.GetLeftPart(UriPartial.Authority)} " +
-                $"gave no response in {_options.Retry.MaxRetries + 1} tries ({last.Message}). " +
-                "Check that the storage is up and reachable; the operation can be retried.",
-                operation, Container, name, 0, BlobErrorCodes.Unreachable, e));
+            failure.Throw();
+            throw; // not reached
+        }
+        catch (Exception e) when (Translate(operation, name, e, cancellationToken) is { } translated)
+        {
+            throw Logged(translated);
         }
     }
 
-    private BlobStorageException Failure(string operation, string? name, Response response)
+    /// <summary>The <see cref="BlobStorageException"/> for an SDK failure, or null for one to let through as it is.</summary>
+    private BlobStorageException? Translate(string operation, string? name, Exception e, CancellationToken cancellationToken)
     {
-        var (code, serviceMessage) = AzureBlobXml.ParseError(response.Content.ToMemory().Span);
-        code = ErrorCodeOf(response) ?? code;
+        if (e is BlobStorageException || cancellationToken.IsCancellationRequested)
+            return null;
         var what = name is null ? $"container '{Container}'" : $"blob '{name}' in container '{Container}'";
+        // A partitioned transfer may fail in several requests at once; one service error speaks for them all.
+        var failures = e is AggregateException aggregate ? aggregate.Flatten().InnerExceptions : [e];
+        if (failures.OfType<RequestFailedException>().FirstOrDefault(f => f.Status != 0) is { } service)
+            return ServiceFailure(operation, name, what, service);
+        if (failures.All(f => f is RequestFailedException or IOException or OperationCanceledException))
+        {
+            // No response at all, in every try the client's retry policy made (one exception per try).
+            var last = failures[^1];
+            return new BlobStorageException(
+                $"{operation} of {what} failed: Azure Blob Storage at {ContainerUri.GetLeftPart(UriPartial.Authority)} " +
+                $"gave no response in {failures.Count} {(failures.Count == 1 ? "try" : "tries")} ({last.Message}). " +
+                "Check that the storage is up and reachable; the operation can be retried.",
+                operation, Container, name, 0, BlobErrorCodes.Unreachable, last);
+        }
+        return null;
+    }
+
+    private BlobStorageException ServiceFailure(string operation, string? name, string what, RequestFailedException e)
+    {
+        var code = e.ErrorCode;
         var hint = code switch
         {
             BlobErrorCodes.ContainerNotFound => " Call EnsureContainerAsync first (it creates the container).",
             BlobErrorCodes.InvalidBlockList =>
                 " Another upload of this blob committed while this one was staging blocks; the blob holds that upload's content.",
-            "AuthenticationFailed" or "AuthorizationFailure" or "AuthorizationPermissionMismatch" =>
-                " Check the account key or the identity's role on the storage account.",
+            "AuthenticationFailed" or "AuthorizationFailure" or "AuthorizationPermissionMismatch" or
+                "AuthorizationResourceTypeMismatch" =>
+                " Check the account key, the SAS (its permissions and expiry) or the identity's role on the storage account.",
             _ => "",
         };
-        return Logged(new BlobStorageException(
-            $"{operation} of {what} failed: {response.Status} {code ?? response.ReasonPhrase}" +
-            (serviceMessage is null ? "." : $" ({serviceMessage}).") + hint,
-            operation, Container, name, response.Status, code));
+        // Only the service's own message (the first line of the SDK's, which goes on with headers and content).
+        var serviceMessage = e.Message.Split('\n', 2)[0].Trim();
+        var requestId = e.GetRawResponse()?.Headers.RequestId;
+        return new BlobStorageException(
+            $"{operation} of {what} failed: {e.Status} {code ?? "(no error code)"} ({serviceMessage})." + hint +
+            (requestId is null ? "" : $" Request id {requestId}."),
+            operation, Container, name, e.Status, code);
     }
 
     private BlobStorageException Logged(BlobStorageException e)
@@ -355,76 +338,99 @@ public sealed class AzureBlobStore : IBlobStore
         return e;
     }
 
-    private string RequiredHeader(Response response, string header, string operation, string name) =>
-        response.Headers.TryGetValue(header, out var value)
-            ? value
-            : throw Logged(new BlobStorageException($"{operation} of blob '{name}' returned no {header} header.",
-                operation, Container, name, response.Status, null));
-
-    private static string? ErrorCodeOf(Response response) =>
-        response.Headers.TryGetValue("x-ms-error-code", out var code) ? code : null;
+    /// <summary>Whether a committed blob is there (uncommitted blocks are not a blob).</summary>
+    private static async Task<bool> ExistsAsync(BlobClient blob, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await blob.GetPropertiesAsync(cancellationToken: cancellationToken);
+            return true;
+        }
+        catch (RequestFailedException e) when (IsBlobNotFound(e))
+        {
+            return false;
+        }
+    }
 
     // Only BlobNotFound means "no such blob"; a 404 for a missing container is a configuration error.
-    private static bool IsBlobNotFound(Response response) =>
-        response.Status == 404 && ErrorCodeOf(response) is BlobErrorCodes.BlobNotFound or null
-        && !IsContainerNotFound(response);
+    private static bool IsBlobNotFound(RequestFailedException e) => e.Status == 404 && e.ErrorCode == BlobErrorCodes.BlobNotFound;
 
-    private static bool IsContainerNotFound(Response response)
+    /// <summary>A create-only upload found the name taken: refused by its condition, or (for a block upload that
+    /// lost the race to commit) its staged blocks were discarded by the winner's commit.</summary>
+    private static bool IsTaken(RequestFailedException e) =>
+        e.ErrorCode is BlobErrorCodes.BlobAlreadyExists or BlobErrorCodes.ConditionNotMet or BlobErrorCodes.InvalidBlockList;
+
+    /// <summary>
+    /// The caller's content stream, as the SDK reads it: counts what was read and remembers a failure of the stream
+    /// itself, so that it reaches the caller unchanged instead of passing for a storage error.
+    /// </summary>
+    private sealed class SourceStream(Stream inner) : ForwardReadStream
     {
-        if (ErrorCodeOf(response) == BlobErrorCodes.ContainerNotFound)
-            return true;
-        var (code, _) = AzureBlobXml.ParseError(response.Content.ToMemory().Span);
-        return code == BlobErrorCodes.ContainerNotFound;
-    }
+        public ExceptionDispatchInfo? Failure { get; private set; }
 
-    private static HttpPipelinePolicy SharedKeyPolicy(BlobConnectionString connection)
-    {
-        ArgumentNullException.ThrowIfNull(connection);
-        if (connection.AccountName is null || connection.AccountKey is null)
-            throw new ArgumentException(
-                "SharedKey auth needs a connection string with AccountName and AccountKey; for token auth pass a TokenCredential instead.",
-                nameof(connection));
-        return new SharedKeyAuthenticationPolicy(connection.AccountName, connection.AccountKey);
-    }
+        public long BytesRead { get; private set; }
 
-    private static HttpPipelinePolicy TokenPolicy(Uri blobEndpoint, TokenCredential credential)
-    {
-        ArgumentNullException.ThrowIfNull(blobEndpoint);
-        ArgumentNullException.ThrowIfNull(credential);
-        if (blobEndpoint.Scheme != Uri.UriSchemeHttps)
-            throw new ArgumentException(
-                $"Token auth sends bearer tokens and needs an https blob endpoint; {blobEndpoint.GetLeftPart(UriPartial.Authority)} is not. Use https or SharedKey auth.",
-                nameof(blobEndpoint));
-        return new BearerTokenAuthenticationPolicy(credential, StorageScope);
-    }
+        // Read forward once, as the interface promises: the SDK buffers each block it sends.
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
 
-    /// <summary>The blocks staged so far for one upload, and the running MD5 of their content.</summary>
-    private sealed class BlockUpload(string name) : IDisposable
-    {
-        // A fresh prefix per upload keeps two concurrent uploads of one blob from committing each other's blocks;
-        // the ids of one blob must all have the same length, which "{guid:N}-{index:D6}" gives.
-        private readonly string _uploadId = Guid.NewGuid().ToString("N");
-        private readonly IncrementalHash _md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
-        private readonly List<string> _blockIds = [];
-
-        public string Name { get; } = name;
-
-        public long Bytes { get; private set; }
-
-        public IReadOnlyList<string> BlockIds => _blockIds;
-
-        public string NextBlockId() =>
-            Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes($"{_uploadId}-{_blockIds.Count:D6}"));
-
-        public void Add(string blockId, ReadOnlySpan<byte> content)
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            _blockIds.Add(blockId);
-            _md5.AppendData(content);
-            Bytes += content.Length;
+            try
+            {
+                var read = await inner.ReadAsync(buffer, cancellationToken);
+                BytesRead += read;
+                return read;
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested || e is not OperationCanceledException)
+            {
+                Failure ??= ExceptionDispatchInfo.Capture(e);
+                throw;
+            }
+        }
+    }
+
+    /// <summary>The SDK's read stream, with its failures rethrown as <see cref="BlobStorageException"/> like every other call's.</summary>
+    private sealed class ReadStream(AzureBlobStore store, string name, Stream inner) : ForwardReadStream
+    {
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            new(store.CallAsync("Get Blob", name, null, ct => inner.ReadAsync(buffer, ct).AsTask(), cancellationToken));
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+                inner.Dispose();
+            base.Dispose(disposing);
         }
 
-        public string ContentMd5() => Convert.ToBase64String(_md5.GetCurrentHash());
+        public override ValueTask DisposeAsync()
+        {
+            GC.SuppressFinalize(this);
+            return inner.DisposeAsync();
+        }
+    }
 
-        public void Dispose() => _md5.Dispose();
+    /// <summary>A stream read forward only, whose reads all come down to <see cref="Stream.ReadAsync(Memory{byte}, CancellationToken)"/>.</summary>
+    private abstract class ForwardReadStream : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+
+        public abstract override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) =>
+            ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -16,7 +16,10 @@ internal static partial class BlobLog
     public static partial void OperationFailed(ILogger logger, Exception exception, string operation, string container,
         string? blobName, int status, string? errorCode);
 
-    [LoggerMessage(EventId = 4103, Level = LogLevel.Debug,
-        Message = "Put blob {BlobName}: {Bytes} bytes in {Blocks} blocks")]
-    public static partial void BlocksCommitted(ILogger logger, string blobName, long bytes, int blocks);
+    [LoggerMessage(EventId = 4103, Level = LogLevel.Debug, Message = "Put blob {BlobName}: {Bytes} bytes")]
+    public static partial void Uploaded(ILogger logger, string blobName, long bytes);
+
+    [LoggerMessage(EventId = 4104, Level = LogLevel.Debug,
+        Message = "Create-only put of blob {BlobName} in {Container} found it written already; it is left as it is")]
+    public static partial void CreateLost(ILogger logger, string blobName, string container);
 }

@@ -9,6 +9,20 @@ public static class BlobErrorCodes
     public const string BlobNotFound = "BlobNotFound";
     public const string ContainerAlreadyExists = "ContainerAlreadyExists";
 
+    /// <summary>A create-only put (If-None-Match: *) found the blob written already.</summary>
+    public const string BlobAlreadyExists = "BlobAlreadyExists";
+
+    /// <summary>
+    /// A create-only put was refused although no blob of that name can be read: another upload of the name staged
+    /// blocks and has not committed them, because it is still running or because it failed or died (the service drops
+    /// such blocks after a week). A create-only put cannot tell which; <see cref="IBlobStore.PutAsync(string, ReadOnlyMemory{byte}, CancellationToken)"/>
+    /// replaces them.
+    /// </summary>
+    public const string UncommittedBlocks = "UncommittedBlocks";
+
+    /// <summary>A conditional request's condition (If-Match, If-None-Match) did not hold: the blob changed or exists.</summary>
+    public const string ConditionNotMet = "ConditionNotMet";
+
     /// <summary>
     /// Put Block List named blocks the service no longer has: another upload of the same blob committed first, and
     /// a commit discards every other staged block of the blob. The blob holds the other upload's whole content.
@@ -17,9 +31,6 @@ public static class BlobErrorCodes
 
     /// <summary>No response: connection refused or reset, DNS failure, timeout, after the retries.</summary>
     public const string Unreachable = "Unreachable";
-
-    /// <summary>The content read back does not match the MD5 the service stored for it.</summary>
-    public const string Md5Mismatch = "Md5Mismatch";
 }
 
 /// <summary>
@@ -39,7 +50,7 @@ public sealed class BlobStorageException : IOException
         ErrorCode = errorCode;
     }
 
-    /// <summary>The operation, as the REST API names it ("Put Blob", "Put Block List", "List Blobs", …).</summary>
+    /// <summary>The operation: "Put Blob", "Create Blob" (create-only), "Get Blob", "List Blobs", "Create Container", ….</summary>
     public string Operation { get; }
 
     public string Container { get; }
@@ -50,14 +61,13 @@ public sealed class BlobStorageException : IOException
     /// <summary>HTTP status, or 0 when no response came (see <see cref="BlobErrorCodes.Unreachable"/>).</summary>
     public int Status { get; }
 
-    /// <summary>The x-ms-error-code of the response (or the Code of its XML body), when there was one.</summary>
+    /// <summary>The service's error code (x-ms-error-code), or one of <see cref="BlobErrorCodes"/>'s own.</summary>
     public string? ErrorCode { get; }
 
     /// <summary>
     /// True when trying the same operation later may succeed: no response, timeouts, throttling and server errors.
-    /// The store has already retried these; a caller such as the checkpoint writer can retry the whole write.
+    /// The SDK client has already retried these; a caller such as the checkpoint writer can retry the whole write.
     /// </summary>
     public bool IsTransient =>
-        Status is 0 or (int)HttpStatusCode.RequestTimeout or (int)HttpStatusCode.TooManyRequests or >= 500
-        || ErrorCode == BlobErrorCodes.Md5Mismatch;
+        Status is 0 or (int)HttpStatusCode.RequestTimeout or (int)HttpStatusCode.TooManyRequests or >= 500;
 }

@@ -1,3 +1,6 @@
+using Azure.Core;
+using Azure.Storage.Blobs;
+
 namespace Dapo.Cluster.Blobs;
 
 /// <summary>Where blobs live.</summary>
@@ -13,12 +16,15 @@ public enum BlobStoreKind
 /// <summary>How <see cref="BlobStoreKind.Azure"/> authorizes its requests.</summary>
 public enum BlobCredentialMode
 {
-    /// <summary>The account key from <see cref="BlobStorageOptions.ConnectionString"/> signs each request.</summary>
+    /// <summary>
+    /// The credential in <see cref="BlobStorageOptions.ConnectionString"/> authorizes each request: its account key
+    /// (SharedKey) or its shared access signature (SAS).
+    /// </summary>
     SharedKey,
 
     /// <summary>
     /// Bearer tokens from Azure.Identity's DefaultAzureCredential (managed identity, workload identity, Azure CLI, …);
-    /// the connection string then only locates the account (AccountName or BlobEndpoint, no AccountKey) and must be https.
+    /// the connection string then only locates the service (BlobEndpoint=https://…, no key, no SAS).
     /// </summary>
     DefaultAzureCredential,
 }
@@ -36,7 +42,10 @@ public sealed class BlobStorageOptions
     /// <summary>Directory of the local store (Kind=Local); it plays the container's part, <see cref="Container"/> is not used.</summary>
     public string? LocalRoot { get; set; }
 
-    /// <summary>Azure Storage connection string (Kind=Azure); see <see cref="BlobConnectionString"/> for the accepted forms.</summary>
+    /// <summary>
+    /// Azure Storage connection string (Kind=Azure), read by Azure.Storage.Blobs: account key, SAS or
+    /// UseDevelopmentStorage=true; see <see cref="AzureBlobConnection"/> for the forms.
+    /// </summary>
     public string? ConnectionString { get; set; }
 
     /// <summary>The container (Kind=Azure): 3-63 lowercase letters, digits and single hyphens.</summary>
@@ -44,7 +53,7 @@ public sealed class BlobStorageOptions
 
     public BlobCredentialMode Credential { get; set; } = BlobCredentialMode.SharedKey;
 
-    /// <summary>Retries after the first try of each request (Kind=Azure), with exponential backoff.</summary>
+    /// <summary>Retries after the first try of each request (Kind=Azure), with exponential backoff (the SDK's retry policy).</summary>
     public int MaxRetries { get; set; } = 5;
 
     /// <summary>Backoff before the first retry; it doubles each retry up to <see cref="MaxRetryDelay"/>.</summary>
@@ -55,33 +64,55 @@ public sealed class BlobStorageOptions
     /// <summary>Time limit of one try (sending the request and reading the response).</summary>
     public TimeSpan NetworkTimeout { get; set; } = TimeSpan.FromSeconds(100);
 
-    /// <summary>Uploads up to this size are one request; larger ones go in blocks of <see cref="BlockSizeBytes"/>.</summary>
-    public int SingleUploadLimitBytes { get; set; } = 4 * AzureBlobClientOptions.MiB;
+    /// <summary>Content up to this size goes up in one request; larger content in blocks of <see cref="BlockSizeBytes"/>
+    /// (the SDK's InitialTransferSize).</summary>
+    public int SingleUploadLimitBytes { get; set; } = AzureBlobTransferOptions.Default.InitialTransferSize;
 
-    public int BlockSizeBytes { get; set; } = 4 * AzureBlobClientOptions.MiB;
+    /// <summary>Size of each block of an upload and each range of a download (the SDK's MaximumTransferSize).</summary>
+    public int BlockSizeBytes { get; set; } = AzureBlobTransferOptions.Default.MaximumTransferSize;
+
+    /// <summary>Blocks or ranges in flight at once (the SDK's MaximumConcurrency). An upload from a stream holds
+    /// about this many blocks in memory.</summary>
+    public int MaxConcurrency { get; set; } = AzureBlobTransferOptions.Default.MaximumConcurrency;
 
     /// <summary>Blobs per List Blobs request (at most 5000).</summary>
-    public int ListPageSize { get; set; } = 5000;
+    public int ListPageSize { get; set; } = AzureBlobTransferOptions.Default.ListPageSize;
 
     /// <summary>The settings with the connection string redacted: safe to log.</summary>
     public override string ToString() => Kind == BlobStoreKind.Local
         ? $"Kind=Local, LocalRoot={LocalRoot}"
         : $"Kind=Azure, Container={Container}, Credential={Credential}, ConnectionString={ConnectionStrings.Redact(ConnectionString)}, " +
-          $"MaxRetries={MaxRetries}, RetryDelay={RetryDelay}, MaxRetryDelay={MaxRetryDelay}, NetworkTimeout={NetworkTimeout}";
+          $"MaxRetries={MaxRetries}, RetryDelay={RetryDelay}, MaxRetryDelay={MaxRetryDelay}, NetworkTimeout={NetworkTimeout}, " +
+          $"SingleUploadLimitBytes={SingleUploadLimitBytes}, BlockSizeBytes={BlockSizeBytes}, MaxConcurrency={MaxConcurrency}";
 
-    /// <summary>The pipeline and size settings for <see cref="AzureBlobStore"/>.</summary>
-    public AzureBlobClientOptions ToClientOptions()
+    /// <summary>
+    /// The REST API version the client speaks: the newest that Azurite 3.37 (what scripts/setup.sh installs) serves,
+    /// so that a stock Azurite takes it; Azure serves it too. The SDK's own default is newer.
+    /// </summary>
+    public const BlobClientOptions.ServiceVersion ServiceVersion = BlobClientOptions.ServiceVersion.V2026_06_06;
+
+    /// <summary>
+    /// The SDK client's options: <see cref="ServiceVersion"/>, and its retry policy (exponential backoff with jitter)
+    /// and timeout from these settings.
+    /// </summary>
+    public BlobClientOptions ToClientOptions()
     {
-        var options = new AzureBlobClientOptions
-        {
-            SingleUploadLimitBytes = SingleUploadLimitBytes,
-            BlockSizeBytes = BlockSizeBytes,
-            ListPageSize = ListPageSize,
-        };
+        var options = new BlobClientOptions(ServiceVersion);
+        options.Retry.Mode = RetryMode.Exponential;
         options.Retry.MaxRetries = MaxRetries;
         options.Retry.Delay = RetryDelay;
         options.Retry.MaxDelay = MaxRetryDelay;
         options.Retry.NetworkTimeout = NetworkTimeout;
+        options.Diagnostics.ApplicationId = "dapo";
         return options;
     }
+
+    /// <summary>The transfer and listing sizes of <see cref="AzureBlobStore"/>.</summary>
+    public AzureBlobTransferOptions ToTransferOptions() => new()
+    {
+        InitialTransferSize = SingleUploadLimitBytes,
+        MaximumTransferSize = BlockSizeBytes,
+        MaximumConcurrency = MaxConcurrency,
+        ListPageSize = ListPageSize,
+    };
 }

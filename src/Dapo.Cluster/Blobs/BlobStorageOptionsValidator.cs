@@ -9,7 +9,7 @@ namespace Dapo.Cluster.Blobs;
 public sealed class BlobStorageOptionsValidator : IValidateOptions<BlobStorageOptions>
 {
     private const string S = BlobStorageOptions.SectionName;
-    private const int MaxBufferBytes = 256 * AzureBlobClientOptions.MiB;
+    private const int MaxBufferBytes = 256 * AzureBlobTransferOptions.MiB;
 
     public ValidateOptionsResult Validate(string? name, BlobStorageOptions options)
     {
@@ -45,9 +45,11 @@ public sealed class BlobStorageOptionsValidator : IValidateOptions<BlobStorageOp
         if (options.NetworkTimeout <= TimeSpan.Zero)
             yield return $"{S}:NetworkTimeout is {options.NetworkTimeout}; set a positive time (default 00:01:40).";
         if (options.SingleUploadLimitBytes is < 1 or > MaxBufferBytes)
-            yield return $"{S}:SingleUploadLimitBytes is {options.SingleUploadLimitBytes}; set 1 to {MaxBufferBytes} (default 4 MiB).";
+            yield return $"{S}:SingleUploadLimitBytes is {options.SingleUploadLimitBytes}; set 1 to {MaxBufferBytes} (default 8 MiB).";
         if (options.BlockSizeBytes is < 1 or > MaxBufferBytes)
-            yield return $"{S}:BlockSizeBytes is {options.BlockSizeBytes}; set 1 to {MaxBufferBytes} (default 4 MiB).";
+            yield return $"{S}:BlockSizeBytes is {options.BlockSizeBytes}; set 1 to {MaxBufferBytes} (default 8 MiB).";
+        if (options.MaxConcurrency is < 1 or > 64)
+            yield return $"{S}:MaxConcurrency is {options.MaxConcurrency}; set 1 to 64 (default 4).";
         if (options.ListPageSize is < 1 or > 5000)
             yield return $"{S}:ListPageSize is {options.ListPageSize}; set 1 to 5000 (default 5000).";
     }
@@ -57,7 +59,8 @@ public sealed class BlobStorageOptionsValidator : IValidateOptions<BlobStorageOp
         if (string.IsNullOrWhiteSpace(options.ConnectionString))
         {
             yield return $"{S}:ConnectionString is empty; set it to the storage account's connection string " +
-                         "(DefaultEndpointsProtocol=https;AccountName=…;AccountKey=…) or UseDevelopmentStorage=true for Azurite.";
+                         "(DefaultEndpointsProtocol=https;AccountName=…;AccountKey=…, or BlobEndpoint=…;SharedAccessSignature=…) " +
+                         "or UseDevelopmentStorage=true for Azurite.";
             yield break;
         }
         var (connection, parseError) = TryParse(options.ConnectionString);
@@ -70,13 +73,14 @@ public sealed class BlobStorageOptionsValidator : IValidateOptions<BlobStorageOp
 
         switch (options.Credential)
         {
-            case BlobCredentialMode.SharedKey when !connection.HasAccountKey:
-                yield return $"{S}:ConnectionString has no AccountKey, which {S}:Credential=SharedKey needs; add AccountKey=… " +
-                             $"or set {S}:Credential=DefaultAzureCredential for token auth.";
+            case BlobCredentialMode.SharedKey when connection.Credential == BlobConnectionCredential.None:
+                yield return $"{S}:ConnectionString has neither AccountKey nor SharedAccessSignature, one of which {S}:Credential=SharedKey " +
+                             $"needs; add one, or set {S}:Credential=DefaultAzureCredential for token auth.";
                 break;
-            case BlobCredentialMode.DefaultAzureCredential when connection.HasAccountKey:
-                yield return $"{S}:ConnectionString has an AccountKey but {S}:Credential is DefaultAzureCredential; remove the key " +
-                             $"(token auth needs only AccountName or BlobEndpoint) or set {S}:Credential=SharedKey.";
+            case BlobCredentialMode.DefaultAzureCredential when connection.Credential != BlobConnectionCredential.None:
+                yield return $"{S}:ConnectionString has {(connection.Credential == BlobConnectionCredential.AccountKey ? "an AccountKey" : "a SharedAccessSignature")} " +
+                             $"but {S}:Credential is DefaultAzureCredential; remove it (token auth needs only BlobEndpoint=https://…) " +
+                             $"or set {S}:Credential=SharedKey.";
                 break;
             case BlobCredentialMode.DefaultAzureCredential when connection.BlobEndpoint.Scheme != Uri.UriSchemeHttps:
                 yield return $"{S}:ConnectionString names {connection.BlobEndpoint.GetLeftPart(UriPartial.Authority)}, but token auth " +
@@ -90,11 +94,11 @@ public sealed class BlobStorageOptionsValidator : IValidateOptions<BlobStorageOp
         }
     }
 
-    private static (BlobConnectionString? Connection, string? Error) TryParse(string connectionString)
+    private static (BlobConnectionInfo? Connection, string? Error) TryParse(string connectionString)
     {
         try
         {
-            return (BlobConnectionString.Parse(connectionString), null);
+            return (AzureBlobConnection.Parse(connectionString), null);
         }
         catch (FormatException e)
         {

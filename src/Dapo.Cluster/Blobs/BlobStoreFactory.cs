@@ -1,6 +1,5 @@
-extern alias AzureIdentity;
-
 using Azure.Core;
+using Azure.Core.Pipeline;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -17,7 +16,12 @@ public static class BlobStoreFactory
     /// <param name="credential">Token source for <see cref="BlobCredentialMode.DefaultAzureCredential"/>; defaults to
     /// a new Azure.Identity DefaultAzureCredential.</param>
     public static IBlobStore Create(BlobStorageOptions options, ILoggerFactory? loggerFactory = null,
-        TokenCredential? credential = null)
+        TokenCredential? credential = null) => Create(options, loggerFactory, credential, transport: null);
+
+    /// <summary><see cref="Create(BlobStorageOptions, ILoggerFactory?, TokenCredential?)"/> with the client's HTTP
+    /// transport replaced, for tests that answer requests themselves.</summary>
+    internal static IBlobStore Create(BlobStorageOptions options, ILoggerFactory? loggerFactory, TokenCredential? credential,
+        HttpPipelineTransport? transport)
     {
         var failures = BlobStorageOptionsValidator.Failures(options).ToList();
         if (failures.Count > 0)
@@ -28,19 +32,21 @@ public static class BlobStoreFactory
         {
             BlobStoreKind.Local => new LocalDirectoryBlobStore(options.LocalRoot!,
                 loggerFactory.CreateLogger<LocalDirectoryBlobStore>()),
-            BlobStoreKind.Azure when options.Credential == BlobCredentialMode.SharedKey => new AzureBlobStore(
-                BlobConnectionString.Parse(options.ConnectionString!), options.Container, options.ToClientOptions(),
-                loggerFactory.CreateLogger<AzureBlobStore>()),
             BlobStoreKind.Azure => new AzureBlobStore(
-                BlobConnectionString.Parse(options.ConnectionString!).BlobEndpoint,
-                credential ?? CreateDefaultAzureCredential(), options.Container, options.ToClientOptions(),
-                loggerFactory.CreateLogger<AzureBlobStore>()),
+                AzureBlobConnection.CreateServiceClient(options, ClientOptions(options, transport), credential)
+                    .GetBlobContainerClient(options.Container),
+                options.ToTransferOptions(), loggerFactory.CreateLogger<AzureBlobStore>()),
             _ => throw new ArgumentOutOfRangeException(nameof(options), options.Kind, "Unknown blob store kind."),
         };
         BlobLog.StoreCreated(loggerFactory.CreateLogger(typeof(BlobStoreFactory)), store.Description);
         return store;
     }
 
-    /// <summary>Azure.Identity's DefaultAzureCredential (environment, workload identity, managed identity, Azure CLI, …).</summary>
-    public static TokenCredential CreateDefaultAzureCredential() => new AzureIdentity::Azure.Identity.DefaultAzureCredential();
+    private static Azure.Storage.Blobs.BlobClientOptions ClientOptions(BlobStorageOptions options, HttpPipelineTransport? transport)
+    {
+        var clientOptions = options.ToClientOptions();
+        if (transport is not null)
+            clientOptions.Transport = transport;
+        return clientOptions;
+    }
 }

@@ -4,7 +4,7 @@ namespace Dapo.Cluster.Blobs;
 /// A flat namespace of immutable-once-written blobs in one container: policy weights
 /// (<c>runs/{run}/policy/{version}</c>) and checkpoints (<c>runs/{run}/checkpoints/{step}/…</c>).
 /// Two implementations pass the same contract tests: <see cref="LocalDirectoryBlobStore"/> (embedded default) and
-/// <see cref="AzureBlobStore"/> (Azure Blob Storage REST, Azurite locally).
+/// <see cref="AzureBlobStore"/> (Azure Blob Storage through Azure.Storage.Blobs, Azurite locally).
 /// </summary>
 /// <remarks>
 /// <para>Names are checked by <see cref="BlobName.Validate"/>: '/'-separated segments of letters, digits, '-', '_'
@@ -15,13 +15,20 @@ namespace Dapo.Cluster.Blobs;
 /// nothing new is listed. This is what lets a checkpoint write its data first and its manifest last.
 /// Concurrent puts of one name never mix: the blob ends up holding one whole version. The local store lets the last
 /// writer win; on Azure a large (block) upload can instead lose to another one that commits first and fail with
-/// <see cref="BlobErrorCodes.InvalidBlockList"/>. Give concurrent writers different names.</para>
+/// <see cref="BlobErrorCodes.InvalidBlockList"/>. Give concurrent writers different names, or use
+/// <see cref="TryCreateAsync(string, ReadOnlyMemory{byte}, CancellationToken)"/> when a name must be written once.</para>
+/// <para>A create-only put (<see cref="TryCreateAsync(string, ReadOnlyMemory{byte}, CancellationToken)"/>) never
+/// replaces a blob: it returns false when the name exists and leaves that blob as it is. Of concurrent creators of
+/// one name exactly one gets true, and the blob holds that creator's whole content. A lost create is an expected
+/// outcome (someone else wrote the name first), not an error. It is as atomic as a put. On Azure, a failed put of
+/// block size can leave staged blocks that hold the name against create-only puts though nothing can be read; those
+/// then fail with <see cref="BlobErrorCodes.UncommittedBlocks"/> until a plain put of the name.</para>
 /// <para>A missing blob is an expected outcome, not an error: <see cref="GetAsync"/>, <see cref="OpenReadAsync"/>
 /// and <see cref="GetInfoAsync"/> return null and <see cref="DeleteAsync"/> returns false. A missing container is a
 /// configuration error: every operation but <see cref="EnsureContainerAsync"/> then throws
 /// <see cref="BlobStorageException"/> with <see cref="BlobErrorCodes.ContainerNotFound"/>.</para>
 /// <para>Storage failures surface as <see cref="IOException"/>: a <see cref="BlobStorageException"/> (an
-/// IOException) for service errors and unreachable storage, after the store's own retries; plain IOExceptions from
+/// IOException) for service errors and unreachable storage, after the client's retries; plain IOExceptions from
 /// the local file system. Exceptions thrown by a caller's source stream propagate unchanged.</para>
 /// <para>With the local store a name cannot also be a folder of other names (<c>a/b</c> and <c>a/b/c</c>);
 /// Azure allows both. Use names that never do this.</para>
@@ -42,6 +49,25 @@ public interface IBlobStore
     /// replacing any previous content atomically. Large streams are uploaded in blocks without being held whole.
     /// </summary>
     Task PutAsync(string name, Stream content, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Writes <paramref name="content"/> to <paramref name="name"/> only if no blob of that name exists (Azure's
+    /// <c>If-None-Match: *</c>): true when this call created it, false when the name was taken, in which case
+    /// nothing was written and the existing blob keeps its content.
+    /// </summary>
+    /// <remarks>
+    /// False can also mean that this very call wrote the blob on a first try whose response was lost, and the store's
+    /// retry then found it. A caller that must tell the two apart compares the stored content with its own, as
+    /// <see cref="Checkpoints.CheckpointStore.PublishPolicyAsync"/> does.
+    /// </remarks>
+    Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// <see cref="TryCreateAsync(string, ReadOnlyMemory{byte}, CancellationToken)"/> from a stream, read to its end as
+    /// <see cref="PutAsync(string, Stream, CancellationToken)"/> reads it; what was read is discarded when the name
+    /// turns out to be taken.
+    /// </summary>
+    Task<bool> TryCreateAsync(string name, Stream content, CancellationToken cancellationToken);
 
     /// <summary>The whole content of <paramref name="name"/>, or null when there is no such blob.</summary>
     Task<byte[]?> GetAsync(string name, CancellationToken cancellationToken);

@@ -1,4 +1,5 @@
 using System.IO.Enumeration;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -9,11 +10,17 @@ namespace Dapo.Cluster.Blobs;
 /// <c>{root}/runs/r1/policy/3</c>. The embedded default: no server, and a run directory can be copied as a whole.
 /// </summary>
 /// <remarks>
-/// A put writes a temporary file beside the target (<c>.{name}.{guid}.tmp</c>; valid names never start with '.',
-/// so listings skip it), flushes it to disk and renames it over the target. The rename is atomic, so a reader sees
-/// the old or the new file, and a crash mid-write leaves at most a stray temporary file, never a torn blob.
+/// <para>A put writes a temporary file beside the target (<c>.{name}.{guid}.tmp</c>; valid names never start with
+/// '.', so listings skip it), flushes it to disk and renames it over the target. The rename is atomic, so a reader
+/// sees the old or the new file, and a crash mid-write leaves at most a stray temporary file, never a torn blob.</para>
+/// <para>A create-only put writes its temporary file the same way, then gives it the target's name with link(2),
+/// which fails when the name exists: of concurrent creators exactly one links, atomically. (.NET's
+/// <c>File.Move(overwrite: false)</c> checks for the target and then renames, which two creators can both pass.)
+/// The file system must support hard links, as every Linux one in use for run directories does.</para>
+/// <para>A delete also removes the folders it leaves empty, up to the root (never the root), so pruning old
+/// checkpoints leaves no empty folders behind. Empty folders left by older versions are ignored.</para>
 /// </remarks>
-public sealed class LocalDirectoryBlobStore : IBlobStore
+public sealed partial class LocalDirectoryBlobStore : IBlobStore
 {
     private const int CopyBufferSize = 1 << 16;
     private readonly ILogger _logger;
@@ -21,7 +28,7 @@ public sealed class LocalDirectoryBlobStore : IBlobStore
     public LocalDirectoryBlobStore(string root, ILogger<LocalDirectoryBlobStore>? logger = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(root);
-        Root = Path.GetFullPath(root);
+        Root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
         _logger = logger ?? NullLogger<LocalDirectoryBlobStore>.Instance;
     }
 
@@ -39,14 +46,16 @@ public sealed class LocalDirectoryBlobStore : IBlobStore
     }
 
     public Task PutAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
-        WriteAtomicallyAsync(name, (file, ct) => file.WriteAsync(content, ct), cancellationToken);
+        WriteAtomicallyAsync(name, Writer(content), replace: true, cancellationToken);
 
-    public Task PutAsync(string name, Stream content, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(content);
-        return WriteAtomicallyAsync(name, (file, ct) => new ValueTask(content.CopyToAsync(file, CopyBufferSize, ct)),
-            cancellationToken);
-    }
+    public Task PutAsync(string name, Stream content, CancellationToken cancellationToken) =>
+        WriteAtomicallyAsync(name, Writer(content), replace: true, cancellationToken);
+
+    public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
+        WriteAtomicallyAsync(name, Writer(content), replace: false, cancellationToken);
+
+    public Task<bool> TryCreateAsync(string name, Stream content, CancellationToken cancellationToken) =>
+        WriteAtomicallyAsync(name, Writer(content), replace: false, cancellationToken);
 
     public async Task<byte[]?> GetAsync(string name, CancellationToken cancellationToken)
     {
@@ -123,32 +132,109 @@ public sealed class LocalDirectoryBlobStore : IBlobStore
         if (!File.Exists(path))
             return Task.FromResult(false);
         File.Delete(path); // no error when a concurrent delete got there first
+        RemoveEmptyFolders(Path.GetDirectoryName(path)!);
         return Task.FromResult(true);
     }
 
-    private async Task WriteAtomicallyAsync(string name, Func<FileStream, CancellationToken, ValueTask> write,
-        CancellationToken cancellationToken)
+    private static Func<FileStream, CancellationToken, ValueTask> Writer(ReadOnlyMemory<byte> content) =>
+        (file, ct) => file.WriteAsync(content, ct);
+
+    private static Func<FileStream, CancellationToken, ValueTask> Writer(Stream content)
     {
-        var path = PathOf(name, "Put Blob");
+        ArgumentNullException.ThrowIfNull(content);
+        return (file, ct) => new ValueTask(content.CopyToAsync(file, CopyBufferSize, ct));
+    }
+
+    /// <summary>
+    /// Writes a temporary file, then renames it over the target (<paramref name="replace"/>) or links it to the
+    /// target's name unless that exists. False when a create-only write found the name taken.
+    /// </summary>
+    private async Task<bool> WriteAtomicallyAsync(string name, Func<FileStream, CancellationToken, ValueTask> write,
+        bool replace, CancellationToken cancellationToken)
+    {
+        var path = PathOf(name, replace ? "Put Blob" : "Create Blob");
         var directory = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(directory);
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None,
-                             CopyBufferSize, FileOptions.Asynchronous))
+            await using (var file = CreateTemporaryFile(directory, temp))
             {
                 await write(file, cancellationToken);
                 file.Flush(flushToDisk: true); // fsync before the rename, so a crash never leaves a renamed empty file
             }
+            if (!replace)
+                return TryLink(temp, path);
             File.Move(temp, path, overwrite: true);
+            return true;
         }
-        catch
+        finally
         {
-            File.Delete(temp); // no-op when the temp file was never created or already renamed
-            throw;
+            DeleteIfPresent(temp); // the temporary file after a link, a failure or a lost create; no-op after a rename
         }
     }
+
+    /// <summary>Creates the temporary file, and its folder, which a concurrent delete may remove just after it is made.</summary>
+    private static FileStream CreateTemporaryFile(string directory, string temp)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            Directory.CreateDirectory(directory);
+            try
+            {
+                return new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, CopyBufferSize,
+                    FileOptions.Asynchronous);
+            }
+            catch (DirectoryNotFoundException) when (attempt < 10)
+            {
+                // A delete emptied the folder and removed it between our CreateDirectory and this create: again.
+            }
+        }
+    }
+
+    /// <summary>Gives <paramref name="temp"/>'s file the name <paramref name="path"/> too, unless that name exists.</summary>
+    private static bool TryLink(string temp, string path)
+    {
+        if (Link(temp, path) == 0)
+            return true;
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == EExist && !Directory.Exists(path))
+            return false;
+        throw new IOException($"Could not create {path}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno}).");
+    }
+
+    /// <summary>Removes <paramref name="directory"/> and then its parents while they are empty, stopping below the root.</summary>
+    private void RemoveEmptyFolders(string directory)
+    {
+        while (directory.Length > Root.Length && directory.StartsWith(Root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            try
+            {
+                Directory.Delete(directory); // only an empty folder: a blob or a put's temporary file keeps it
+            }
+            catch (IOException)
+            {
+                return; // not empty, or removed by a concurrent delete that goes on upwards itself
+            }
+            directory = Path.GetDirectoryName(directory)!;
+        }
+    }
+
+    private static void DeleteIfPresent(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // the folder went with the last blob in it
+        }
+    }
+
+    private const int EExist = 17; // EEXIST on Linux (and macOS)
+
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Link(string existingPath, string newPath);
 
     private string PathOf(string name, string operation)
     {

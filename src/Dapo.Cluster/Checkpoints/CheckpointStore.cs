@@ -17,6 +17,21 @@ public sealed record CheckpointMeta(int Step, int PolicyVersion, CursorState Cur
 /// <summary>A verified checkpoint: its metadata and the engine's training state (weights, optimizer, step count).</summary>
 public sealed record Checkpoint(CheckpointMeta Meta, byte[] TrainingState);
 
+/// <summary>How publishing a policy version went (<see cref="CheckpointStore.PublishPolicyAsync"/>).</summary>
+public enum PolicyPublication
+{
+    /// <summary>This call wrote the version.</summary>
+    Created,
+
+    /// <summary>The version was there already with exactly these weights: written by an earlier try of this
+    /// publication (whose answer was lost) or by a learner that computed the same step.</summary>
+    AlreadyPublished,
+
+    /// <summary>The version was there already with other weights, or another publication of it was left half-done
+    /// (<see cref="BlobErrorCodes.UncommittedBlocks"/>): another learner published it first, or tried to.</summary>
+    Conflict,
+}
+
 /// <summary>A checkpoint as listed, with whether its manifest and checksums hold.</summary>
 public sealed record CheckpointInfo(int Step, long Size, bool Complete, string? Problem);
 
@@ -26,6 +41,7 @@ public sealed record CheckpointInfo(int Step, long Size, bool Complete, string? 
 /// <c>runs/{run}/checkpoints/{step}/</c> holds <c>state.bin</c> and <c>meta.json</c>, then <c>manifest.json</c> with
 /// their sizes and SHA-256 checksums, written last. A checkpoint without a manifest, or whose files do not match it,
 /// is never "latest": a torn write or a half-finished delete is skipped and the previous complete one is used.
+/// A policy version is written once (create-only), so two learners can never both publish one.
 /// </summary>
 public sealed class CheckpointStore(IBlobStore blobs, string runId)
 {
@@ -36,7 +52,38 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
     private string Folder(int step) => $"{CheckpointPrefix}{step:D8}";
     public string PolicyName(int version) => $"{Root}/policy/{version:D8}";
 
-    public Task PutPolicyAsync(int version, byte[] weights, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Publishes <paramref name="weights"/> as policy version <paramref name="version"/> unless that version exists:
+    /// a create-only write, so a version once published is never replaced by this call. When the version exists, its
+    /// content says whether it is this publication already (<see cref="PolicyPublication.AlreadyPublished"/>) or
+    /// another learner's (<see cref="PolicyPublication.Conflict"/>); what to do about the latter is the caller's call.
+    /// </summary>
+    public async Task<PolicyPublication> PublishPolicyAsync(int version, byte[] weights, CancellationToken cancellationToken)
+    {
+        var name = PolicyName(version);
+        while (true)
+        {
+            try
+            {
+                if (await blobs.TryCreateAsync(name, weights, cancellationToken))
+                    return PolicyPublication.Created;
+            }
+            catch (BlobStorageException e) when (e.ErrorCode == BlobErrorCodes.UncommittedBlocks)
+            {
+                return PolicyPublication.Conflict;
+            }
+            var existing = await blobs.GetAsync(name, cancellationToken);
+            if (existing is not null)
+                return existing.AsSpan().SequenceEqual(weights) ? PolicyPublication.AlreadyPublished : PolicyPublication.Conflict;
+            // Deleted (pruned) between the two calls: try to create it again.
+        }
+    }
+
+    /// <summary>
+    /// Overwrites policy version <paramref name="version"/> with <paramref name="weights"/>: only for a caller that
+    /// has established that the version in storage is an orphan no one will read (see <c>LearnerLoop</c>).
+    /// </summary>
+    public Task ReplacePolicyAsync(int version, byte[] weights, CancellationToken cancellationToken) =>
         blobs.PutAsync(PolicyName(version), weights, cancellationToken);
 
     public Task<byte[]?> GetPolicyAsync(int version, CancellationToken cancellationToken) =>

@@ -47,6 +47,10 @@ internal sealed class TimedBlobStore(IBlobStore inner, CoordinationTimer timer) 
         timer.TimeBlobsAsync(async () => { await inner.PutAsync(name, content, ct); return 0; });
     public Task PutAsync(string name, Stream content, CancellationToken ct) =>
         timer.TimeBlobsAsync(async () => { await inner.PutAsync(name, content, ct); return 0; });
+    public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken ct) =>
+        timer.TimeBlobsAsync(() => inner.TryCreateAsync(name, content, ct));
+    public Task<bool> TryCreateAsync(string name, Stream content, CancellationToken ct) =>
+        timer.TimeBlobsAsync(() => inner.TryCreateAsync(name, content, ct));
     public Task<byte[]?> GetAsync(string name, CancellationToken ct) => timer.TimeBlobsAsync(() => inner.GetAsync(name, ct));
     public Task<Stream?> OpenReadAsync(string name, CancellationToken ct) => timer.TimeBlobsAsync(() => inner.OpenReadAsync(name, ct));
     public Task<BlobInfo?> GetInfoAsync(string name, CancellationToken ct) => timer.TimeBlobsAsync(() => inner.GetInfoAsync(name, ct));

@@ -78,7 +78,7 @@ internal sealed partial class LearnerLoop(
         reporter.Evaluated(RunId, Recipe.InitialWeights is null ? "after warm-start" : "of the initial weights", start);
         var optimizer = PolicyUpdater.CreateOptimizer(model, Recipe.Dapo);
         var meta = new CheckpointMeta(0, 0, run.Context.InitialCursor, Recipe.Dapo.Seed, RunResources.SpecJson(Recipe), time.GetUtcNow());
-        await _checkpoints.PutPolicyAsync(0, model.ExportWeights(), cancellationToken);
+        await PublishPolicyAsync(_checkpoints, store, lease, RunId, 0, model.ExportWeights(), time, logger, cancellationToken);
         await WriteCheckpointAsync(new Checkpoint(meta, TrainingState.Save(model, optimizer)));
         return (model, optimizer, meta);
     }
@@ -137,10 +137,13 @@ internal sealed partial class LearnerLoop(
             cancellationToken);
         var trainingTime = watch.Elapsed - samplingTime;
 
-        // Publish the new policy before the step completes: rollout workers of the next step fetch it by version.
+        // Publish the new policy before the step completes: rollout workers of the next step fetch it by version. In
+        // this process only once it is in blob storage: a learner deposed meanwhile must not serve its own weights
+        // under a version number that is the new learner's.
         var weights = model.ExportWeights();
+        await WithBlobRetriesAsync($"policy version {step}",
+            ct => PublishPolicyAsync(_checkpoints, store, lease, RunId, step, weights, time, logger, ct));
         policies.Publish(RunId, step, weights);
-        await WithBlobRetriesAsync($"policy version {step}", ct => _checkpoints.PutPolicyAsync(step, weights, ct));
         var runRow = (await store.TransactAsync(s => s.GetRunAsync(RunId), cancellationToken))!;
         int? checkpoint = null;
         if (step % options.CheckpointEvery == 0 || step == Recipe.Steps)
@@ -233,6 +236,32 @@ internal sealed partial class LearnerLoop(
     }
 
     /// <summary>
+    /// Publishes policy version <paramref name="version"/>, create-only (<see cref="CheckpointStore.PublishPolicyAsync"/>).
+    /// When another learner published that version first with other weights, the learner lease decides, as it fences
+    /// every other write of the learner: a learner that no longer holds it is the stale one and stops here with
+    /// <see cref="LeaseLostException"/>, leaving the other's version in place. The holder replaces the version: its
+    /// publisher lost the lease before it completed the step, so no step still open refers to that version
+    /// (<see cref="LearnerLedger.RestoreAsync"/> abandoned every step after the checkpoint the holder resumed from),
+    /// and the holder's weights are the ones the run continues from. Equal weights (a retry of this very
+    /// publication, or the same step computed again) are simply published already.
+    /// </summary>
+    internal static async Task<PolicyPublication> PublishPolicyAsync(CheckpointStore checkpoints, IClusterStore store,
+        LeaseHandle lease, string runId, int version, byte[] weights, TimeProvider time, ILogger logger,
+        CancellationToken cancellationToken)
+    {
+        var outcome = await checkpoints.PublishPolicyAsync(version, weights, cancellationToken);
+        if (outcome != PolicyPublication.Conflict) return outcome;
+        await store.TransactAsync(async s =>
+        {
+            await Leases.VerifyAsync(s, lease, time.GetUtcNow().ToUnixTimeMilliseconds());
+            return 0;
+        }, cancellationToken);
+        LogPolicyReplaced(logger, runId, version, lease.Owner, lease.Epoch);
+        await checkpoints.ReplacePolicyAsync(version, weights, cancellationToken);
+        return outcome;
+    }
+
+    /// <summary>
     /// Writes a checkpoint, retrying while blob storage is unavailable. The write is not cancelled by shutdown: a
     /// stopping learner finishes its current checkpoint before it gives up its lease.
     /// </summary>
@@ -264,4 +293,9 @@ internal sealed partial class LearnerLoop(
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Run {Run}: wrote the {What} on attempt {Attempt}")]
     private static partial void LogBlobRecovered(ILogger logger, string run, string what, int attempt);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning,
+        Message = "Run {Run}: policy version {Version} was published already by a learner that lost the lease before completing its step; " +
+                  "{Owner} (lease epoch {Epoch}) replaces it with its own weights")]
+    private static partial void LogPolicyReplaced(ILogger logger, string run, int version, string owner, long epoch);
 }

@@ -1,3 +1,4 @@
+using Azure.Core;
 using Dapo.Cluster.Blobs;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -23,7 +24,8 @@ public sealed class BlobStorageOptionsTests
         Assert.Empty(Failures(new BlobStorageOptions { LocalRoot = "runs/blobs" }));
         Assert.Empty(Failures(Azure()));
         Assert.Empty(Failures(Azure("UseDevelopmentStorage=true")));
-        Assert.Empty(Failures(Azure("AccountName=acct", BlobCredentialMode.DefaultAzureCredential)));
+        Assert.Empty(Failures(Azure("BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=2025-01-05&sig=abc")));
+        Assert.Empty(Failures(Azure("BlobEndpoint=https://acct.blob.core.windows.net", BlobCredentialMode.DefaultAzureCredential)));
     }
 
     public static TheoryData<BlobStorageOptions, string> Invalid => new()
@@ -31,15 +33,18 @@ public sealed class BlobStorageOptionsTests
         { new BlobStorageOptions { LocalRoot = " " }, "Blobs:LocalRoot is empty; set it to the directory" },
         { Azure(null), "Blobs:ConnectionString is empty; set it to the storage account's connection string" },
         { Azure("AccountName=acct;AccountKey=%%%"), "Blobs:ConnectionString is invalid: The connection string's AccountKey is not valid base64" },
-        { Azure("AccountName=acct"), "Blobs:ConnectionString has no AccountKey, which Blobs:Credential=SharedKey needs" },
-        { Azure(SharedKeyString, BlobCredentialMode.DefaultAzureCredential), "has an AccountKey but Blobs:Credential is DefaultAzureCredential; remove the key" },
-        { Azure("DefaultEndpointsProtocol=http;AccountName=acct", BlobCredentialMode.DefaultAzureCredential), "token auth (Blobs:Credential=DefaultAzureCredential) needs https" },
+        { Azure("BlobEndpoint=https://acct.blob.core.windows.net"), "Blobs:ConnectionString has neither AccountKey nor SharedAccessSignature, one of which Blobs:Credential=SharedKey needs" },
+        { Azure("AccountName=acct", BlobCredentialMode.DefaultAzureCredential), "Blobs:ConnectionString is invalid: The connection string has AccountName but neither AccountKey nor SharedAccessSignature" },
+        { Azure(SharedKeyString, BlobCredentialMode.DefaultAzureCredential), "has an AccountKey but Blobs:Credential is DefaultAzureCredential; remove it" },
+        { Azure("BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature=sv=1&sig=abc", BlobCredentialMode.DefaultAzureCredential), "has a SharedAccessSignature but Blobs:Credential is DefaultAzureCredential" },
+        { Azure("BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1", BlobCredentialMode.DefaultAzureCredential), "token auth (Blobs:Credential=DefaultAzureCredential) needs https" },
         { new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = SharedKeyString, Container = "Dapo_Runs" }, "Blobs:Container 'Dapo_Runs' may hold only lowercase letters" },
         { new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = SharedKeyString, Container = "ab" }, "Blobs:Container 'ab' has 2 characters where 3 to 63 are allowed" },
         { new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = SharedKeyString, MaxRetries = -1 }, "Blobs:MaxRetries is -1; set 0 to 20" },
         { new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = SharedKeyString, RetryDelay = TimeSpan.FromMinutes(1) }, "Blobs:RetryDelay is 00:01:00; set it above zero and at most Blobs:MaxRetryDelay" },
         { new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = SharedKeyString, BlockSizeBytes = 0 }, "Blobs:BlockSizeBytes is 0; set 1 to" },
         { new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = SharedKeyString, ListPageSize = 6000 }, "Blobs:ListPageSize is 6000; set 1 to 5000" },
+        { new BlobStorageOptions { Kind = BlobStoreKind.Azure, ConnectionString = SharedKeyString, MaxConcurrency = 0 }, "Blobs:MaxConcurrency is 0; set 1 to 64" },
         { new BlobStorageOptions { Kind = (BlobStoreKind)7 }, "Blobs:Kind is '7'; set it to Local or Azure" },
     };
 
@@ -62,7 +67,23 @@ public sealed class BlobStorageOptionsTests
     }
 
     [Fact]
-    public void The_factory_builds_the_store_the_options_describe()
+    public void The_options_set_the_SDK_clients_retries_timeout_and_transfer_sizes()
+    {
+        var options = new BlobStorageOptions
+        {
+            MaxRetries = 3, RetryDelay = TimeSpan.FromSeconds(1), MaxRetryDelay = TimeSpan.FromSeconds(7), NetworkTimeout = TimeSpan.FromSeconds(9),
+            SingleUploadLimitBytes = 1000, BlockSizeBytes = 2000, MaxConcurrency = 6, ListPageSize = 10,
+        };
+        var client = options.ToClientOptions();
+        Assert.Equal((RetryMode.Exponential, 3, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(7), TimeSpan.FromSeconds(9)),
+            (client.Retry.Mode, client.Retry.MaxRetries, client.Retry.Delay, client.Retry.MaxDelay, client.Retry.NetworkTimeout));
+        var transfer = options.ToTransferOptions().ToStorageTransferOptions();
+        Assert.Equal((1000, 2000, 6), (transfer.InitialTransferSize, transfer.MaximumTransferSize, transfer.MaximumConcurrency));
+        Assert.Equal(10, options.ToTransferOptions().ListPageSize);
+    }
+
+    [Fact]
+    public void The_factory_builds_the_store_the_options_describe_without_touching_the_network()
     {
         var local = Assert.IsType<LocalDirectoryBlobStore>(BlobStoreFactory.Create(new BlobStorageOptions { LocalRoot = "some/dir" }));
         Assert.Equal(Path.GetFullPath("some/dir"), local.Root);
@@ -71,10 +92,22 @@ public sealed class BlobStorageOptionsTests
         Assert.Equal(new Uri("https://acct.blob.core.windows.net/dapo"), azure.ContainerUri);
         Assert.DoesNotContain(Key, azure.Description);
 
+        const string sas = "sv=2025-01-05&ss=b&srt=sco&sp=rwdlac&se=2030-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl";
+        var withSas = Assert.IsType<AzureBlobStore>(BlobStoreFactory.Create(Azure($"BlobEndpoint=https://acct.blob.core.windows.net;SharedAccessSignature={sas}")));
+        Assert.Equal("Azure Blob Storage container https://acct.blob.core.windows.net/dapo", withSas.Description);
+
+        var development = Assert.IsType<AzureBlobStore>(BlobStoreFactory.Create(Azure("UseDevelopmentStorage=true")));
+        Assert.Equal(new Uri("http://127.0.0.1:10000/devstoreaccount1/dapo"), development.ContainerUri);
+
+        // Token auth: Azurite over plain http cannot take tokens, so this checks the client that is built (no request
+        // is made); AzureBlobStoreHttpTests checks that its requests carry the bearer token.
         var token = Assert.IsType<AzureBlobStore>(BlobStoreFactory.Create(
             Azure("BlobEndpoint=https://acct.blob.core.windows.net", BlobCredentialMode.DefaultAzureCredential),
             credential: new StaticTokenCredential("t")));
-        Assert.Equal("dapo", token.Container);
+        Assert.Equal(new Uri("https://acct.blob.core.windows.net/dapo"), token.ContainerUri);
+        var defaultCredential = Assert.IsType<AzureBlobStore>(BlobStoreFactory.Create(
+            Azure("BlobEndpoint=https://acct.blob.core.windows.net", BlobCredentialMode.DefaultAzureCredential)));
+        Assert.Equal("dapo", defaultCredential.Container);
     }
 
     [Fact]
@@ -91,7 +124,7 @@ public sealed class BlobStorageOptionsTests
     [Fact]
     public void DefaultAzureCredential_comes_from_the_Azure_Identity_package()
     {
-        var credential = BlobStoreFactory.CreateDefaultAzureCredential();
+        var credential = AzureBlobConnection.CreateDefaultAzureCredential();
         Assert.Equal("Azure.Identity.DefaultAzureCredential", credential.GetType().FullName);
         Assert.Equal("Azure.Identity", credential.GetType().Assembly.GetName().Name);
     }
@@ -104,7 +137,7 @@ public sealed class BlobStorageOptionsTests
 
         using var bad = Provider(new() { ["Blobs:Kind"] = "Azure", ["Blobs:ConnectionString"] = "AccountName=acct" });
         var e = Assert.Throws<OptionsValidationException>(() => bad.GetRequiredService<IBlobStore>());
-        Assert.Contains("Blobs:ConnectionString has no AccountKey", e.Message);
+        Assert.Contains("Blobs:ConnectionString is invalid", e.Message);
 
         using var misspelt = Provider(new() { ["Blobs:LocalRot"] = "x" });
         var unknown = Assert.Throws<InvalidOperationException>(() => misspelt.GetRequiredService<IOptions<BlobStorageOptions>>().Value);

@@ -6,7 +6,7 @@ namespace Dapo.Cluster.Tests.Blobs;
 /// <summary>
 /// What every <see cref="IBlobStore"/> must do, run against each backend by a thin subclass that only says how to
 /// make a store on a fresh container. Subclasses configure Azure with a 1 MiB single-upload limit and block size and
-/// a List Blobs page size of 2, so block uploads and paging are exercised with small data.
+/// a List Blobs page size of 2, so block uploads, parallel transfers and paging are exercised with small data.
 /// </summary>
 public abstract class BlobStoreContractTests : IAsyncLifetime
 {
@@ -206,6 +206,84 @@ public abstract class BlobStoreContractTests : IAsyncLifetime
         Assert.Equal(["runs/r1/policy/1"], (await ListAsync("")).Select(b => b.Name));
     }
 
+    public static TheoryData<int, bool> CreateSizes => new()
+    {
+        { 10, false }, { 10, true },
+        { 3 * MiB + 7, false }, { 3 * MiB + 7, true }, // block uploads on Azure: the condition is on the commit
+    };
+
+    [Theory]
+    [MemberData(nameof(CreateSizes))]
+    public async Task A_create_only_put_writes_a_new_blob_and_never_replaces_one(int size, bool fromStream)
+    {
+        var first = Bytes(size, seed: 1);
+        var second = Bytes(size, seed: 2);
+        Task<bool> Create(byte[] content) => fromStream
+            ? Store.TryCreateAsync("runs/r1/policy/00000001", ScriptedStream.Plain(content), Ct)
+            : Store.TryCreateAsync("runs/r1/policy/00000001", content, Ct);
+
+        Assert.True(await Create(first));
+        Assert.False(await Create(second));
+        Assert.False(await Create(first));
+
+        Assert.Equal(first, await Store.GetAsync("runs/r1/policy/00000001", Ct));
+        Assert.Equal([("runs/r1/policy/00000001", (long)size)], (await ListAsync("")).Select(b => (b.Name, b.Size)));
+    }
+
+    [Fact]
+    public async Task A_create_only_put_loses_to_a_plain_put_and_wins_again_after_a_delete()
+    {
+        await Store.PutAsync("runs/r1/policy/1", Bytes(100, seed: 1), Ct);
+        Assert.False(await Store.TryCreateAsync("runs/r1/policy/1", Bytes(50, seed: 2), Ct));
+        Assert.Equal(Bytes(100, seed: 1), await Store.GetAsync("runs/r1/policy/1", Ct));
+
+        Assert.True(await Store.DeleteAsync("runs/r1/policy/1", Ct));
+        Assert.True(await Store.TryCreateAsync("runs/r1/policy/1", Bytes(50, seed: 2), Ct));
+        Assert.Equal(Bytes(50, seed: 2), await Store.GetAsync("runs/r1/policy/1", Ct));
+
+        // A plain put still replaces what a create-only put wrote.
+        await Store.PutAsync("runs/r1/policy/1", Bytes(70, seed: 3), Ct);
+        Assert.Equal(Bytes(70, seed: 3), await Store.GetAsync("runs/r1/policy/1", Ct));
+    }
+
+    [Theory]
+    [InlineData(1000)]
+    [InlineData(2 * MiB + 3)] // block uploads on Azure: every creator stages blocks, one commit wins
+    public async Task Concurrent_create_only_puts_of_one_name_have_exactly_one_winner_whose_whole_content_is_stored(int size)
+    {
+        for (var round = 0; round < 3; round++)
+        {
+            var name = $"runs/r1/policy/{round:D8}";
+            var versions = Enumerable.Range(0, 4).Select(i => Bytes(size, seed: 10 * round + i)).ToArray();
+            // Each on its own thread, from a stream, so the creators really overlap.
+            var creates = versions.Select(v => Task.Run(() => Store.TryCreateAsync(name, ScriptedStream.Plain(v), Ct))).ToArray();
+            var won = await Task.WhenAll(creates);
+
+            Assert.Equal(1, won.Count(w => w));
+            Assert.Equal(versions[Array.IndexOf(won, true)], await Store.GetAsync(name, Ct));
+        }
+        Assert.Equal(3, (await ListAsync("runs/")).Count);
+    }
+
+    [Fact]
+    public async Task A_create_only_put_whose_source_fails_creates_nothing()
+    {
+        // Fails after 2.5 MiB: on Azure two blocks are staged by then, but never committed.
+        await Assert.ThrowsAsync<SourceFailedException>(() => Store.TryCreateAsync("runs/r1/policy/1",
+            ScriptedStream.FailingAt(Bytes(4 * MiB, seed: 2), 5 * MiB / 2), Ct));
+        // Fails before anything is sent.
+        await Assert.ThrowsAsync<SourceFailedException>(() => Store.TryCreateAsync("runs/r1/policy/2",
+            ScriptedStream.FailingAt(Bytes(100, seed: 2), 10), Ct));
+
+        Assert.Empty(await ListAsync(""));
+        Assert.Null(await Store.GetAsync("runs/r1/policy/1", Ct));
+        Assert.True(await Store.TryCreateAsync("runs/r1/policy/2", Bytes(10), Ct));
+        // A plain put writes the name whatever a failed upload left; create-only puts then find it taken.
+        await Store.PutAsync("runs/r1/policy/1", Bytes(20), Ct);
+        Assert.False(await Store.TryCreateAsync("runs/r1/policy/1", Bytes(30), Ct));
+        Assert.Equal(Bytes(20), await Store.GetAsync("runs/r1/policy/1", Ct));
+    }
+
     [Fact]
     public async Task Ensure_container_is_idempotent_and_keeps_blobs()
     {
@@ -221,6 +299,8 @@ public abstract class BlobStoreContractTests : IAsyncLifetime
         var failures = new List<BlobStorageException>
         {
             await Assert.ThrowsAsync<BlobStorageException>(() => store.PutAsync("a/b", Bytes(10), Ct)),
+            await Assert.ThrowsAsync<BlobStorageException>(() => store.PutAsync("a/b", ScriptedStream.Plain(Bytes(3 * MiB)), Ct)),
+            await Assert.ThrowsAsync<BlobStorageException>(() => store.TryCreateAsync("a/b", Bytes(10), Ct)),
             await Assert.ThrowsAsync<BlobStorageException>(() => store.GetAsync("a/b", Ct)),
             await Assert.ThrowsAsync<BlobStorageException>(() => store.OpenReadAsync("a/b", Ct)),
             await Assert.ThrowsAsync<BlobStorageException>(() => store.GetInfoAsync("a/b", Ct)),
@@ -265,6 +345,8 @@ public abstract class BlobStoreContractTests : IAsyncLifetime
 
         await Check(() => Store.PutAsync(name, Bytes(1), Ct));
         await Check(() => Store.PutAsync(name, new MemoryStream(Bytes(1)), Ct));
+        await Check(() => Store.TryCreateAsync(name, Bytes(1), Ct));
+        await Check(() => Store.TryCreateAsync(name, new MemoryStream(Bytes(1)), Ct));
         await Check(() => Store.GetAsync(name, Ct));
         await Check(() => Store.OpenReadAsync(name, Ct));
         await Check(() => Store.GetInfoAsync(name, Ct));

@@ -63,12 +63,47 @@ public sealed class CheckpointStoreTests : IDisposable
         for (var step = 0; step <= 5; step++)
         {
             await store.WriteAsync(Make(step), None);
-            await store.PutPolicyAsync(step, [1, 2, (byte)step], None);
+            Assert.Equal(PolicyPublication.Created, await store.PublishPolicyAsync(step, [1, 2, (byte)step], None));
         }
         await store.PruneAsync(keep: 2, keepPoliciesFrom: 4, None);
         Assert.Equal([5, 4], (await store.ListAsync(None)).Select(c => c.Step));
         Assert.Null(await store.GetPolicyAsync(3, None));
         Assert.Equal([1, 2, 4], await store.GetPolicyAsync(4, None));
+        // Pruning leaves no empty folders behind in the local store.
+        Assert.Equal(["00000004", "00000005"],
+            Directory.GetDirectories(Path.Combine(_root, "runs", "r", "checkpoints")).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public async Task A_policy_version_is_published_once_and_a_second_publication_learns_whose_it_is()
+    {
+        var store = new CheckpointStore(Local(), "r");
+        Assert.Equal(PolicyPublication.Created, await store.PublishPolicyAsync(3, [1, 2, 3], None));
+        // The same weights again: a retry of that publication, or the same step computed again.
+        Assert.Equal(PolicyPublication.AlreadyPublished, await store.PublishPolicyAsync(3, [1, 2, 3], None));
+        // Other weights: another learner's version, which the publication does not touch.
+        Assert.Equal(PolicyPublication.Conflict, await store.PublishPolicyAsync(3, [9, 9], None));
+        Assert.Equal([1, 2, 3], await store.GetPolicyAsync(3, None));
+
+        await store.ReplacePolicyAsync(3, [9, 9], None);
+        Assert.Equal([9, 9], await store.GetPolicyAsync(3, None));
+    }
+
+    [Fact]
+    public async Task Two_learners_publishing_one_version_at_once_never_both_win()
+    {
+        for (var version = 1; version <= 20; version++)
+        {
+            var first = new CheckpointStore(Local(), "r");
+            var second = new CheckpointStore(Local(), "r");
+            var v = version;
+            var outcomes = await Task.WhenAll(
+                Task.Run(() => first.PublishPolicyAsync(v, Enumerable.Repeat((byte)1, 100_000).ToArray(), None)),
+                Task.Run(() => second.PublishPolicyAsync(v, Enumerable.Repeat((byte)2, 100_000).ToArray(), None)));
+            Assert.Equal([PolicyPublication.Created, PolicyPublication.Conflict], outcomes.Order());
+            var winner = (byte)(Array.IndexOf(outcomes, PolicyPublication.Created) + 1);
+            Assert.All((await first.GetPolicyAsync(v, None))!, b => Assert.Equal(winner, b));
+        }
     }
 }
 
@@ -116,6 +151,8 @@ public sealed class CheckpointOutageTests
             await azurite.StopAsync(ct);
         }
         public Task PutAsync(string name, Stream content, CancellationToken ct) => inner.PutAsync(name, content, ct);
+        public Task<bool> TryCreateAsync(string name, ReadOnlyMemory<byte> content, CancellationToken ct) => inner.TryCreateAsync(name, content, ct);
+        public Task<bool> TryCreateAsync(string name, Stream content, CancellationToken ct) => inner.TryCreateAsync(name, content, ct);
         public Task<byte[]?> GetAsync(string name, CancellationToken ct) => inner.GetAsync(name, ct);
         public Task<Stream?> OpenReadAsync(string name, CancellationToken ct) => inner.OpenReadAsync(name, ct);
         public Task<BlobInfo?> GetInfoAsync(string name, CancellationToken ct) => inner.GetInfoAsync(name, ct);

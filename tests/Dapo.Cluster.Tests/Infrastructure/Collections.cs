@@ -15,3 +15,13 @@ public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>
 {
     public const string Name = "PostgreSQL";
 }
+
+/// <summary>
+/// Tests that measure the whole process (its managed heap): xunit runs this collection alone, after the parallel ones,
+/// so no other test's memory is counted.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SoloCollection
+{
+    public const string Name = "Solo";
+}
