@@ -51,6 +51,8 @@ public sealed class TrainCommandTests : IDisposable
         var listed = await checkpoints.ListAsync(CancellationToken.None);
         Assert.Equal([4, 3, 2], listed.Select(c => c.Step));
         Assert.All(listed, c => Assert.True(c.Complete));
+        // Pruned checkpoints leave no empty folders behind.
+        Assert.Equal(3, Directory.GetDirectories(Path.Combine(dir, "blobs", "runs", "demo", "checkpoints")).Length);
 
         await using var again = Train(dir, 4);
         Assert.Equal(0, await again.WaitForExitAsync(Timeout));

@@ -25,11 +25,18 @@ public static class Leases
             return new LeaseHandle(name, owner, epoch);
         }, cancellationToken);
 
-    /// <summary>Extends a held lease; throws <see cref="LeaseLostException"/> when it is no longer ours.</summary>
+    /// <summary>
+    /// Extends a held lease; throws <see cref="LeaseLostException"/> when someone else took it. A lease that lapsed
+    /// but that nobody took since is still renewed: whoever takes a lease raises its epoch, so an unchanged epoch
+    /// proves nobody acted under it meanwhile, and a holder slowed past its renewal (a loaded machine) keeps its
+    /// work instead of starting over.
+    /// </summary>
     public static Task RenewAsync(IClusterStore store, LeaseHandle handle, TimeSpan ttl, long now, CancellationToken cancellationToken) =>
         store.TransactAsync(async s =>
         {
-            await VerifyAsync(s, handle, now, forUpdate: true);
+            var lease = await s.GetLeaseAsync(handle.Name, forUpdate: true);
+            if (lease is null || lease.Owner != handle.Owner || lease.Epoch != handle.Epoch)
+                throw new LeaseLostException(handle.Name, handle.Owner, lease?.ExpiresAt > now ? lease.Owner : null);
             await s.UpsertLeaseAsync(new LeaseRow(handle.Name, handle.Owner, handle.Epoch, now + (long)ttl.TotalMilliseconds));
             return true;
         }, cancellationToken);

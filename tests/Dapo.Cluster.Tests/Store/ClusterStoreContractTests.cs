@@ -271,6 +271,20 @@ public abstract class ClusterStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_holder_renewing_late_keeps_its_lease_when_nobody_took_it()
+    {
+        var run = Run();
+        await LearnerLedger.CreateOrGetRunAsync(Store, run, "{}", Now, None);
+        var t = Now;
+        var lease = (await Leases.TryAcquireAsync(Store, run.LearnerLease, "silo-1", TimeSpan.FromSeconds(5), t, None))!;
+        // Renewed 3 s after it lapsed (a loaded machine): nobody took it, so it is still this holder's, same epoch.
+        await Leases.RenewAsync(Store, lease, TimeSpan.FromSeconds(5), t + 8_000, None);
+        Assert.Null(await Leases.TryAcquireAsync(Store, run.LearnerLease, "silo-2", TimeSpan.FromSeconds(5), t + 12_000, None));
+        var row = (await Store.TransactAsync(s => s.GetLeaseAsync(run.LearnerLease), None))!;
+        Assert.Equal(("silo-1", lease.Epoch, t + 13_000), (row.Owner, row.Epoch, row.ExpiresAt));
+    }
+
+    [Fact]
     public async Task Restoring_a_checkpoint_abandons_later_work_and_rewinds_the_cursor()
     {
         var (run, lease, _) = await OpenFirstStepAsync();
