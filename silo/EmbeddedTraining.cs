@@ -3,6 +3,7 @@ using Dapo.Cluster.Hosting;
 using Dapo.Cluster.Store;
 using Dapo.Cluster.Training;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Dapo.Silo;
 
@@ -21,17 +22,6 @@ internal static class EmbeddedTraining
     {
         directory = Path.GetFullPath(directory);
         var runId = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
-        var isNew = !Directory.Exists(directory);
-        Directory.CreateDirectory(directory);
-        var outcome = await RunInAsync(directory, runId, recipe, reporter, rolloutWorkers, cancellationToken);
-        // A run refused before any work leaves nothing behind.
-        if (outcome.Code == 2 && isNew) Directory.Delete(directory, recursive: true);
-        return outcome;
-    }
-
-    private static async Task<TrainingOutcome> RunInAsync(string directory, string runId, DemoRecipe recipe, ConsoleReporter reporter,
-        int rolloutWorkers, CancellationToken cancellationToken)
-    {
         var settings = new Dictionary<string, string?>
         {
             ["Silo:Roles"] = "learner,rollout", ["Silo:RunDirectory"] = Path.GetDirectoryName(directory), ["Silo:Run"] = runId,
@@ -39,10 +29,22 @@ internal static class EmbeddedTraining
             ["Store:Kind"] = "sqlite", ["Store:SqlitePath"] = Path.Combine(directory, "cluster.db"),
             ["Blobs:Kind"] = "Local", ["Blobs:LocalRoot"] = Path.Combine(directory, "blobs"),
         };
-        // The recipe's thread count (its results were measured with it) unless the user chose one.
-        if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) Dapo.Torch.TorchEngine.Threads = recipe.Threads;
+        // The configuration is read before the run's directory exists: a malformed one leaves nothing behind.
         var builder = SiloHost.CreateBuilder(settings, quietLogs: true);
         builder.Services.AddSingleton<ITrainingReporter>(reporter);
+        var isNew = !Directory.Exists(directory);
+        Directory.CreateDirectory(directory);
+        var outcome = await RunInAsync(builder, directory, runId, recipe, reporter, cancellationToken);
+        // A run refused before any work leaves nothing behind.
+        if (outcome.Code == 2 && isNew) Directory.Delete(directory, recursive: true);
+        return outcome;
+    }
+
+    private static async Task<TrainingOutcome> RunInAsync(HostApplicationBuilder builder, string directory, string runId, DemoRecipe recipe,
+        ConsoleReporter reporter, CancellationToken cancellationToken)
+    {
+        // The recipe's thread count (its results were measured with it) unless the user chose one.
+        if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) Dapo.Torch.TorchEngine.Threads = recipe.Threads;
         using var host = builder.Build();
         // Blob storage before the run: a reader (dapo-client) that sees the run finds its container too.
         await host.Services.GetRequiredService<Dapo.Cluster.Blobs.IBlobStore>().EnsureContainerAsync(cancellationToken);

@@ -10,4 +10,18 @@ var root = new RootCommand("Dapo silo: trains language-model policies with DAPO"
     ExperimentsCommand.Create(),
 };
 // The host handles Ctrl+C and SIGTERM itself (a graceful stop can take a checkpoint's time), not the parser.
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+try
+{
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
+}
+catch (SiloConfigurationException e)
+{
+    Console.Error.WriteLine($"dapo-silo: {e.Message}");
+    return 2;
+}
+catch (Exception e) when (e is not OperationCanceledException)
+{
+    // What the parser's default handler did: the whole exception, exit code 1.
+    Console.Error.WriteLine($"Unhandled exception: {e}");
+    return 1;
+}

@@ -1,4 +1,6 @@
+using System.Text.Json;
 using Dapo.Cluster.Hosting;
+using Dapo.Core.Common;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -20,9 +22,18 @@ internal static partial class SiloHost
         {
             ApplicationName = "dapo-silo", DisableDefaults = true, ContentRootPath = Environment.CurrentDirectory,
         });
+        foreach (var file in new[] { Path.Combine(AppContext.BaseDirectory, "appsettings.json"), Path.Combine(Environment.CurrentDirectory, "appsettings.json") })
+        {
+            try
+            {
+                builder.Configuration.AddJsonFile(file, optional: true);
+            }
+            catch (InvalidDataException e) when (e.InnerException?.InnerException is JsonException json)
+            {
+                throw new SiloConfigurationException($"{file}: {JsonErrors.Describe(json)}");
+            }
+        }
         builder.Configuration
-            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true)
-            .AddJsonFile(Path.Combine(Environment.CurrentDirectory, "appsettings.json"), optional: true)
             .AddEnvironmentVariables("DAPO_")
             .AddInMemoryCollection(commandSettings);
         builder.Logging.AddSimpleConsole(o =>
@@ -82,3 +93,6 @@ internal static partial class SiloHost
     [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "{Engine}")]
     private static partial void LogEngine(ILogger logger, string engine);
 }
+
+/// <summary>The silo's configuration cannot be read (a malformed appsettings.json): said in one line, exit code 2.</summary>
+internal sealed class SiloConfigurationException(string message) : Exception(message);

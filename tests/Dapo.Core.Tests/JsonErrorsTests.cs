@@ -36,6 +36,7 @@ public sealed class JsonErrorsTests
     [InlineData("{\"a\": 1} x", "line 1, column 10: expected the end of the JSON, found 'x' after it")]
     [InlineData("[1,", "line 1, column 3: the JSON ends before it is complete")]
     [InlineData("{\"a\": tru}", "line 1, column 10: expected 'true', found 'tru}'")]
+    [InlineData("{\"a\": 1\n \"b\": 2}", "line 2, column 2: expected ',' or a closing '}' or ']' after a value, found '\"'")]
     [InlineData("{'a': 1}", "line 1, column 2: expected a field name in double quotes, found '''")]
     [InlineData("", "line 1, column 1: expected JSON, found nothing")]
     public void Syntax_errors_say_where_and_what_was_expected(string json, string expected)

@@ -190,6 +190,16 @@ public sealed class TrainCommandTests : IDisposable
             Assert.Contains(train.Lines, l => l.Contains("unknown key 'Dapo.GroupSizee'", StringComparison.Ordinal));
         }
         Assert.False(File.Exists(Path.Combine(dir, "cluster.db")));
+        // A malformed appsettings.json: its file, line and column, in one line.
+        var config = Directory.CreateDirectory(Path.Combine(_root, "config")).FullName;
+        File.WriteAllText(Path.Combine(config, "appsettings.json"), "{\n  \"Silo\": {}\n  \"Store\": {}\n}\n");
+        await using (var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", dir], workingDirectory: config))
+        {
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Equal([$"dapo-silo: {Path.Combine(config, "appsettings.json")}: line 3, column 3: expected ',' or a closing '}}' or ']' after a value, found '\"'"],
+                train.Lines.Where(l => l.Length > 0).ToArray());
+        }
+        Assert.False(Directory.Exists(dir));
         await using (var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", dir, "--override", "{\"Dapo\":{\"GroupSize\":0}}"]))
         {
             Assert.Equal(2, await train.WaitForExitAsync(Timeout));

@@ -36,6 +36,7 @@ public static partial class JsonErrors
         if ((m = InvalidStartOfName().Match(message)).Success) return $"expected a field name in double quotes, found {m.Groups[1].Value}";
         if ((m = AfterName().Match(message)).Success) return $"expected ':' after the field name, found {m.Groups[1].Value}";
         if ((m = AfterValue().Match(message)).Success) return $"expected the end of the JSON, found {m.Groups[1].Value} after it";
+        if ((m = BetweenValues().Match(message)).Success) return $"expected ',' or a closing '}}' or ']' after a value, found {m.Groups[1].Value}";
         if ((m = Literal().Match(message)).Success) return $"expected {m.Groups[2].Value}, found {m.Groups[1].Value}";
         if ((m = InString().Match(message)).Success) return $"the character {m.Groups[1].Value} must be escaped inside a string";
         if (message.Contains("trailing comma", StringComparison.Ordinal)) return "a comma before a closing '}' or ']' is not allowed";
@@ -78,6 +79,9 @@ public static partial class JsonErrors
 
     [GeneratedRegex(@"^('.*?') is invalid after a single JSON value")]
     private static partial Regex AfterValue();
+
+    [GeneratedRegex(@"^('.*?') is invalid after a value\.")]
+    private static partial Regex BetweenValues();
 
     [GeneratedRegex(@"^('.*?') is an invalid JSON literal\. Expected the literal ('.*?')")]
     private static partial Regex Literal();
