@@ -15,8 +15,9 @@ public sealed record BlasKernelSelection(string? Requested, string Reason);
 /// <para>For Intel CPUs the kernel follows from the features, by the rule OpenBLAS's own table applies to every Intel
 /// model it knows: AVX-512 (F, BW, DQ, CD, VL) with BF16 → Cooperlake (the SkylakeX kernels plus bf16 ones),
 /// AVX-512 → SkylakeX, AVX2 with FMA → Haswell, AVX → Sandybridge. So a known Intel CPU keeps the kernel OpenBLAS
-/// would pick, and an unknown one gets the kernel its features allow instead of Prescott. Other vendors keep
-/// OpenBLAS's choice: it recognises AMD's Zen CPUs by family, not model (0.3.21 picks Cooperlake on a Zen 4).</para>
+/// would pick, and an unknown one gets the kernel its features allow instead of Prescott. AMD CPUs keep OpenBLAS's
+/// choice where it knows their family (it recognises Zen by family, not model: 0.3.21 picks Cooperlake on a Zen 4);
+/// a later family (Zen 5) gets the same rule as Intel. Other vendors keep OpenBLAS's choice.</para>
 /// <para>OpenBLAS reads the variable once, when it loads with the engine; .NET's
 /// <see cref="Environment.SetEnvironmentVariable(string, string)"/> does not reach native code on Linux, so
 /// <see cref="Native.NativeMethods"/> sets it with libc's setenv before the first call into the engine. A value
@@ -27,11 +28,16 @@ public static class OpenBlasKernel
     /// <summary>The variable OpenBLAS reads.</summary>
     public const string Variable = "OPENBLAS_CORETYPE";
 
+    /// <summary>The newest AMD family Debian 12's OpenBLAS (0.3.21) recognises: 25, Zen 3 and Zen 4.</summary>
+    public const int LastKnownAmdFamily = 25;
+
     /// <summary>The kernel to ask for on <paramref name="cpu"/>, or null to keep OpenBLAS's own choice.</summary>
     public static string? Choose(CpuDescription cpu)
     {
         ArgumentNullException.ThrowIfNull(cpu);
-        if (cpu.Vendor != "GenuineIntel") return null;
+        var amd = cpu.Vendor is "AuthenticAMD" or "HygonGenuine";
+        // AMD families up to Zen 4 (25) are in OpenBLAS 0.3.21's table; a later family (Zen 5 is 26) is not.
+        if (!(cpu.Vendor == "GenuineIntel" || (amd && cpu.Family > LastKnownAmdFamily))) return null;
         if (cpu.HasAvx512) return cpu.Has("avx512_bf16") ? "Cooperlake" : "SkylakeX";
         if (cpu.Has("avx2", "fma")) return "Haswell";
         return cpu.Has("avx") ? "Sandybridge" : null;

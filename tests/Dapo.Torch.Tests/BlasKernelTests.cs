@@ -24,6 +24,11 @@ public sealed class BlasKernelTests
         "fma avx f16c avx2 bmi1 bmi2 avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl avx512_bf16 avx512vbmi " +
         "avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq");
 
+    /// <summary>An AMD EPYC Zen 5 (family 26): a family OpenBLAS 0.3.21 does not know.</summary>
+    public static readonly string Zen5 = CpuInfo("AuthenticAMD", 26, 2, "AMD EPYC 9R45",
+        "fma avx f16c avx2 bmi1 bmi2 avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl avx512_bf16 avx512vbmi " +
+        "avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq avx_vnni avx512_vp2intersect");
+
     /// <summary>Broadwell (Xeon E5 v4, model 79): AVX2 and FMA, no AVX-512; OpenBLAS runs its Haswell kernel.</summary>
     public static readonly string Broadwell = CpuInfo("GenuineIntel", 6, 79, "Intel(R) Xeon(R) CPU E5-2673 v4 @ 2.30GHz",
         "fma avx f16c avx2 bmi1 bmi2 rdseed adx");
@@ -68,6 +73,10 @@ public sealed class BlasKernelTests
         // BF16 that it knows (Cooper Lake, Zen 4).
         Assert.Equal("Cooperlake", OpenBlasKernel.Choose(CpuDescription.Parse(EmeraldRapids)));
     }
+
+    [Fact]
+    public void An_AMD_family_newer_than_OpenBLAS_knows_gets_the_kernel_its_features_allow() =>
+        Assert.Equal("Cooperlake", OpenBlasKernel.Choose(CpuDescription.Parse(Zen5)));
 
     [Theory]
     [InlineData(nameof(Zen4), null)] // OpenBLAS 0.3.21 itself picks Cooperlake there (seen on this project's machines)
@@ -120,6 +129,7 @@ public sealed class BlasKernelTests
     [Theory]
     [InlineData(nameof(EmeraldRapids), 2, 16)]
     [InlineData(nameof(Zen4), 2, 8)]
+    [InlineData(nameof(Zen5), 2, 16)]
     [InlineData(nameof(Broadwell), 2, 8)]
     [InlineData(nameof(Avoton), 1, 4)]
     public void The_fp32_peak_counts_FMA_units_and_lanes_of_the_core(string machine, int units, int lanes)
