@@ -3,7 +3,7 @@ using System.Globalization;
 using Dapo.Cluster.Grains;
 using Dapo.Cluster.Hosting;
 using Dapo.Cluster.Store;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Data;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using Dapo.Cluster.Hosting;
 using Dapo.Cluster.Store;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 
 namespace Dapo.Silo;
 

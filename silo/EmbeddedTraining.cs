@@ -1,7 +1,7 @@
 using System.Globalization;
 using Dapo.Cluster.Hosting;
 using Dapo.Cluster.Store;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 

@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
-using Dapo.Cluster.Experiments;
-using Dapo.Cluster.Training;
+using Dapo.Training.Experiments;
+using Dapo.Training;
 using Dapo.Core.Rewards;
 using Dapo.Torch;
 

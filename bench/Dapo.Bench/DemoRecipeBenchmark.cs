@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Common;
 using Dapo.Core.Data;
 using Dapo.Core.Metrics;

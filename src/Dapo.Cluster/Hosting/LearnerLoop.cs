@@ -5,7 +5,7 @@ using Dapo.Cluster.Blobs;
 using Dapo.Cluster.Checkpoints;
 using Dapo.Cluster.Grains;
 using Dapo.Cluster.Store;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Metrics;
 using Dapo.Core.Rewards;
 using Dapo.Core.Sampling;

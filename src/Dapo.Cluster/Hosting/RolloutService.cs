@@ -1,6 +1,6 @@
 using Dapo.Cluster.Grains;
 using Dapo.Cluster.Store;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Torch;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;

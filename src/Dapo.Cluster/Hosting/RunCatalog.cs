@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using Dapo.Cluster.Grains;
 using Dapo.Cluster.Store;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Data;
 using Dapo.Core.Rewards;
 

@@ -1,5 +1,5 @@
 using Dapo.Cluster.Store;
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Metrics;
 using Microsoft.Extensions.Logging;
 

@@ -2,7 +2,7 @@ using Dapo.Core.Common;
 using Dapo.Core.Data;
 using Dapo.Core.Data.Synthetic;
 
-namespace Dapo.Cluster.Training;
+namespace Dapo.Training;
 
 /// <summary>
 /// The demo's problems, encoded: train prompts (RL draws from them), their worked solutions (the warm-start's

@@ -1,7 +1,7 @@
 using Dapo.Core.Data;
 using Dapo.Core.Text;
 
-namespace Dapo.Cluster.Training;
+namespace Dapo.Training;
 
 /// <summary>
 /// The text ↔ token boundary of training: a problem becomes &lt;bos&gt; + template(problem) (the prompt the policy

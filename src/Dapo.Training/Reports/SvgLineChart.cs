@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security;
 using System.Text;
 
-namespace Dapo.Cluster.Reports;
+namespace Dapo.Training.Reports;
 
 /// <summary>One line of a chart: its points and, optionally, a band around it (the spread over seeds).</summary>
 /// <param name="Name">Legend label.</param>

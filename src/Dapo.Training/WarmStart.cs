@@ -4,7 +4,7 @@ using Dapo.Core.Data;
 using Dapo.Core.Options;
 using Dapo.Torch;
 
-namespace Dapo.Cluster.Training;
+namespace Dapo.Training;
 
 /// <summary>A supervised example: prompt tokens and the target response (worked solution + &lt;eos&gt;).</summary>
 public sealed record SupervisedExample(int[] Prompt, int[] Response);

@@ -1,8 +1,8 @@
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Data.Synthetic;
-using static Dapo.Cluster.Tests.Training.TrainingFixtures;
+using static Dapo.Training.Tests.TrainingFixtures;
 
-namespace Dapo.Cluster.Tests.Training;
+namespace Dapo.Training.Tests;
 
 public sealed class WarmStartTests
 {

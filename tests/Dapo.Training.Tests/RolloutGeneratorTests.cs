@@ -1,9 +1,9 @@
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Rewards;
 using Dapo.Torch;
-using static Dapo.Cluster.Tests.Training.TrainingFixtures;
+using static Dapo.Training.Tests.TrainingFixtures;
 
-namespace Dapo.Cluster.Tests.Training;
+namespace Dapo.Training.Tests;
 
 public sealed class RolloutGeneratorTests
 {

@@ -1,7 +1,7 @@
 using Dapo.Core.Text;
-using static Dapo.Cluster.Tests.Training.TrainingFixtures;
+using static Dapo.Training.Tests.TrainingFixtures;
 
-namespace Dapo.Cluster.Tests.Training;
+namespace Dapo.Training.Tests;
 
 public sealed class PromptEncoderTests
 {

@@ -1,8 +1,8 @@
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Loss;
 using Dapo.Core.Options;
 
-namespace Dapo.Cluster.Tests.Training;
+namespace Dapo.Training.Tests;
 
 public sealed class DemoRecipeTests
 {

@@ -6,7 +6,7 @@ using Dapo.Core.Options;
 using Dapo.Core.Overlong;
 using Dapo.Torch;
 
-namespace Dapo.Cluster.Training;
+namespace Dapo.Training;
 
 /// <summary>One response as the learner needs it.</summary>
 /// <param name="Tokens">Response tokens (stop token included when there was one).</param>

@@ -3,7 +3,7 @@ using Dapo.Core.Options;
 using Dapo.Core.Rewards;
 using Dapo.Torch;
 
-namespace Dapo.Cluster.Training;
+namespace Dapo.Training;
 
 /// <summary>A prompt to roll out: its id (what seeds derive from), its tokens and the ground truth the reward
 /// compares with.</summary>

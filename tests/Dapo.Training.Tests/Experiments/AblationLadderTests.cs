@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Experiments;
-using Dapo.Cluster.Training;
+using Dapo.Training.Experiments;
+using Dapo.Training;
 
-namespace Dapo.Cluster.Tests.Experiments;
+namespace Dapo.Training.Tests.Experiments;
 
 public sealed class AblationLadderTests
 {

@@ -4,7 +4,7 @@ using Dapo.Core.Options;
 using Dapo.Core.Rewards;
 using Dapo.Torch;
 
-namespace Dapo.Cluster.Training;
+namespace Dapo.Training;
 
 /// <summary>How held-out evaluation samples (the paper's: temperature 1.0, top-p 0.7, avg@32 on AIME).</summary>
 /// <param name="SamplesPerProblem">k, samples per problem.</param>

@@ -1,9 +1,9 @@
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Options;
 using Dapo.Core.Rewards;
 using Dapo.Torch;
 
-namespace Dapo.Cluster.Tests.Training;
+namespace Dapo.Training.Tests;
 
 /// <summary>Tiny models and problems shared by the training tests (each test runs in well under a second or two).</summary>
 internal static class TrainingFixtures

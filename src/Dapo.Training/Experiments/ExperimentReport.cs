@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Reports;
+using Dapo.Training.Reports;
 
-namespace Dapo.Cluster.Experiments;
+namespace Dapo.Training.Experiments;
 
 /// <summary>One finished run of the suite: its rung, seed and per-step metrics rows (metrics.jsonl).</summary>
 public sealed record ExperimentRun(AblationRecipe Rung, ulong Seed, IReadOnlyList<JsonObject> Steps)

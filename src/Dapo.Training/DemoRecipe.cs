@@ -5,7 +5,7 @@ using Dapo.Core.Rewards;
 using Dapo.Core.Text;
 using Dapo.Torch;
 
-namespace Dapo.Cluster.Training;
+namespace Dapo.Training;
 
 /// <summary>
 /// The demo's whole configuration: a tiny Qwen2-style policy, the synthetic math task, the supervised warm-start,
@@ -13,7 +13,7 @@ namespace Dapo.Cluster.Training;
 /// on 2 CPU cores (measured: 7 minutes) and show learning: held-out avg@8 31% after the warm-start, 55–58% after the
 /// DAPO steps (3 seeds), 41–47% with naive GRPO instead. Values that differ from the paper
 /// (<see href="https://arxiv.org/abs/2503.14476"/>, §4.1) say why; the measurements behind them are in
-/// src/Dapo.Cluster/Training/README.md and come from bench/Dapo.Bench (<c>demo-recipe</c>).
+/// src/Dapo.Training/README.md and come from bench/Dapo.Bench (<c>demo-recipe</c>).
 /// </summary>
 public sealed record DemoRecipe
 {

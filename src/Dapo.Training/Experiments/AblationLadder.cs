@@ -1,8 +1,8 @@
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Loss;
 using Dapo.Core.Options;
 
-namespace Dapo.Cluster.Experiments;
+namespace Dapo.Training.Experiments;
 
 /// <summary>One rung of the ablation: a name, the paper's AIME 2024 avg@32 for it (Table 1), and its recipe.</summary>
 /// <param name="Key">Short name, used for folders and plot legends.</param>

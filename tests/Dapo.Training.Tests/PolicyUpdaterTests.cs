@@ -1,10 +1,10 @@
-using Dapo.Cluster.Training;
+using Dapo.Training;
 using Dapo.Core.Loss;
 using Dapo.Core.Options;
 using Dapo.Torch;
-using static Dapo.Cluster.Tests.Training.TrainingFixtures;
+using static Dapo.Training.Tests.TrainingFixtures;
 
-namespace Dapo.Cluster.Tests.Training;
+namespace Dapo.Training.Tests;
 
 public sealed class PolicyUpdaterTests
 {

@@ -1,7 +1,7 @@
 using System.Xml.Linq;
-using Dapo.Cluster.Reports;
+using Dapo.Training.Reports;
 
-namespace Dapo.Cluster.Tests.Reports;
+namespace Dapo.Training.Tests.Reports;
 
 public sealed class SvgLineChartTests
 {
