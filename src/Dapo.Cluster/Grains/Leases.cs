@@ -25,18 +25,11 @@ public static class Leases
             return new LeaseHandle(name, owner, epoch);
         }, cancellationToken);
 
-    /// <summary>
-    /// Extends a held lease; throws <see cref="LeaseLostException"/> when someone else took it. A lease that lapsed
-    /// but that nobody took since is still renewed: whoever takes a lease raises its epoch, so an unchanged epoch
-    /// proves nobody acted under it meanwhile, and a holder slowed past its renewal (a loaded machine) keeps its
-    /// work instead of starting over.
-    /// </summary>
+    /// <summary>Extends a held lease; throws <see cref="LeaseLostException"/> when someone else took it (see <see cref="VerifyAsync"/>).</summary>
     public static Task RenewAsync(IClusterStore store, LeaseHandle handle, TimeSpan ttl, long now, CancellationToken cancellationToken) =>
         store.TransactAsync(async s =>
         {
-            var lease = await s.GetLeaseAsync(handle.Name, forUpdate: true);
-            if (lease is null || lease.Owner != handle.Owner || lease.Epoch != handle.Epoch)
-                throw new LeaseLostException(handle.Name, handle.Owner, lease?.ExpiresAt > now ? lease.Owner : null);
+            await VerifyAsync(s, handle, now, forUpdate: true);
             await s.UpsertLeaseAsync(new LeaseRow(handle.Name, handle.Owner, handle.Epoch, now + (long)ttl.TotalMilliseconds));
             return true;
         }, cancellationToken);
@@ -51,11 +44,16 @@ public static class Leases
             return true;
         }, cancellationToken);
 
-    /// <summary>Inside a transaction: throws unless <paramref name="handle"/> still holds its lease.</summary>
+    /// <summary>
+    /// Inside a transaction: throws unless <paramref name="handle"/> still holds its lease. The epoch decides, not the
+    /// expiry: whoever takes a lease raises its epoch, so a lease that lapsed but that nobody took since is still its
+    /// holder's, and nobody acted under it meanwhile. A holder slowed past its renewal (a loaded machine) keeps its
+    /// work instead of starting over; expiry only lets a standby take the lease.
+    /// </summary>
     public static async Task VerifyAsync(IStoreSession s, LeaseHandle handle, long now, bool forUpdate = false)
     {
         var lease = await s.GetLeaseAsync(handle.Name, forUpdate);
-        if (lease is null || lease.Owner != handle.Owner || lease.Epoch != handle.Epoch || lease.ExpiresAt <= now)
+        if (lease is null || lease.Owner != handle.Owner || lease.Epoch != handle.Epoch)
             throw new LeaseLostException(handle.Name, handle.Owner, lease?.ExpiresAt > now ? lease.Owner : null);
     }
 }
