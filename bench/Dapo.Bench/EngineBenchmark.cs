@@ -126,9 +126,8 @@ internal static class EngineBenchmark
     /// </summary>
     private static double TrainFlops(ModelConfig c)
     {
-        double d = c.DModel, kv = c.KvHeads * c.HeadDim, ff = c.DFf, tokens = Batch * SeqLen;
-        var weightsPerLayer = d * (d + 2 * kv) + d * d + 2 * ff * d + ff * d;
-        var forward = tokens * (2 * c.Layers * weightsPerLayer + c.Layers * 4.0 * SeqLen * d)
+        double d = c.DModel, tokens = Batch * SeqLen;
+        var forward = tokens * (2 * c.Layers * WeightsPerLayer(c) + c.Layers * 4.0 * SeqLen * d)
                       + Batch * (SeqLen - 1) * 2.0 * d * c.VocabSize;
         return 3 * forward;
     }
@@ -140,12 +139,19 @@ internal static class EngineBenchmark
     /// </summary>
     private static double SampleFlops(ModelConfig c, int newTokens)
     {
-        double d = c.DModel, kv = c.KvHeads * c.HeadDim, ff = c.DFf;
-        var weights = c.Layers * (d * (d + 2 * kv) + d * d + 3 * ff * d);
+        double d = c.DModel;
+        var weights = c.Layers * WeightsPerLayer(c);
         var perSequence = 0.0;
         for (var p = 1; p < PromptLen + newTokens; p++) perSequence += 2 * weights + c.Layers * 4.0 * p * d;
         perSequence += newTokens * 2.0 * d * c.VocabSize;
         return Batch * perSequence;
+    }
+
+    /// <summary>Matmul weights of one block: fused q/k/v, output projection, gate and up, down.</summary>
+    private static double WeightsPerLayer(ModelConfig c)
+    {
+        double d = c.DModel, kv = c.KvHeads * c.HeadDim, ff = c.DFf;
+        return d * (d + 2 * kv) + d * d + 3 * ff * d;
     }
 
     private static JsonNode? PyTorchPeer(int threads, int newTokens, bool quick)
