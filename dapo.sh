@@ -51,7 +51,7 @@ case "$command" in
     exec dotnet "$client" "$@" ;;
   test)
     scripts/setup.sh --test
-    exec dotnet test Dapo.sln -c Release --no-build "$@" ;;
+    exec dotnet test Dapo.Orleans.sln -c Release --no-build "$@" ;;
   bench)
     scripts/setup.sh --bench
     exec dotnet bench/Dapo.Bench/bin/Release/net10.0/Dapo.Bench.dll "$@" ;;

@@ -1,8 +1,8 @@
 using System.CommandLine;
 using System.Data.Common;
-using Dapo.Cluster.Blobs;
-using Dapo.Cluster.Hosting;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Blobs;
+using Dapo.Grains.Hosting;
+using Dapo.Grains.Store;
 using Microsoft.Extensions.Configuration;
 using Npgsql;
 

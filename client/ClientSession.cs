@@ -1,7 +1,7 @@
 using System.Data.Common;
 using System.Net.Sockets;
-using Dapo.Cluster.Blobs;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Blobs;
+using Dapo.Grains.Store;
 using Npgsql;
 
 namespace Dapo.Client;

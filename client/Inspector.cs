@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Checkpoints;
-using Dapo.Cluster.Grains;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Checkpoints;
+using Dapo.Grains.Grains;
+using Dapo.Grains.Store;
 
 namespace Dapo.Client;
 

@@ -74,4 +74,4 @@ if ! command -v dotnet >/dev/null; then
 fi
 
 echo "setup: building the native engine and the solution"
-dotnet build Dapo.sln -c Release -v quiet -nologo -clp:NoSummary
+dotnet build Dapo.Orleans.sln -c Release -v quiet -nologo -clp:NoSummary

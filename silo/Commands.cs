@@ -1,12 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
-using Dapo.Cluster.Grains;
-using Dapo.Cluster.Hosting;
-using Dapo.Cluster.Store;
+using Dapo.Grains;
+using Dapo.Grains.Hosting;
 using Dapo.Training;
 using Dapo.Core.Data;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Configuration;
 
 namespace Dapo.Silo;
 
@@ -32,13 +30,13 @@ internal static class Commands
         Description = "JSON merged into the recipe, e.g. '{\"Steps\": 20, \"Dapo\": {\"LearningRate\": 5e-4}}'",
     };
 
-    /// <summary>`train`: the demo recipe on one machine, every role in this process, embedded store and blobs.</summary>
+    /// <summary>`train`: the demo recipe on one machine: one silo with every role, grain state and blobs in the run directory.</summary>
     public static Command Train()
     {
-        var runDir = new Option<string>("--run-dir") { Description = "Directory of the run (store, checkpoints, metrics)", DefaultValueFactory = _ => "runs/demo" };
-        var workers = new Option<int>("--rollout-workers") { Description = "Rollout worker loops", DefaultValueFactory = _ => 1 };
+        var runDir = new Option<string>("--run-dir") { Description = "Directory of the run (grain state, blobs, checkpoints, metrics)", DefaultValueFactory = _ => "runs/demo" };
+        var workers = new Option<int>("--rollout-workers") { Description = "Rollout grains (each with its own copy of the policy)", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Progress as one JSON object per line" };
-        var command = new Command("train", "Train the demo recipe on this machine (embedded store); re-run to resume") { runDir, Recipe, Steps, Seed, InitWeights, Dataset, Override, workers, json };
+        var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume") { runDir, Recipe, Steps, Seed, InitWeights, Dataset, Override, workers, json };
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
@@ -58,87 +56,79 @@ internal static class Commands
         return command;
     }
 
-    /// <summary>`join`: a cluster member with the given roles, against PostgreSQL and Azure Blob Storage.</summary>
+    /// <summary>`join`: a silo of a cluster on Azure Storage, with the given roles, until stopped.</summary>
     public static Command Join()
     {
         var roles = new Option<string>("--roles") { Description = "learner, rollout, or learner,rollout", DefaultValueFactory = _ => "learner,rollout" };
-        var command = new Command("join", "Run as a cluster member until stopped (SIGTERM returns leased work and releases leases)") { roles };
-        AddClusterOptions(command, out var store, out var blobs, out var container);
-        var silo = new Option<string>("--silo-id") { Description = "This silo's id (default: host-pid-random)" };
+        var command = new Command("join", "Run a silo of the cluster until stopped (SIGTERM: rollout grains give their leases back)") { roles };
+        var cluster = ClusterOptions.Add(command);
         var runDir = new Option<string>("--run-dir") { Description = "Local directory for metrics files", DefaultValueFactory = _ => "runs" };
-        var run = new Option<string>("--run") { Description = "Serve only this run" };
-        command.Options.Add(silo);
-        command.Options.Add(runDir);
-        command.Options.Add(run);
+        var run = new Option<string>("--run") { Description = "This silo's rollout grains serve only this run" };
+        var address = new Option<string>("--address") { Description = "Address to listen on and advertise (default 127.0.0.1; a cluster across machines needs the machine's address)" };
+        var siloPort = new Option<int?>("--silo-port") { Description = "Silo-to-silo port (default: a free one)" };
+        var gatewayPort = new Option<int?>("--gateway-port") { Description = "Client gateway port (default: a free one)" };
+        var workers = new Option<int?>("--rollout-workers") { Description = "Rollout grains (devices) of this silo (default 1)" };
+        foreach (var option in new Option[] { runDir, run, address, siloPort, gatewayPort, workers }) command.Options.Add(option);
         command.SetAction(async (result, _) =>
         {
-            var settings = ClusterSettings(result, store, blobs, container);
+            var settings = cluster.Settings(result);
             settings["Silo:Roles"] = result.GetValue(roles);
             settings["Silo:RunDirectory"] = result.GetValue(runDir);
-            if (result.GetValue(silo) is { } id) settings["Silo:Id"] = id;
             if (result.GetValue(run) is { } only) settings["Silo:Run"] = only;
+            if (result.GetValue(address) is { } a) settings["Silo:Address"] = a;
+            if (result.GetValue(siloPort) is { } sp) settings["Silo:SiloPort"] = sp.ToString(CultureInfo.InvariantCulture);
+            if (result.GetValue(gatewayPort) is { } gp) settings["Silo:GatewayPort"] = gp.ToString(CultureInfo.InvariantCulture);
+            if (result.GetValue(workers) is { } w) settings["Silo:RolloutWorkers"] = w.ToString(CultureInfo.InvariantCulture);
             using var host = SiloHost.CreateBuilder(settings, quietLogs: false).Build();
             return await SiloHost.RunAsync(host, Task.Delay(Timeout.Infinite));
         });
         return command;
     }
 
-    /// <summary>`start-run`: creates a run in the cluster store; the cluster's learners pick it up.</summary>
+    /// <summary>`start-run`: an Orleans client of the cluster asks the run's learner grain to start it.</summary>
     public static Command StartRun()
     {
         var name = new Option<string>("--run") { Description = "Name of the run", Required = true };
-        var command = new Command("start-run", "Create a run on the cluster (a learner silo picks it up)") { name, Recipe, Steps, Seed, InitWeights, Dataset, Override };
-        AddClusterOptions(command, out var store, out var blobs, out var container);
+        var command = new Command("start-run", "Start a run on the cluster (its learner grain activates on a learner silo)") { name, Recipe, Steps, Seed, InitWeights, Dataset, Override };
+        var cluster = ClusterOptions.Add(command);
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
             if (recipe is null) return 2;
-            var settings = ClusterSettings(result, store, blobs, container);
-            var options = new ClusterStoreOptions { Kind = settings.GetValueOrDefault("Store:Kind") ?? "postgres", ConnectionString = settings.GetValueOrDefault("Store:ConnectionString") };
-            var errors = ClusterStoreOptionsValidator.Validate(options);
-            if (errors.Count > 0)
+            var runId = result.GetValue(name)!;
+            try
             {
-                foreach (var e in errors) Console.Error.WriteLine(e);
+                // The run's data first: a malformed dataset is refused before the cluster is touched.
+                _ = new RunResources(runId, recipe);
+            }
+            catch (Exception e) when (e is DatasetFormatException or ArgumentException or IOException)
+            {
+                Console.Error.WriteLine($"Cannot use the run's data: {e.Message}");
                 return 2;
             }
-            await using var clusterStore = ClusterStores.Create(options, NullLogger.Instance);
-            var run = await EnsureRunAsync(clusterStore, result.GetValue(name)!, recipe, clusterStore.Description, cancellationToken);
-            if (run is null) return 2;
-            Console.WriteLine($"Run '{run.RunId}' is {run.Status.ToString().ToLowerInvariant()} at step {run.Step} on {clusterStore.Description}: {Describe(recipe)}");
+            var settings = SiloSettings.Read(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+                .AddEnvironmentVariables("DAPO_").AddInMemoryCollection(cluster.Settings(result)).Build());
+            await using var client = await ClusterClient.ConnectAsync(settings, cancellationToken);
+            if (client is null) return 2;
+            var spec = RunResources.SpecJson(recipe);
+            var learner = client.Grains.GetGrain<ILearnerGrain>(runId);
+            var existing = await learner.GetAsync();
+            if (existing is not null && existing.SpecJson != spec)
+            {
+                Console.Error.WriteLine($"Run '{runId}' on the cluster was started with another recipe or options; nothing was changed. " +
+                                        "Use the same options to see or resume it, or another run name for a new run.");
+                return 2;
+            }
+            var run = await learner.StartAsync(spec);
+            if (run.SpecJson != spec)
+            {
+                Console.Error.WriteLine($"Run '{runId}' has another spec in blob storage; nothing was changed. Use another run name.");
+                return 2;
+            }
+            Console.WriteLine($"Run '{run.RunId}' is {run.Status.ToString().ToLowerInvariant()} at step {run.Step} on cluster '{settings.Silo.ClusterId}' ({Dapo.Grains.Blobs.ConnectionStrings.Redact(settings.Blobs.ConnectionString)}): {Describe(recipe)}");
             return 0;
         });
         return command;
-    }
-
-    private static void AddClusterOptions(Command command, out Option<string> store, out Option<string> blobs, out Option<string> container)
-    {
-        store = new Option<string>("--store") { Description = "PostgreSQL connection string (or Store:ConnectionString / DAPO_Store__ConnectionString)" };
-        blobs = new Option<string>("--blobs") { Description = "Azure Storage connection string (or Blobs:ConnectionString / DAPO_Blobs__ConnectionString)" };
-        container = new Option<string>("--container") { Description = "Blob container (default dapo)" };
-        command.Options.Add(store);
-        command.Options.Add(blobs);
-        command.Options.Add(container);
-    }
-
-    private static Dictionary<string, string?> ClusterSettings(ParseResult result, Option<string> store, Option<string> blobs, Option<string> container)
-    {
-        var settings = new Dictionary<string, string?>();
-        if (result.GetValue(store) is { } s)
-        {
-            settings["Store:Kind"] = "postgres";
-            settings["Store:ConnectionString"] = s;
-        }
-        else settings["Store:Kind"] = Environment.GetEnvironmentVariable("DAPO_Store__Kind") ?? "postgres";
-        if (result.GetValue(blobs) is { } b)
-        {
-            settings["Blobs:Kind"] = "Azure";
-            settings["Blobs:ConnectionString"] = b;
-        }
-        else settings["Blobs:Kind"] = Environment.GetEnvironmentVariable("DAPO_Blobs__Kind") ?? "Azure";
-        if (result.GetValue(container) is { } c) settings["Blobs:Container"] = c;
-        if (!settings.ContainsKey("Store:ConnectionString") && Environment.GetEnvironmentVariable("DAPO_Store__ConnectionString") is { } env)
-            settings["Store:ConnectionString"] = env;
-        return settings;
     }
 
     /// <summary>The named recipe with the command's overrides, or null (after printing why) when it is invalid.</summary>
@@ -186,36 +176,6 @@ internal static class Commands
         var errors = recipe.Validate();
         foreach (var e in errors) Console.Error.WriteLine($"Invalid recipe: {e}");
         return errors.Count == 0 ? recipe : null;
-    }
-
-    /// <summary>Creates the run, or finds it; refuses (changing nothing) a run of that name with another spec.</summary>
-    internal static async Task<RunRow?> EnsureRunAsync(IClusterStore store, string runId, DemoRecipe recipe, string where, CancellationToken cancellationToken)
-    {
-        RunResources resources;
-        try
-        {
-            // Builds the run's data first: a malformed dataset is refused before the store is touched.
-            resources = new RunResources(runId, recipe);
-        }
-        catch (Exception e) when (e is DatasetFormatException or ArgumentException or IOException)
-        {
-            Console.Error.WriteLine($"Cannot use the run's data: {e.Message}");
-            return null;
-        }
-        await store.MigrateAsync(cancellationToken);
-        var spec = RunResources.SpecJson(recipe);
-        var run = await LearnerLedger.CreateOrGetRunAsync(store, resources.Context, spec, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), cancellationToken);
-        if (run.SpecJson == spec) return run;
-        if (run.Status != RunStatus.Running)
-        {
-            // A finished run is reported whatever it was started with (nothing will run), but not as if it were this one.
-            Console.Error.WriteLine($"Note: run '{runId}' in {where} was trained with another recipe or options than these; " +
-                                    "delete its directory (or use another run name) to train with these.");
-            return run;
-        }
-        Console.Error.WriteLine($"Run '{runId}' in {where} was started with another recipe or options; nothing was changed. " +
-                                "Use the same options to resume it, or another run name/directory for a new run.");
-        return null;
     }
 
     internal static string Describe(DemoRecipe r) => string.Create(CultureInfo.InvariantCulture,

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
-using Dapo.Cluster.Hosting;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Hosting;
+using Dapo.Grains;
 using Dapo.Training;
 
 namespace Dapo.Silo;
@@ -18,6 +18,17 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
     private readonly Lock _lock = new();
 
     public Task<(RunStatus Status, string? Error)> Finished => _finished.Task;
+
+    /// <summary>Completes when the run ended or its learner stopped without ending it.</summary>
+    public Task Ended => Task.WhenAny(_finished.Task, _stopped.Task);
+
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>A resumed run: the held-out figures it recorded before, for the closing summary.</summary>
+    public void Resume(double? start, double? latest, int k)
+    {
+        if (start is not null) HeldOut = (start, latest ?? start, k);
+    }
 
     /// <summary>Held-out avg@k after the warm-start and after the last evaluation, for the closing summary.</summary>
     public (double? AfterWarmStart, double? Latest, int K) HeldOut { get; private set; }
@@ -76,6 +87,13 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
     {
         if (json) Write(new { type = "end", run = runId, status = status.ToString(), error });
         _finished.TrySetResult((status, error));
+    }
+
+    public void Stopped(string runId, string error)
+    {
+        if (json) Write(new { type = "stopped", run = runId, error });
+        else Write($"The learner stopped: {error}");
+        _stopped.TrySetResult();
     }
 
     private void Write(object value) => Write(JsonSerializer.Serialize(value));

@@ -1,6 +1,7 @@
 using System.Globalization;
-using Dapo.Cluster.Hosting;
-using Dapo.Cluster.Store;
+using Dapo.Core.Data;
+using Dapo.Grains;
+using Dapo.Grains.Hosting;
 using Dapo.Training;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -12,8 +13,9 @@ namespace Dapo.Silo;
 internal sealed record TrainingOutcome(int Code, RunStatus? Status, ConsoleReporter Reporter);
 
 /// <summary>
-/// A run on this machine with every role in one process: the embedded store (a SQLite file) and local blob storage
-/// in the run's directory. Starts it, or resumes it from its latest checkpoint. `train` and `experiments` use it.
+/// A run on this machine: one Orleans silo with every role, localhost clustering, grain state in files and blobs in
+/// a directory, all under the run's directory. Starts the run, or resumes it from its latest checkpoint. `train` and
+/// `experiments` use it.
 /// </summary>
 internal static class EmbeddedTraining
 {
@@ -24,46 +26,77 @@ internal static class EmbeddedTraining
         var runId = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
         var settings = new Dictionary<string, string?>
         {
-            ["Silo:Roles"] = "learner,rollout", ["Silo:RunDirectory"] = Path.GetDirectoryName(directory), ["Silo:Run"] = runId,
-            ["Silo:RolloutWorkers"] = rolloutWorkers.ToString(CultureInfo.InvariantCulture),
-            ["Store:Kind"] = "sqlite", ["Store:SqlitePath"] = Path.Combine(directory, "cluster.db"),
+            ["Silo:Roles"] = "learner,rollout", ["Silo:Storage"] = "Local", ["Silo:ClusterId"] = "dapo-embedded",
+            ["Silo:RunDirectory"] = Path.GetDirectoryName(directory), ["Silo:GrainStateDirectory"] = Path.Combine(directory, "grains"),
+            ["Silo:Run"] = runId, ["Silo:RolloutWorkers"] = rolloutWorkers.ToString(CultureInfo.InvariantCulture),
             ["Blobs:Kind"] = "Local", ["Blobs:LocalRoot"] = Path.Combine(directory, "blobs"),
         };
-        // The configuration is read before the run's directory exists: a malformed one leaves nothing behind.
+        // The configuration and the run's data are checked before the run's directory exists: a refused run leaves
+        // nothing behind.
         var builder = SiloHost.CreateBuilder(settings, quietLogs: true);
         builder.Services.AddSingleton<ITrainingReporter>(reporter);
+        try
+        {
+            _ = new RunResources(runId, recipe);
+        }
+        catch (Exception e) when (e is DatasetFormatException or ArgumentException or IOException)
+        {
+            Console.Error.WriteLine($"Cannot use the run's data: {e.Message}");
+            return new TrainingOutcome(2, null, reporter);
+        }
         var isNew = !Directory.Exists(directory);
         Directory.CreateDirectory(directory);
-        var outcome = await RunInAsync(builder, directory, runId, recipe, reporter, cancellationToken);
-        // A run refused before any work leaves nothing behind.
+        var outcome = await RunInAsync(builder, directory, runId, recipe, reporter);
         if (outcome.Code == 2 && isNew) Directory.Delete(directory, recursive: true);
         return outcome;
     }
 
     private static async Task<TrainingOutcome> RunInAsync(HostApplicationBuilder builder, string directory, string runId, DemoRecipe recipe,
-        ConsoleReporter reporter, CancellationToken cancellationToken)
+        ConsoleReporter reporter)
     {
         // The recipe's thread count (its results were measured with it) unless the user chose one.
         if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) Dapo.Torch.TorchEngine.Threads = recipe.Threads;
         using var host = builder.Build();
-        // Blob storage before the run: a reader (dapo-client) that sees the run finds its container too.
-        await host.Services.GetRequiredService<Dapo.Cluster.Blobs.IBlobStore>().EnsureContainerAsync(cancellationToken);
-        var existing = await Commands.EnsureRunAsync(host.Services.GetRequiredService<IClusterStore>(), runId, recipe, directory, cancellationToken);
-        if (existing is null) return new TrainingOutcome(2, null, reporter);
-        if (existing.Status != RunStatus.Running)
+        if (await SiloHost.StartAsync(host) is { } failed) return new TrainingOutcome(failed, null, reporter);
+        try
         {
-            reporter.Message(runId, $"Run '{runId}' in {directory} is already {existing.Status.ToString().ToLowerInvariant()}" +
-                                    (existing.Error is null ? "." : $": {existing.Error}"));
-            return new TrainingOutcome(existing.Status == RunStatus.Completed ? 0 : 1, existing.Status, reporter);
+            var spec = RunResources.SpecJson(recipe);
+            var learner = host.Services.GetRequiredService<IGrainFactory>().GetGrain<ILearnerGrain>(runId);
+            var existing = await learner.GetAsync();
+            if (existing is not null)
+                reporter.Resume(existing.StartAccuracy, existing.LatestAccuracy, recipe.Evaluation.SamplesPerProblem);
+            if (existing is not null && existing.SpecJson != spec)
+            {
+                if (existing.Status == RunStatus.Running)
+                {
+                    Console.Error.WriteLine($"Run '{runId}' in {directory} was started with another recipe or options; nothing was changed. " +
+                                            "Use the same options to resume it, or another run name/directory for a new run.");
+                    return new TrainingOutcome(2, null, reporter);
+                }
+                // A finished run is reported whatever it was started with (nothing will run), but not as if it were this one.
+                Console.Error.WriteLine($"Note: run '{runId}' in {directory} was trained with another recipe or options than these; " +
+                                        "delete its directory (or use another run name) to train with these.");
+            }
+            if (existing is { Status: not RunStatus.Running })
+            {
+                reporter.Message(runId, $"Run '{runId}' in {directory} is already {existing.Status.ToString().ToLowerInvariant()}" +
+                                        (existing.Error is null ? "." : $": {existing.Error}"));
+                return new TrainingOutcome(existing.Status == RunStatus.Completed ? 0 : 1, existing.Status, reporter);
+            }
+            reporter.Message(runId, Dapo.Torch.TorchEngine.Describe());
+            reporter.Message(runId, existing is { Step: > 0 }
+                ? $"Resuming run '{runId}' in {directory} (at step {existing.Step}, latest checkpoint " +
+                  $"{existing.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "none"})"
+                : $"Training run '{runId}' in {directory}: {Commands.Describe(recipe)}");
+            await learner.StartAsync(spec);
+            var code = await SiloHost.RunAsync(host, reporter.Ended, started: true);
+            if (!reporter.Finished.IsCompleted) return new TrainingOutcome(code == 0 ? 1 : code, null, reporter);
+            var (status, _) = reporter.Finished.Result;
+            return new TrainingOutcome(status == RunStatus.Completed ? code : 1, status, reporter);
         }
-        reporter.Message(runId, Dapo.Torch.TorchEngine.Describe());
-        reporter.Message(runId, existing.Step > 0
-            ? $"Resuming run '{runId}' in {directory} (store at step {existing.Step}, latest checkpoint " +
-              $"{existing.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "none"})"
-            : $"Training run '{runId}' in {directory}: {Commands.Describe(recipe)}");
-        var code = await SiloHost.RunAsync(host, reporter.Finished);
-        if (!reporter.Finished.IsCompleted) return new TrainingOutcome(code == 0 ? 1 : code, null, reporter);
-        var (status, _) = reporter.Finished.Result;
-        return new TrainingOutcome(status == RunStatus.Completed ? code : 1, status, reporter);
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
     }
 }

@@ -19,6 +19,12 @@ catch (SiloConfigurationException e)
     Console.Error.WriteLine($"dapo-silo: {e.Message}");
     return 2;
 }
+catch (Microsoft.Extensions.Options.OptionsValidationException e)
+{
+    // Every bad setting, one line each, before anything started.
+    foreach (var failure in e.Failures) Console.Error.WriteLine($"Invalid configuration: {failure}");
+    return 2;
+}
 catch (Exception e) when (e is not OperationCanceledException)
 {
     // What the parser's default handler did: the whole exception, exit code 1.

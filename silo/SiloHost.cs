@@ -1,6 +1,7 @@
 using System.Text.Json;
-using Dapo.Cluster.Hosting;
+using Dapo.Grains.Hosting;
 using Dapo.Core.Common;
+using Orleans.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -11,8 +12,8 @@ namespace Dapo.Silo;
 
 /// <summary>
 /// Builds a silo host. Configuration comes in the usual .NET order, later sources winning: appsettings.json next to
-/// the program or in the working directory, environment variables prefixed DAPO_ (DAPO_Store__ConnectionString),
-/// then the command's options.
+/// the program or in the working directory, environment variables prefixed DAPO_ (DAPO_Blobs__ConnectionString),
+/// then the command's options. Every setting is checked before the silo starts.
 /// </summary>
 internal static partial class SiloHost
 {
@@ -43,9 +44,14 @@ internal static partial class SiloHost
         });
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+        builder.Logging.AddFilter("Polly", LogLevel.Error);
         if (quietLogs)
         {
             builder.Logging.AddFilter("Dapo", LogLevel.Warning);
+            // `train` prints its own progress: the runtime speaks only when something is wrong.
+            builder.Logging.AddFilter("Orleans", LogLevel.Error);
+            builder.Logging.AddFilter("Polly", LogLevel.Critical);
             // A failed start is reported in one line by RunAsync; the host's own report is a stack trace.
             builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         }
@@ -55,7 +61,8 @@ internal static partial class SiloHost
             o.ShutdownTimeout = TimeSpan.FromSeconds(60);
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
         });
-        builder.Services.AddDapoSilo(builder.Configuration);
+        var settings = SiloSettings.Read(builder.Configuration);
+        builder.UseOrleans(silo => silo.AddDapo(settings));
         return builder;
     }
 
@@ -63,31 +70,44 @@ internal static partial class SiloHost
     /// Runs the host until <paramref name="finished"/> completes or the process is asked to stop (Ctrl+C, SIGTERM:
     /// the host's console lifetime stops it gracefully). Returns 0, or 1 when a role failed.
     /// </summary>
-    public static async Task<int> RunAsync(IHost host, Task finished)
+    public static async Task<int> RunAsync(IHost host, Task finished, bool started = false)
     {
-        try
-        {
-            await host.StartAsync();
-        }
-        catch (OptionsValidationException e)
-        {
-            foreach (var failure in e.Failures) Console.Error.WriteLine($"Invalid configuration: {failure}");
-            return 2;
-        }
-        catch (InvalidOperationException e)
-        {
-            Console.Error.WriteLine($"dapo-silo: {e.Message}");
-            return 1;
-        }
+        if (!started && await StartAsync(host) is { } failed) return failed;
         LogEngine(host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Dapo.Silo"), Dapo.Torch.TorchEngine.Describe());
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
         var stopping = new TaskCompletionSource();
         using (lifetime.ApplicationStopping.Register(() => stopping.TrySetResult()))
             await Task.WhenAny(finished, stopping.Task);
         await host.StopAsync();
-        var failed = host.Services.GetServices<IHostedService>().OfType<BackgroundService>()
-            .Any(s => s.ExecuteTask is { IsFaulted: true });
-        return failed ? 1 : 0;
+        return 0;
+    }
+
+    /// <summary>
+    /// Starts the silo, giving up after Silo:StartupTimeout; null when it runs, else the exit code after one line
+    /// saying why (storage unreachable or refusing the connection string, a port taken).
+    /// </summary>
+    public static async Task<int?> StartAsync(IHost host)
+    {
+        var timeout = host.Services.GetRequiredService<IOptions<SiloOptions>>().Value.StartupTimeout;
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await host.StartAsync(cancel.Token);
+            return null;
+        }
+        catch (Exception e) when (e is not OptionsValidationException)
+        {
+            var why = cancel.IsCancellationRequested ? $"it did not join the cluster within {timeout.TotalSeconds:0}s (Silo:StartupTimeout)" : Innermost(e);
+            Console.Error.WriteLine($"dapo-silo: the silo could not start: {why}");
+            try { await host.StopAsync(CancellationToken.None); } catch (Exception) { /* it never ran */ }
+            return 1;
+        }
+    }
+
+    private static string Innermost(Exception e)
+    {
+        while (e.InnerException is not null && e is AggregateException or System.Reflection.TargetInvocationException or OrleansException) e = e.InnerException;
+        return e.Message.Split('\n')[0];
     }
 
     [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "{Engine}")]

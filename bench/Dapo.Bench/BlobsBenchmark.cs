@@ -5,7 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using Azure.Storage.Sas;
-using Dapo.Cluster.Blobs;
+using Dapo.Grains.Blobs;
 using Dapo.Testing;
 
 namespace Dapo.Bench;

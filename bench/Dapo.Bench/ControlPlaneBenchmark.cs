@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Grains;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Grains;
+using Dapo.Grains.Store;
 using Dapo.Core.Data;
 using Dapo.Core.Options;
 using Dapo.Testing;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Store;
 using Spectre.Console;
 
 namespace Dapo.Client.Commands;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Store;
 using Spectre.Console;
 
 namespace Dapo.Client.Commands;

@@ -1,4 +1,4 @@
-using Dapo.Cluster.Store;
+using Dapo.Grains.Store;
 using Dapo.Testing;
 
 namespace Dapo.EndToEnd.Tests;

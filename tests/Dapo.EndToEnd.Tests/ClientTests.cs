@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Store;
 using Dapo.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 

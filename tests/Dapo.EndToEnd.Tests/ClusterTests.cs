@@ -1,4 +1,4 @@
-using Dapo.Cluster.Blobs;
+using Dapo.Grains.Blobs;
 using Dapo.Testing;
 using Xunit.Abstractions;
 
@@ -46,7 +46,7 @@ public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurit
         await run.WaitForCompletionAsync(Long);
         await AssertSoundAsync(run);
         var members = await run.Store.TransactAsync(s => s.ListMembersAsync(), CancellationToken.None);
-        Assert.Equal(Dapo.Cluster.Store.MemberStatus.Left, members.Single(m => m.SiloId == "rollout-1").Status);
+        Assert.Equal(Dapo.Grains.Store.MemberStatus.Left, members.Single(m => m.SiloId == "rollout-1").Status);
     }
 
     [Fact]
@@ -202,7 +202,7 @@ public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurit
         var other = await RunAsync("start-run", "--run", "r", "--override", TestRecipes.Tiny(5), "--store", database, "--blobs", azurite.ConnectionString);
         Assert.Equal(2, other.Code);
         Assert.Contains("nothing was changed", other.Output);
-        await using var store = Dapo.Cluster.Store.ClusterStores.Create(new Dapo.Cluster.Store.ClusterStoreOptions { Kind = "postgres", ConnectionString = database });
+        await using var store = Dapo.Grains.Store.ClusterStores.Create(new Dapo.Grains.Store.ClusterStoreOptions { Kind = "postgres", ConnectionString = database });
         var run = (await store.TransactAsync(s => s.GetRunAsync("r"), CancellationToken.None))!;
         Assert.Contains("\"Steps\":3", run.SpecJson);
     }

@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
-using Dapo.Cluster.Blobs;
-using Dapo.Cluster.Checkpoints;
-using Dapo.Cluster.Grains;
-using Dapo.Cluster.Store;
+using Dapo.Grains.Blobs;
+using Dapo.Grains.Checkpoints;
+using Dapo.Grains.Grains;
+using Dapo.Grains.Store;
 using Dapo.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 

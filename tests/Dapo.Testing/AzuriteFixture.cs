@@ -1,5 +1,5 @@
 using Azure.Storage.Blobs;
-using Dapo.Cluster.Blobs;
+using Dapo.Grains.Blobs;
 
 namespace Dapo.Testing;
 

@@ -1,0 +1,498 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using Dapo.Core.Data;
+using Dapo.Core.Metrics;
+using Dapo.Core.Rewards;
+using Dapo.Core.Sampling;
+using Dapo.Grains.Blobs;
+using Dapo.Grains.Checkpoints;
+using Dapo.Grains.Hosting;
+using Dapo.Torch;
+using Dapo.Training;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+using Orleans.Storage;
+
+namespace Dapo.Grains.Grains;
+
+/// <summary>The learner grain's persistent state: the run and how far it got.</summary>
+[GenerateSerializer]
+public sealed class LearnerState
+{
+    [Id(0)] public string SpecJson { get; set; } = "";
+    [Id(1)] public RunStatus Status { get; set; }
+    [Id(2)] public int Step { get; set; }
+    [Id(3)] public int PolicyVersion { get; set; }
+    [Id(4)] public int? LatestCheckpoint { get; set; }
+    [Id(5)] public string? Error { get; set; }
+    /// <summary>Raised on every start of the learner's work: the fencing token of its calls.</summary>
+    [Id(6)] public long Epoch { get; set; }
+    /// <summary>The dataset cursor after every draw of the completed steps.</summary>
+    [Id(7)] public string CursorJson { get; set; } = "";
+    /// <summary>Surplus groups of the last completed step, offered to the next.</summary>
+    [Id(8)] public List<PromptEntry> Carry { get; set; } = [];
+    [Id(9)] public double? StartAccuracy { get; set; }
+    [Id(10)] public double? LatestAccuracy { get; set; }
+    [Id(11)] public long CreatedAt { get; set; }
+    [Id(12)] public long UpdatedAt { get; set; }
+}
+
+/// <summary>
+/// The learner of a run (see <see cref="ILearnerGrain"/>). Its work runs as a loop in the grain, engine work on its
+/// own thread; the grain stays active while it trains, and a reminder starts it again on another learner silo when
+/// this one dies. Every start raises the epoch in the grain's state (an ETag-checked write, so of two activations
+/// racing only one gets it); steps refuse calls of older epochs, policy versions are created once, and the learner's
+/// own state writes are ETag-checked: a deposed learner stops at its next call.
+/// </summary>
+[CollectionAgeLimit(AlwaysActive = true)]
+public sealed partial class LearnerGrain(
+    [PersistentState("learner", GrainStorage.Name)] IPersistentState<LearnerState> state,
+    RunCatalog catalog, IBlobStore blobs, PolicySource policies, IOptions<SiloOptions> options, CoordinationTimer coordination,
+    ITrainingReporter reporter, TimeProvider time, ILogger<LearnerGrain> logger) : Grain, ILearnerGrain, IRemindable
+{
+    private const string KeepRunning = "keep-running";
+    private readonly SiloOptions _options = options.Value;
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _loop;
+    private EngineThread? _engine;
+    private RunResources _run = null!;
+    private CheckpointStore _checkpoints = null!;
+    private volatile string _phase = "idle", _detail = "";
+
+    private string RunId => this.GetPrimaryKeyString();
+    private LearnerState S => state.State;
+    private DemoRecipe Recipe => _run.Recipe;
+    private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // The work starts with StartAsync or the reminder, never with a mere activation: a caller refused for another
+        // spec, or a reader, must not set a run going.
+        _checkpoints = new CheckpointStore(blobs, RunId);
+        return Task.CompletedTask;
+    }
+
+    public async Task<RunInfo> StartAsync(string specJson)
+    {
+        if (!state.RecordExists)
+        {
+            await blobs.EnsureContainerAsync(CancellationToken.None);
+            var stored = await catalog.PublishSpecAsync(RunId, specJson, CancellationToken.None);
+            if (stored != specJson)
+                return Info() with { SpecJson = stored };  // the run's blobs hold another spec: the caller refuses
+            var run = await catalog.GetAsync(RunId);
+            state.State = new LearnerState
+            {
+                SpecJson = specJson, Status = RunStatus.Running, Step = 0, CursorJson = run.InitialCursor.ToJson(), CreatedAt = Now,
+                UpdatedAt = Now,
+            };
+            await state.WriteStateAsync();
+        }
+        else if (S.SpecJson != specJson) return Info();  // another run of this name: the caller refuses, nothing changes
+        if (S.Status == RunStatus.Running)
+        {
+            await this.RegisterOrUpdateReminder(KeepRunning, _options.LearnerReminderPeriod, _options.LearnerReminderPeriod);
+            EnsureRunning();
+        }
+        return Info();
+    }
+
+    public Task<RunInfo?> GetAsync() => Task.FromResult(state.RecordExists ? Info() : null);
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (reminderName != KeepRunning) return;
+        if (state.RecordExists && S.Status == RunStatus.Running) EnsureRunning();
+        else if (await this.GetReminder(KeepRunning) is { } reminder) await this.UnregisterReminder(reminder);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync();
+        if (_loop is not null) await _loop;
+    }
+
+    private RunInfo Info() => new(RunId, S.SpecJson, S.Status, S.Step, S.PolicyVersion, S.LatestCheckpoint, S.Error, S.Epoch, _phase,
+        _detail, RuntimeIdentity, S.StartAccuracy, S.LatestAccuracy, S.UpdatedAt);
+
+    private void EnsureRunning()
+    {
+        if (_loop is { IsCompleted: false } || _stop.IsCancellationRequested) return;
+        _loop = RunAsync(_stop.Token);
+    }
+
+    /// <summary>Trains until the run completes or fails, this learner is deposed, or the silo stops.</summary>
+    private async Task RunAsync(CancellationToken stop)
+    {
+        await Task.Yield();
+        try
+        {
+            S.Epoch++;
+            await state.WriteStateAsync();
+            LogLeading(logger, RuntimeIdentity, RunId, S.Epoch);
+            _run = await catalog.GetAsync(RunId);
+            using var engine = _engine = new EngineThread($"learner {RunId}");
+            if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) await engine.RunAsync(() => TorchEngine.Threads = Recipe.Threads, stop);
+            await blobs.EnsureContainerAsync(stop);
+            var (model, optimizer, meta) = await RestoreOrWarmStartAsync(stop);
+            try
+            {
+                await RestoreLedgerAsync(meta);
+                policies.Publish(RunId, meta.PolicyVersion, await engine.RunAsync(model.ExportWeights, stop));
+                if (S.Status != RunStatus.Running)
+                {
+                    Phase(S.Status == RunStatus.Completed ? "done" : "failed", S.Step, S.Error ?? "");
+                    return;
+                }
+                if (meta.Step > 0) reporter.Message(RunId, $"resumed from the checkpoint of step {meta.Step} (policy version {meta.PolicyVersion})");
+                var updater = new PolicyUpdater(model, optimizer, Recipe.Dapo);
+                var evaluator = Evaluator();
+                while (S.Status == RunStatus.Running && S.Step <= Recipe.Steps)
+                    await TrainStepAsync(S.Step, model, optimizer, updater, evaluator, stop);
+            }
+            finally
+            {
+                await engine.RunAsync(() => { optimizer.Dispose(); model.Dispose(); }, CancellationToken.None);
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is StaleEpochException or InconsistentStateException)
+        {
+            // Another activation of this learner took over (a membership change): it continues the run.
+            LogDeposed(logger, RuntimeIdentity, RunId, e.Message);
+            DeactivateOnIdle();
+        }
+        catch (Exception e)
+        {
+            LogFailed(logger, e, RunId);
+            reporter.Stopped(RunId, $"{e.GetType().Name}: {e.Message}");
+            Phase("stopped", S.Step, e.Message);
+        }
+    }
+
+    private Evaluator Evaluator() => new(_run.Data.Encoder, RewardFunctions.Get(Recipe.Dapo.RewardFunction), Recipe.Evaluation);
+
+    private void Phase(string phase, int step, string detail)
+    {
+        _phase = phase;
+        _detail = step > 0 ? $"step {step}: {detail}" : detail;
+    }
+
+    private async Task<(PolicyModel, AdamW, CheckpointMeta)> RestoreOrWarmStartAsync(CancellationToken stop)
+    {
+        var engine = _engine!;
+        var latest = await _checkpoints.LatestAsync((step, problem) => reporter.Message(RunId, $"skipping the checkpoint of step {step}: {problem}"), stop);
+        if (latest is not null)
+        {
+            var (restored, restoredOptimizer) = await engine.RunAsync(() => TrainingState.Restore(latest.TrainingState), stop);
+            return (restored, restoredOptimizer, latest.Meta);
+        }
+        var evaluator = Evaluator();
+        PolicyModel model;
+        if (Recipe.InitialWeights is { } initial)
+        {
+            reporter.Message(RunId, $"no checkpoint: starting from the weights in {initial}");
+            model = await engine.RunAsync(() => LoadInitialWeights(initial), stop);
+        }
+        else
+        {
+            reporter.Message(RunId, "no checkpoint: supervised warm-start first");
+            model = await engine.RunAsync(() => PolicyModel.Create(Recipe.Model), stop);
+            Phase("warm-start", 0, $"up to {Recipe.WarmStart.MaxSteps} steps");
+            var result = await engine.RunAsync(() =>
+            {
+                using var warmOptimizer = WarmStart.CreateOptimizer(model, Recipe.WarmStart);
+                return WarmStart.Run(model, warmOptimizer, _run.Data.Supervised, Recipe.WarmStart,
+                    _ => evaluator.Evaluate(model, _run.Data.HeldOut).AverageAtK, p =>
+                    {
+                        _detail = $"step {p.Step}/{p.MaxSteps}, nll {p.Loss:F3}";
+                        reporter.WarmStart(RunId, p);
+                    }, stop);
+            }, stop);
+            stop.ThrowIfCancellationRequested();
+            reporter.Message(RunId, result.Describe(Recipe.WarmStart));
+        }
+        var start = await engine.RunAsync(() => evaluator.Evaluate(model, _run.Data.HeldOut), stop);
+        reporter.Evaluated(RunId, Recipe.InitialWeights is null ? "after warm-start" : "of the initial weights", start);
+        S.StartAccuracy = start.AverageAtK;
+        var optimizer = await engine.RunAsync(() => PolicyUpdater.CreateOptimizer(model, Recipe.Dapo), stop);
+        var meta = new CheckpointMeta(0, 0, _run.InitialCursor, Recipe.Dapo.Seed, S.SpecJson, time.GetUtcNow());
+        await PublishPolicyAsync(0, await engine.RunAsync(model.ExportWeights, stop));
+        await WriteCheckpointAsync(new Checkpoint(meta, await engine.RunAsync(() => TrainingState.Save(model, optimizer), stop)));
+        return (model, optimizer, meta);
+    }
+
+    private PolicyModel LoadInitialWeights(string path)
+    {
+        var model = PolicyModel.FromWeights(File.ReadAllBytes(path));
+        if (model.Config with { Seed = Recipe.Model.Seed } == Recipe.Model) return model;
+        model.Dispose();
+        throw new InvalidOperationException($"{path} holds weights of another model ({model.Config}), not the recipe's ({Recipe.Model}).");
+    }
+
+    /// <summary>
+    /// Rewinds the run to the checkpoint it resumes from: steps after it are abandoned (a step the checkpoint
+    /// includes but whose completion was not recorded is completed), the next step is the one after it, and metrics
+    /// rows of later steps are dropped, so the steps done again are recorded once.
+    /// </summary>
+    private async Task RestoreLedgerAsync(CheckpointMeta meta)
+    {
+        var reason = $"abandoned: the learner restarted from the checkpoint of step {meta.Step}";
+        for (var step = Math.Max(1, S.Step); step <= meta.Step; step++)
+            await Step(step).CompleteAsync(S.Epoch);
+        for (var step = meta.Step + 1; step <= S.Step; step++)
+            await Step(step).AbandonAsync(S.Epoch, reason);
+        S.Step = meta.Step + 1;
+        S.PolicyVersion = meta.PolicyVersion;
+        S.CursorJson = meta.Cursor.ToJson();
+        S.Carry = meta.Carry?.ToList() ?? [];
+        S.LatestCheckpoint = meta.Step;
+        if (S.Status == RunStatus.Running && meta.Step >= Recipe.Steps) S.Status = RunStatus.Completed;
+        S.UpdatedAt = Now;
+        await state.WriteStateAsync();
+        await MetricsLog.TruncateAsync(MetricsFile(), blobs, RunId, meta.Step);
+        await Announce();
+    }
+
+    private IStepGrain Step(int step) => GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(RunId, step));
+
+    private Task Announce() => coordination.TimeGrainsAsync(() => GrainFactory.GetGrain<IRunRegistryGrain>(IRunRegistryGrain.Key)
+        .AnnounceAsync(new ActiveRun(RunId, S.Status, S.Step, S.PolicyVersion, S.Epoch)));
+
+    private async Task TrainStepAsync(int step, PolicyModel model, AdamW optimizer, PolicyUpdater updater, Evaluator evaluator,
+        CancellationToken stop)
+    {
+        var engine = _engine!;
+        var watch = Stopwatch.StartNew();
+        var (grainsBefore, blobsBefore) = (coordination.Grains, coordination.Blobs);
+        Phase("sampling", step, $"waiting for {Recipe.Dapo.PromptBatchSize} informative groups");
+        var stepGrain = Step(step);
+        var ledger = await coordination.TimeGrainsAsync(() => stepGrain.OpenAsync(new StepOpening(S.Epoch, S.PolicyVersion, S.CursorJson, S.Carry)));
+        await Announce();
+        while (ledger.StopReason is null && ledger.Phase == StepPhase.Sampling)
+        {
+            stop.ThrowIfCancellationRequested();
+            ledger = await stepGrain.WaitForSamplingEndAsync(TimeSpan.FromSeconds(5));
+        }
+        var closed = await coordination.TimeGrainsAsync(() => stepGrain.CloseAsync(S.Epoch));
+        if (closed.Failure is not null)
+        {
+            S.Status = RunStatus.Failed;
+            S.Error = $"step {step}: {closed.Failure}";
+            S.UpdatedAt = Now;
+            await state.WriteStateAsync();
+            await Announce();
+            Phase("failed", step, closed.Failure);
+            reporter.RunEnded(RunId, RunStatus.Failed, closed.Failure);
+            return;
+        }
+        var samplingTime = watch.Elapsed;
+
+        Phase("training", step, $"{closed.Accepted.Count} groups in {Recipe.Dapo.MiniBatchesPerStep} mini-batch(es)");
+        var fetched = await coordination.TimeGrainsAsync(() => Task.WhenAll(closed.Accepted.Select(p =>
+            GrainFactory.GetGrain<IPromptGrain>(GrainKeys.Prompt(RunId, p.Step, p.PromptId)).GetAsync())));
+        var groups = fetched.Select((g, i) => g ?? throw new InvalidOperationException(
+            $"Accepted prompt {RunId}/{closed.Accepted[i].Step}/{closed.Accepted[i].PromptId} has no stored group.")).ToList();
+        var training = groups.Select(g => new TrainingGroup(_run.Data.Train[g.Work.DatasetIndex].Tokens,
+            g.Slots.Select(s => new TrainingResponse(s.Tokens, s.LogProbs, s.Reward, s.Truncated)).ToArray())).ToArray();
+        var update = await engine.RunAsync(() => updater.Update(training, step - 1, (done, total) =>
+            _detail = $"step {step}: mini-batch {done}/{total} done ({training.Length} groups)"), stop);
+        var trainingTime = watch.Elapsed - samplingTime;
+
+        // Publish the new policy before the step completes: rollout grains of the next step fetch it by version. In
+        // this process only once it is in blob storage: a learner deposed meanwhile must not serve its own weights
+        // under a version number that is the new learner's.
+        var weights = await engine.RunAsync(model.ExportWeights, stop);
+        await WithBlobRetriesAsync($"policy version {step}", _ => PublishPolicyAsync(step, weights));
+        policies.Publish(RunId, step, weights);
+
+        EvaluationResult? evaluation = null;
+        if ((Recipe.EvaluateEvery > 0 && step % Recipe.EvaluateEvery == 0) || step == Recipe.Steps)
+        {
+            Phase("evaluating", step, $"{_run.Data.HeldOut.Count} held-out problems");
+            evaluation = await engine.RunAsync(() => evaluator.Evaluate(model, _run.Data.HeldOut), stop);
+            S.LatestAccuracy = evaluation.AverageAtK;
+        }
+        var checkpoint = step % _options.CheckpointEvery == 0 || step == Recipe.Steps ? step : (int?)null;
+
+        var metrics = StepMetrics.Compute(new StepMetricsInput
+        {
+            Step = step,
+            Responses = groups.SelectMany(g => g.Slots.Select(s =>
+                new ResponseOutcome(s.Score, s.OverlongPenalty, s.Correct, s.Tokens.Length, s.Truncated))).ToArray(),
+            Advantages = update.Advantages, Entropies = update.Entropies,
+            LogProbs = groups.SelectMany(g => g.Slots.SelectMany(s => s.LogProbs)).ToArray(),
+            GenerationRounds = closed.Ledger.GenerationRounds, GroupsAccepted = closed.Ledger.Accepted, GroupsFiltered = closed.Ledger.Filtered,
+            Updates = update.Updates, LearningRate = update.LearningRate,
+        });
+        var generated = closed.Judged.Sum(p => p.MeanLength!.Value * p.Responses);
+        var workers = groups.SelectMany(g => g.Slots.Select(s => s.Worker)).Distinct().Count();
+        var report = new StepReport(RunId, step, Recipe.Steps, metrics,
+            closed.Judged.Count == 0 ? 0 : closed.Judged.Average(p => p.Accuracy!.Value), (generated + update.ScoredTokens) / watch.Elapsed.TotalSeconds,
+            watch.Elapsed, samplingTime, trainingTime, coordination.Grains - grainsBefore, coordination.Blobs - blobsBefore, workers,
+            evaluation, checkpoint);
+        // The metrics row before the checkpoint: every step a checkpoint includes has its row.
+        await MetricsLog.AppendAsync(MetricsFile(), blobs, RunId, step, MetricsJson(report));
+        if (checkpoint is not null)
+        {
+            Phase("checkpointing", step, $"writing the checkpoint of step {step}");
+            var meta = new CheckpointMeta(step, step, CursorState.FromJson(closed.CursorJson), Recipe.Dapo.Seed, S.SpecJson, time.GetUtcNow())
+            {
+                Carry = closed.CarryOut,
+            };
+            await WriteCheckpointAsync(new Checkpoint(meta, await engine.RunAsync(() => TrainingState.Save(model, optimizer), stop)));
+            await WithBlobRetriesAsync("pruning old checkpoints", ct => _checkpoints.PruneAsync(_options.KeepCheckpoints, step - 1, ct));
+        }
+
+        await coordination.TimeGrainsAsync(() => stepGrain.CompleteAsync(S.Epoch));
+        S.Step = step + 1;
+        S.PolicyVersion = step;
+        S.CursorJson = closed.CursorJson;
+        S.Carry = closed.CarryOut.ToList();
+        S.LatestCheckpoint = checkpoint ?? S.LatestCheckpoint;
+        if (step >= Recipe.Steps) S.Status = RunStatus.Completed;
+        S.UpdatedAt = Now;
+        await state.WriteStateAsync();
+        if (S.Status == RunStatus.Completed) await Announce();
+        Phase(S.Status == RunStatus.Completed ? "done" : "step done", step,
+            $"last checkpoint: {(S.LatestCheckpoint is { } c ? $"step {c}" : "none")}");
+        reporter.Step(report);
+        if (evaluation is not null) reporter.Evaluated(RunId, $"after step {step}", evaluation);
+        if (S.Status == RunStatus.Completed) reporter.RunEnded(RunId, RunStatus.Completed, null);
+    }
+
+    private string MetricsFile() => Path.Combine(_options.RunDirectory, RunId, "metrics.jsonl");
+
+    /// <summary>The metrics row: Dapo.Core's step metrics plus timings, throughput, workers and any evaluation.</summary>
+    internal static string MetricsJson(StepReport r)
+    {
+        var row = new JsonObject();
+        foreach (var (key, value) in r.Metrics.ToDictionary()) row[key] = value;
+        row["step"] = r.Step;
+        row["sampled/accuracy"] = r.SampledAccuracy;
+        row["timing/step_s"] = r.StepTime.TotalSeconds;
+        row["timing/sampling_s"] = r.SamplingTime.TotalSeconds;
+        row["timing/training_s"] = r.TrainingTime.TotalSeconds;
+        row["timing/grains_s"] = r.GrainTime.TotalSeconds;
+        row["timing/blob_s"] = r.BlobTime.TotalSeconds;
+        row["throughput/tokens_per_s"] = r.TokensPerSecond;
+        row["cluster/rollout_workers"] = r.RolloutWorkers;
+        if (r.Checkpoint is { } c) row["checkpoint"] = c;
+        if (r.Evaluation is { } e)
+        {
+            row[$"eval/avg@{e.K}"] = e.AverageAtK;
+            row[$"eval/pass@{e.K}"] = e.PassAtK;
+            row[$"eval/maj@{e.K}"] = e.MajorityAtK;
+            row["eval/response_length"] = e.MeanResponseLength;
+        }
+        row["time"] = DateTimeOffset.UtcNow.ToString("O");
+        return row.ToJsonString();
+    }
+
+    /// <summary>
+    /// Publishes policy version <paramref name="version"/>, create-only (<see cref="CheckpointStore.PublishPolicyAsync"/>).
+    /// When another learner published that version first with other weights, the learner's state decides: a learner
+    /// whose epoch is no longer the stored one is the stale one and stops here, leaving the other's version in place.
+    /// The current learner replaces the version: its publisher was deposed before it completed the step, so no step
+    /// still open refers to it, and the current learner's weights are the ones the run continues from.
+    /// </summary>
+    private async Task PublishPolicyAsync(int version, byte[] weights)
+    {
+        var outcome = await _checkpoints.PublishPolicyAsync(version, weights, CancellationToken.None);
+        if (outcome != PolicyPublication.Conflict) return;
+        var epoch = S.Epoch;
+        await state.ReadStateAsync();
+        if (S.Epoch != epoch) throw new StaleEpochException($"Run {RunId}: learner epoch {epoch} was superseded by epoch {S.Epoch}.");
+        LogPolicyReplaced(logger, RunId, version, RuntimeIdentity, epoch);
+        await _checkpoints.ReplacePolicyAsync(version, weights, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// Writes a checkpoint, retrying while blob storage is unavailable. The write is not cancelled by shutdown: a
+    /// stopping learner finishes its current checkpoint.
+    /// </summary>
+    private Task WriteCheckpointAsync(Checkpoint checkpoint) =>
+        WithBlobRetriesAsync($"checkpoint of step {checkpoint.Meta.Step}", ct => _checkpoints.WriteAsync(checkpoint, ct));
+
+    private async Task WithBlobRetriesAsync(string what, Func<CancellationToken, Task> write)
+    {
+        var started = Stopwatch.StartNew();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await write(CancellationToken.None);
+                if (attempt > 1) LogBlobRecovered(logger, RunId, what, attempt);
+                return;
+            }
+            catch (IOException e) when (started.Elapsed < _options.RetryBudget)
+            {
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 250 * Math.Pow(2, attempt - 1)));
+                LogBlobFailed(logger, RunId, what, attempt, delay.TotalSeconds, e.Message);
+                await Task.Delay(delay, time);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Warning, Message = "Run {Run}: writing the {What} failed (attempt {Attempt}), retrying in {Delay:F1}s: {Error}")]
+    private static partial void LogBlobFailed(ILogger logger, string run, string what, int attempt, double delay, string error);
+
+    [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Run {Run}: wrote the {What} on attempt {Attempt}")]
+    private static partial void LogBlobRecovered(ILogger logger, string run, string what, int attempt);
+
+    [LoggerMessage(EventId = 5003, Level = LogLevel.Warning,
+        Message = "Run {Run}: policy version {Version} was published already by a learner deposed before completing its step; " +
+                  "{Silo} (epoch {Epoch}) replaces it with its own weights")]
+    private static partial void LogPolicyReplaced(ILogger logger, string run, int version, string silo, long epoch);
+
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Silo {Silo} leads run {Run} (epoch {Epoch})")]
+    private static partial void LogLeading(ILogger logger, string silo, string run, long epoch);
+
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Warning, Message = "Silo {Silo} no longer leads run {Run}: {Reason}")]
+    private static partial void LogDeposed(ILogger logger, string silo, string run, string reason);
+
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Error, Message = "Run {Run}: the learner stopped")]
+    private static partial void LogFailed(ILogger logger, Exception exception, string run);
+}
+
+/// <summary>
+/// A run's metrics: one JSON row per completed step, in the run directory's metrics.jsonl (what `train` users and
+/// the experiments read) and in blob storage (<c>runs/{run}/metrics/{step}.json</c>, what a client reads with no
+/// silo running).
+/// </summary>
+public static class MetricsLog
+{
+    public static string BlobName(string runId, int step) => $"runs/{runId}/metrics/{step:D8}.json";
+
+    public static async Task AppendAsync(string file, IBlobStore blobs, string runId, int step, string json)
+    {
+        await blobs.PutAsync(BlobName(runId, step), Encoding.UTF8.GetBytes(json), CancellationToken.None);
+        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+        await File.AppendAllTextAsync(file, json + "\n", CancellationToken.None);
+    }
+
+    /// <summary>Drops the rows of steps after <paramref name="lastStep"/> (steps that will be done again).</summary>
+    public static async Task TruncateAsync(string file, IBlobStore blobs, string runId, int lastStep)
+    {
+        if (File.Exists(file))
+        {
+            var lines = await File.ReadAllLinesAsync(file);
+            var kept = lines.Where(l => l.Length > 0 && StepOf(l) <= lastStep).ToList();
+            if (kept.Count != lines.Count(l => l.Length > 0))
+            {
+                await File.WriteAllLinesAsync(file + ".tmp", kept);
+                File.Move(file + ".tmp", file, overwrite: true);
+            }
+        }
+        var doomed = new List<string>();
+        await foreach (var blob in blobs.ListAsync($"runs/{runId}/metrics/", CancellationToken.None))
+            if (int.TryParse(Path.GetFileNameWithoutExtension(blob.Name), out var step) && step > lastStep) doomed.Add(blob.Name);
+        foreach (var name in doomed) await blobs.DeleteAsync(name, CancellationToken.None);
+    }
+
+    private static int StepOf(string line) => JsonNode.Parse(line)?["step"]?.GetValue<int>() ?? int.MaxValue;
+}

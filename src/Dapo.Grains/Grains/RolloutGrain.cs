@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using Dapo.Grains.Hosting;
+using Dapo.Torch;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Dapo.Grains.Grains;
+
+/// <summary>
+/// A rollout device (see <see cref="IRolloutGrain"/>), placed on the silo its key names
+/// (<see cref="SiloLocalPlacement"/>) and active as long as that silo runs. Its loop: find the step a run samples,
+/// lease groups, sample them on the engine thread with the policy version the work names, submit each group to
+/// its prompt grain. Deactivating (the silo stops), it gives its leases back.
+/// </summary>
+[SiloLocalPlacement]
+[CollectionAgeLimit(AlwaysActive = true)]
+public sealed partial class RolloutGrain(
+    RunCatalog catalog, PolicySource policies, IOptions<SiloOptions> options, CoordinationTimer coordination, TimeProvider time,
+    ILogger<RolloutGrain> logger) : Grain, IRolloutGrain
+{
+    private readonly SiloOptions _options = options.Value;
+    private readonly CancellationTokenSource _stop = new();
+    private EngineThread? _engine;
+    private Task? _loop;
+    private PolicyModel? _model;
+    private (string Run, int Version) _loaded = ("", -1);
+    /// <summary>The step whose groups this grain holds leased and not yet submitted, if any.</summary>
+    private (string Run, int Step)? _holding;
+    private RolloutInfo _info = null!;
+
+    private string Key => this.GetPrimaryKeyString();
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _info = new RolloutInfo(Key, RuntimeIdentity, null, null, 0, 0, 0, time.GetUtcNow().ToUnixTimeMilliseconds());
+        return Task.CompletedTask;
+    }
+
+    public Task StartAsync()
+    {
+        if (_loop is null)
+        {
+            _engine = new EngineThread($"rollout {Key}");
+            _loop = LoopAsync(_stop.Token);
+            LogStarted(logger, Key);
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task<RolloutInfo> GetAsync() => Task.FromResult(_info);
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync();
+        if (_loop is not null) await _loop;
+        // A graceful stop: leased groups go back to their steps for other rollout grains right away.
+        if (_holding is var (run, step))
+        {
+            try
+            {
+                var returned = await GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(run, step)).ReleaseAsync(Key);
+                if (returned > 0) LogReleased(logger, Key, returned, run, step);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                LogReleaseFailed(logger, Key, run, step, e.Message);
+            }
+        }
+        if (_engine is not null)
+        {
+            var model = _model;
+            await _engine.RunAsync(() => model?.Dispose(), CancellationToken.None);
+            _engine.Dispose();
+        }
+    }
+
+    private async Task LoopAsync(CancellationToken stop)
+    {
+        var registry = GrainFactory.GetGrain<IRunRegistryGrain>(IRunRegistryGrain.Key);
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                var runs = await coordination.TimeGrainsAsync(registry.ListAsync);
+                var worked = false;
+                foreach (var run in runs.Where(r => r.Status == RunStatus.Running && (_options.Run.Length == 0 || r.RunId == _options.Run)))
+                {
+                    var step = GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(run.RunId, run.Step));
+                    var work = await coordination.TimeGrainsAsync(() => step.LeaseAsync(Key, _options.RolloutBatch, _options.WorkVisibility));
+                    if (work.Count == 0) continue;
+                    _holding = (run.RunId, run.Step);
+                    await SampleAndSubmitAsync(work, stop);
+                    _holding = null;
+                    worked = true;
+                    break;
+                }
+                if (!worked) await Task.Delay(_options.PollInterval, time, stop);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // The cluster is changing (a silo died, storage restarts): log, wait, try again. Leases lapse by themselves.
+                LogLoopFailed(logger, Key, e.GetType().Name, e.Message);
+                try { await Task.Delay(TimeSpan.FromSeconds(1), time, stop); }
+                catch (OperationCanceledException) { return; }
+            }
+        }
+    }
+
+    private async Task SampleAndSubmitAsync(IReadOnlyList<WorkItem> work, CancellationToken stop)
+    {
+        _info = _info with { InHand = work.Count, UpdatedAt = time.GetUtcNow().ToUnixTimeMilliseconds() };
+        foreach (var batch in work.GroupBy(w => (w.RunId, w.PolicyVersion)))
+        {
+            var items = batch.ToList();
+            var run = await catalog.GetAsync(batch.Key.RunId);
+            var weights = batch.Key == _loaded ? null : await FetchPolicyAsync(batch.Key.RunId, batch.Key.PolicyVersion, stop);
+            var prompts = items.Select(w => run.Prompt(w.DatasetIndex, w.DrawOrdinal)).ToList();
+            var groups = await _engine!.RunAsync(() =>
+            {
+                if (weights is not null)
+                {
+                    _model ??= PolicyModel.Create(run.Recipe.Model);
+                    _model.ImportWeights(weights);
+                }
+                return run.Generator.Generate(_model!, prompts, run.Rollout);
+            }, stop);
+            _loaded = batch.Key;
+            long tokens = 0;
+            for (var i = 0; i < items.Count; i++)
+            {
+                var slots = groups[i].Slots.Select(s => new SlotResult(s.Slot, s.Tokens, s.LogProbs, s.Text, s.Score, s.OverlongPenalty,
+                    s.Correct, s.Truncated, Key)).ToList();
+                tokens += slots.Sum(s => (long)s.Tokens.Length);
+                var prompt = GrainFactory.GetGrain<IPromptGrain>(items[i].PromptKey);
+                await coordination.TimeGrainsAsync(() => prompt.SubmitAsync(items[i], slots, Key));
+            }
+            _info = _info with
+            {
+                RunId = batch.Key.RunId, PolicyVersion = batch.Key.PolicyVersion, GroupsSubmitted = _info.GroupsSubmitted + items.Count,
+                TokensGenerated = _info.TokensGenerated + tokens, UpdatedAt = time.GetUtcNow().ToUnixTimeMilliseconds(),
+            };
+            LogSubmitted(logger, Key, items.Count, batch.Key.RunId, batch.Key.PolicyVersion);
+        }
+        _info = _info with { InHand = 0 };
+    }
+
+    /// <summary>The weights of a policy version, waiting out a blob storage outage for up to the retry budget.</summary>
+    private async Task<byte[]> FetchPolicyAsync(string runId, int version, CancellationToken stop)
+    {
+        var started = Stopwatch.StartNew();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await policies.GetAsync(runId, version, stop);
+            }
+            catch (IOException e) when (started.Elapsed < _options.RetryBudget)
+            {
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 250 * Math.Pow(2, attempt - 1)));
+                LogPolicyFetchFailed(logger, runId, version, attempt, delay.TotalSeconds, e.Message);
+                await Task.Delay(delay, time, stop);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Rollout grain {Key} started")]
+    private static partial void LogStarted(ILogger logger, string key);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Rollout grain {Key} submitted {Groups} group(s) of run {Run} at policy version {Version}")]
+    private static partial void LogSubmitted(ILogger logger, string key, int groups, string run, int version);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Rollout grain {Key} returned {Items} leased group(s) of run {Run} step {Step} on shutdown")]
+    private static partial void LogReleased(ILogger logger, string key, int items, string run, int step);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning, Message = "Fetching policy version {Version} of run {Run} failed (attempt {Attempt}), retrying in {Delay:F1}s: {Error}")]
+    private static partial void LogPolicyFetchFailed(ILogger logger, string run, int version, int attempt, double delay, string error);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "Rollout grain {Key}: {Type}: {Error}; trying again")]
+    private static partial void LogLoopFailed(ILogger logger, string key, string type, string error);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Rollout grain {Key} could not return its leases of run {Run} step {Step}: {Error}")]
+    private static partial void LogReleaseFailed(ILogger logger, string key, string run, int step, string error);
+}

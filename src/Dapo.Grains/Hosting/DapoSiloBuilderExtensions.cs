@@ -1,0 +1,141 @@
+using System.Net;
+using System.Net.Sockets;
+using Dapo.Grains.Blobs;
+using Dapo.Grains.Grains;
+using Dapo.Grains.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using Orleans.Runtime.Hosting;
+
+namespace Dapo.Grains.Hosting;
+
+public static class DapoSiloBuilderExtensions
+{
+    /// <summary>
+    /// A Dapo silo: options from the "Silo" and "Blobs" sections (unknown keys are errors; every option is checked
+    /// before the silo starts, see <see cref="SiloSettings.Read"/>), Orleans clustering, grain state and reminders
+    /// for <see cref="SiloOptions.Storage"/>, endpoints on <see cref="SiloOptions.Address"/>, the grain classes of
+    /// the silo's roles, blob storage, and the rollout grains of a rollout silo started with it.
+    /// </summary>
+    public static ISiloBuilder AddDapo(this ISiloBuilder silo, SiloSettings settings)
+    {
+        var (options, blobs) = (settings.Silo, settings.Blobs);
+        var services = silo.Services;
+        services.AddSingleton(Options.Create(options));
+        services.AddSingleton(Options.Create(blobs));
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<CoordinationTimer>();
+        services.AddSingleton<IBlobStore>(sp => new TimedBlobStore(BlobStoreFactory.Create(blobs, sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()),
+            sp.GetRequiredService<CoordinationTimer>()));
+        services.AddSingleton<RunCatalog>();
+        services.AddSingleton<PolicySource>();
+        services.TryAddSingleton<ITrainingReporter, LoggingTrainingReporter>();
+        silo.Services.AddPlacementDirector<SiloLocalPlacementStrategy, SiloLocalPlacementDirector>();
+
+        silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (options.ClusterId, options.ClusterId));
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = options.ProbeTimeout;
+            o.NumMissedProbesLimit = options.MissedProbesLimit;
+            o.NumVotesForDeathDeclaration = options.VotesForDeath;
+        });
+        silo.Configure<ReminderOptions>(o =>
+        {
+            if (options.LearnerReminderPeriod < o.MinimumReminderPeriod) o.MinimumReminderPeriod = options.LearnerReminderPeriod;
+        });
+        var (siloPort, gatewayPort) = (options.SiloPort == 0 ? FreePort() : options.SiloPort, options.GatewayPort == 0 ? FreePort() : options.GatewayPort);
+        silo.ConfigureEndpoints(IPAddress.Parse(options.Address), siloPort, gatewayPort, listenOnAnyHostAddress: false);
+        switch (options.Storage)
+        {
+            case ClusterStorage.Local:
+                // One silo: it is its own membership, and primary.
+                silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(options.Address), siloPort));
+                var directory = options.GrainStateDirectory.Length > 0 ? options.GrainStateDirectory : Path.Combine(options.RunDirectory, "grains");
+                services.AddGrainStorage(GrainStorage.Name, (_, _) => new FileGrainStorage(directory));
+                silo.UseInMemoryReminderService();
+                break;
+            case ClusterStorage.AzureStorage:
+                var connection = blobs.ConnectionString!;
+                silo.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
+                silo.AddAzureBlobGrainStorage(GrainStorage.Name, o =>
+                {
+                    o.BlobServiceClient = new Azure.Storage.Blobs.BlobServiceClient(connection);
+                    o.ContainerName = $"{blobs.Container}-grains";
+                });
+                silo.UseAzureTableReminderService(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
+                break;
+        }
+
+        // Roles: a silo hosts only the grain classes of its roles, so Orleans places each grain on a silo of its role.
+        var roles = options.ParsedRoles;
+        services.PostConfigure<GrainTypeOptions>(o =>
+        {
+            if (!roles.HasFlag(SiloRoles.Learner))
+                foreach (var type in LearnerRoleGrains) o.Classes.Remove(type);
+            if (!roles.HasFlag(SiloRoles.Rollout)) o.Classes.Remove(typeof(RolloutGrain));
+        });
+        if (roles.HasFlag(SiloRoles.Rollout)) services.AddHostedService<RolloutDevices>();
+        return silo;
+    }
+
+    /// <summary>The grain classes of the learner role: the run's state and ledger live beside its learner.</summary>
+    public static readonly IReadOnlyList<Type> LearnerRoleGrains = [typeof(LearnerGrain), typeof(StepGrain), typeof(PromptGrain), typeof(RunRegistryGrain)];
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>Starts this rollout silo's rollout grains once the silo runs (they are placed on it by their keys).</summary>
+internal sealed class RolloutDevices(IGrainFactory grains, Orleans.Runtime.ILocalSiloDetails silo, IOptions<SiloOptions> options) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        for (var device = 0; device < options.Value.RolloutWorkers; device++)
+            await grains.GetGrain<IRolloutGrain>(RolloutKeys.Of(silo.SiloAddress, device)).StartAsync();
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>A silo's settings, read and checked before anything starts.</summary>
+public sealed record SiloSettings(SiloOptions Silo, BlobStorageOptions Blobs)
+{
+    /// <summary>
+    /// Binds the "Silo" and "Blobs" sections (unknown keys are errors) and checks them; throws
+    /// <see cref="OptionsValidationException"/> listing every problem, one line each, naming the setting.
+    /// </summary>
+    public static SiloSettings Read(IConfiguration configuration)
+    {
+        var silo = new SiloOptions();
+        var blobs = new BlobStorageOptions();
+        var failures = new List<string>();
+        try
+        {
+            configuration.GetSection("Silo").Bind(silo, b => b.ErrorOnUnknownConfiguration = true);
+            configuration.GetSection(BlobStorageOptions.SectionName).Bind(blobs, b => b.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e)
+        {
+            failures.Add(e.InnerException?.Message is { } inner ? $"{e.Message.TrimEnd('.')}: {inner}" : e.Message);
+        }
+        if (failures.Count == 0)
+        {
+            failures.AddRange(SiloOptionsValidator.Validate(silo));
+            var blobResult = new BlobStorageOptionsValidator().Validate(null, blobs);
+            if (blobResult.Failed) failures.AddRange(blobResult.Failures);
+            if (silo.Storage == ClusterStorage.AzureStorage && (blobs.Kind != BlobStoreKind.Azure || string.IsNullOrWhiteSpace(blobs.ConnectionString)))
+                failures.Add("Silo:Storage is AzureStorage: give the storage account's connection string (--storage, Blobs:ConnectionString or DAPO_Blobs__ConnectionString).");
+        }
+        if (failures.Count > 0) throw new OptionsValidationException("Silo", typeof(SiloOptions), failures);
+        return new SiloSettings(silo, blobs);
+    }
+}
