@@ -3,9 +3,9 @@
 # builds are incremental, so a second run takes seconds.
 #
 #   scripts/setup.sh            system packages for the engine, native library, .NET solution (Release)
-#   scripts/setup.sh --test     also what the tests run against: PostgreSQL, python3 (the reward's reference
+#   scripts/setup.sh --test     also what the tests run against: python3 (the reward's reference
 #                               oracle), and azurite (the Azure Storage emulator, into the git-ignored .tools/)
-#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark), PostgreSQL and azurite
+#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark) and azurite
 #                               (the blob storage benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +14,8 @@ packages=(cmake g++ libtorch-dev libopenblas0-openmp)
 azurite=0
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(postgresql python3); azurite=1 ;;
-    --bench) packages+=(python3-torch postgresql); azurite=1 ;;
+    --test) packages+=(python3); azurite=1 ;;
+    --bench) packages+=(python3-torch); azurite=1 ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac
 done

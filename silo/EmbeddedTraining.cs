@@ -29,6 +29,7 @@ internal static class EmbeddedTraining
             ["Silo:Roles"] = "learner,rollout", ["Silo:Storage"] = "Local", ["Silo:ClusterId"] = "dapo-embedded",
             ["Silo:RunDirectory"] = Path.GetDirectoryName(directory), ["Silo:GrainStateDirectory"] = Path.Combine(directory, "grains"),
             ["Silo:Run"] = runId, ["Silo:RolloutWorkers"] = rolloutWorkers.ToString(CultureInfo.InvariantCulture),
+            ["Silo:GatewayPort"] = LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture),
             ["Blobs:Kind"] = "Local", ["Blobs:LocalRoot"] = Path.Combine(directory, "blobs"),
         };
         // The configuration and the run's data are checked before the run's directory exists: a refused run leaves
@@ -58,6 +59,9 @@ internal static class EmbeddedTraining
         if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) Dapo.Torch.TorchEngine.Threads = recipe.Threads;
         using var host = builder.Build();
         if (await SiloHost.StartAsync(host) is { } failed) return new TrainingOutcome(failed, null, reporter);
+        var silo = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SiloOptions>>().Value;
+        // For dapo-client: this silo's gateway, while it runs.
+        new EmbeddedSiloFile(silo.ClusterId, silo.GatewayPort, Environment.ProcessId).Write(directory);
         try
         {
             var spec = RunResources.SpecJson(recipe);
@@ -96,6 +100,7 @@ internal static class EmbeddedTraining
         }
         finally
         {
+            File.Delete(EmbeddedSiloFile.PathIn(directory));
             await host.StopAsync(CancellationToken.None);
         }
     }

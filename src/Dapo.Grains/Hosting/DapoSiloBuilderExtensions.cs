@@ -48,7 +48,7 @@ public static class DapoSiloBuilderExtensions
         {
             if (options.LearnerReminderPeriod < o.MinimumReminderPeriod) o.MinimumReminderPeriod = options.LearnerReminderPeriod;
         });
-        var (siloPort, gatewayPort) = (options.SiloPort == 0 ? FreePort() : options.SiloPort, options.GatewayPort == 0 ? FreePort() : options.GatewayPort);
+        var (siloPort, gatewayPort) = (options.SiloPort == 0 ? LoopbackPorts.Free() : options.SiloPort, options.GatewayPort == 0 ? LoopbackPorts.Free() : options.GatewayPort);
         silo.ConfigureEndpoints(IPAddress.Parse(options.Address), siloPort, gatewayPort, listenOnAnyHostAddress: false);
         switch (options.Storage)
         {
@@ -86,11 +86,49 @@ public static class DapoSiloBuilderExtensions
     /// <summary>The grain classes of the learner role: the run's state and ledger live beside its learner.</summary>
     public static readonly IReadOnlyList<Type> LearnerRoleGrains = [typeof(LearnerGrain), typeof(StepGrain), typeof(PromptGrain), typeof(RunRegistryGrain)];
 
-    private static int FreePort()
+}
+
+/// <summary>Free TCP ports on the loopback interface.</summary>
+public static class LoopbackPorts
+{
+    public static int Free()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>
+/// Where an embedded silo (`train`) can be reached while it runs: <c>silo.json</c> in the run's directory, written
+/// when the silo has started and deleted when it stops. A client that finds none reads the run's history instead.
+/// </summary>
+public sealed record EmbeddedSiloFile(string ClusterId, int GatewayPort, int ProcessId)
+{
+    public const string Name = "silo.json";
+
+    public static string PathIn(string runDirectory) => Path.Combine(runDirectory, Name);
+
+    public void Write(string runDirectory) =>
+        File.WriteAllText(PathIn(runDirectory), System.Text.Json.JsonSerializer.Serialize(this));
+
+    /// <summary>The file of a silo that is still running, or null.</summary>
+    public static EmbeddedSiloFile? Read(string runDirectory)
+    {
+        var path = PathIn(runDirectory);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var file = System.Text.Json.JsonSerializer.Deserialize<EmbeddedSiloFile>(File.ReadAllText(path));
+            if (file is null) return null;
+            // A silo killed without its shutdown left its file: its process is gone.
+            try { using var process = System.Diagnostics.Process.GetProcessById(file.ProcessId); return process.HasExited ? null : file; }
+            catch (ArgumentException) { return null; }
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 }
 
