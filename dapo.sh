@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for users and CI. Every command first runs scripts/setup.sh (idempotent: a second run installs
 # nothing and rebuilds incrementally).
-#   ./dapo.sh train [args]    train the demo recipe on this machine (embedded store); run again to resume
+#   ./dapo.sh train [args]    train the demo recipe on this machine (one embedded silo); run again to resume
 #   ./dapo.sh test [args]     install what the tests need, build, run the whole test suite
 #   ./dapo.sh bench [name]    benchmarks (./dapo.sh bench --help lists them): engine (default), control-plane, ...
 #   ./dapo.sh silo ...        the silo executable (join a cluster, start-run): dapo-silo --help
@@ -17,7 +17,7 @@ usage() {
   cat <<'EOF'
 usage: ./dapo.sh COMMAND [options]
 
-  train [options]     train the demo recipe on this machine (embedded store); run it again to resume
+  train [options]     train the demo recipe on this machine (one embedded silo); run it again to resume
                       (./dapo.sh train --help lists its options)
   test [options]      install what the tests need, build, and run the whole test suite (options go to dotnet test)
   bench [NAME]        benchmarks; ./dapo.sh bench --help lists them

@@ -21,6 +21,8 @@ public sealed class FileGrainStorage(string root) : IGrainStorage
     public static readonly JsonSerializerOptions Json = new() { Converters = { new JsonStringEnumConverter() } };
 
     private readonly ConcurrentDictionary<string, object> _locks = new();
+    /// <summary>The ETag of each file as this process last read or wrote it (this process owns the directory).</summary>
+    private readonly ConcurrentDictionary<string, string?> _etags = new();
 
     public string Root { get; } = Path.GetFullPath(root);
 
@@ -32,13 +34,13 @@ public sealed class FileGrainStorage(string root) : IGrainStorage
             if (!File.Exists(path))
             {
                 grainState.State = Activator.CreateInstance<T>();
-                grainState.ETag = null;
+                grainState.ETag = _etags[path] = null;
                 grainState.RecordExists = false;
                 return Task.CompletedTask;
             }
             var bytes = File.ReadAllBytes(path);
             grainState.State = JsonSerializer.Deserialize<T>(bytes, Json)!;
-            grainState.ETag = ETagOf(bytes);
+            grainState.ETag = _etags[path] = ETagOf(bytes);
             grainState.RecordExists = true;
         }
         return Task.CompletedTask;
@@ -59,7 +61,7 @@ public sealed class FileGrainStorage(string root) : IGrainStorage
                 file.Flush(flushToDisk: true);
             }
             File.Move(temporary, path, overwrite: true);
-            grainState.ETag = ETagOf(bytes);
+            grainState.ETag = _etags[path] = ETagOf(bytes);
             grainState.RecordExists = true;
         }
         return Task.CompletedTask;
@@ -72,7 +74,7 @@ public sealed class FileGrainStorage(string root) : IGrainStorage
         {
             Check(path, grainState.ETag, stateName, grainId);
             File.Delete(path);
-            grainState.ETag = null;
+            grainState.ETag = _etags[path] = null;
             grainState.RecordExists = false;
             grainState.State = Activator.CreateInstance<T>();
         }
@@ -80,9 +82,9 @@ public sealed class FileGrainStorage(string root) : IGrainStorage
     }
 
     /// <summary>Refuses a write based on another version than the stored one.</summary>
-    private static void Check(string path, string? etag, string stateName, GrainId grainId)
+    private void Check(string path, string? etag, string stateName, GrainId grainId)
     {
-        var stored = File.Exists(path) ? ETagOf(File.ReadAllBytes(path)) : null;
+        if (!_etags.TryGetValue(path, out var stored)) stored = File.Exists(path) ? ETagOf(File.ReadAllBytes(path)) : null;
         if (stored != etag)
             throw new InconsistentStateException(
                 $"The {stateName} state of {grainId} changed since it was read (stored version {stored ?? "none"}, written from {etag ?? "none"}).",
