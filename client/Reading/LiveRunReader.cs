@@ -147,7 +147,8 @@ internal sealed class LiveRunReader : IRunReader
         }
     }
 
-    private static string FirstLine(Exception e) => e.Message.Split('\n')[0].Trim();
+    /// <summary>The root cause in one line (the Azure SDK's outer message lists every retry).</summary>
+    private static string FirstLine(Exception e) => e.GetBaseException().Message.Split('\n')[0].Trim();
 
     public async ValueTask DisposeAsync()
     {
