@@ -2,25 +2,19 @@ using System.CommandLine;
 
 namespace Dapo.Client;
 
-/// <summary>Options every command takes: where the run is, which run, and the output format.</summary>
+/// <summary>Options every command takes: where the cluster or run is, which run, and the output format.</summary>
 internal static class GlobalOptions
 {
     public static readonly Option<string> RunDir = new("--run-dir")
     {
-        Description = $"Directory of an embedded run of `./dapo.sh train` (its cluster.db and blobs/); default {ClientConfiguration.DefaultRunDirectory} " +
-                      "when no store is configured",
+        Description = $"Directory of an embedded run of `./dapo.sh train`: its silo while it runs, its grains/ and blobs/ once it stopped " +
+                      $"(default {ClientConfiguration.DefaultRunDirectory} when no cluster is configured)",
         Recursive = true,
     };
 
-    public static readonly Option<string> Store = new("--store")
+    public static readonly Option<string> Storage = new("--storage")
     {
-        Description = "PostgreSQL connection string of a cluster (or Store:ConnectionString / DAPO_Store__ConnectionString)",
-        Recursive = true,
-    };
-
-    public static readonly Option<string> Blobs = new("--blobs")
-    {
-        Description = "Azure Storage connection string of the cluster's blobs (or Blobs:ConnectionString / DAPO_Blobs__ConnectionString)",
+        Description = "Azure Storage connection string of a cluster: membership and blobs (or Blobs:ConnectionString / DAPO_Blobs__ConnectionString)",
         Recursive = true,
     };
 
@@ -30,9 +24,15 @@ internal static class GlobalOptions
         Recursive = true,
     };
 
+    public static readonly Option<string> ClusterId = new("--cluster-id")
+    {
+        Description = "Orleans cluster id of the cluster (default dapo)",
+        Recursive = true,
+    };
+
     public static readonly Option<string> Run = new("--run")
     {
-        Description = "The run (default: the only run, the only running run, or the run of --run-dir)",
+        Description = "The run (default: the run of --run-dir; else the only run, or the only running one)",
         Recursive = true,
     };
 
@@ -42,7 +42,7 @@ internal static class GlobalOptions
         Recursive = true,
     };
 
-    public static IEnumerable<Option> All => [RunDir, Store, Blobs, Container, Run, Json];
+    public static IEnumerable<Option> All => [RunDir, Storage, Container, ClusterId, Run, Json];
 }
 
 /// <summary>Exit codes of dapo-client: the same for every command.</summary>
@@ -51,9 +51,9 @@ internal static class ExitCodes
     public const int Ok = 0;
     /// <summary>A bad command line or configuration: a malformed key, conflicting options.</summary>
     public const int Usage = 2;
-    /// <summary>What was asked for does not exist: a run, a step, a prompt grain, a silo, the store itself.</summary>
+    /// <summary>What was asked for does not exist: a run, a step, a prompt grain, a silo, the run directory itself.</summary>
     public const int NotFound = 3;
-    /// <summary>The store or blob storage cannot be reached, refuses us, or is not a Dapo store.</summary>
+    /// <summary>The cluster or blob storage cannot be reached, refuses us, or does not answer in time.</summary>
     public const int Unavailable = 4;
 }
 

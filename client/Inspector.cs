@@ -1,57 +1,74 @@
 using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Dapo.Client.Reading;
+using Dapo.Grains;
 using Dapo.Grains.Checkpoints;
 using Dapo.Grains.Grains;
-using Dapo.Grains.Store;
+using Dapo.Grains.Hosting;
 
 namespace Dapo.Client;
 
 /// <summary>
-/// Builds each command's view from the store (and blob storage), in as few read transactions as it can: one per
-/// command, so that a view is one consistent snapshot of the run.
+/// Builds each command's view from the session's <see cref="IRunReader"/> (grains, live or history) and its blob
+/// storage (metrics, checkpoints). Commands do not care which reader it is; the views say which in their Mode.
 /// </summary>
 internal sealed class Inspector(ClientSession session)
 {
-    private ClientConfiguration Configuration => session.Configuration;
+    private IRunReader Reader => session.Reader;
+    private string Mode => Reader.IsHistory ? "history" : "live";
 
-    public Task<StatusView> StatusAsync(CancellationToken cancellationToken) =>
-        session.ReadAsync(async s =>
-        {
-            var now = ClientSession.Now;
-            var runs = await s.ListRunsAsync();
-            if (Configuration.Run is { } only)
-            {
-                runs = runs.Where(r => r.RunId == only).ToList();
-                if (runs.Count == 0) throw new ClientException(ExitCodes.NotFound, $"run '{only}' does not exist in {session.Store.Description}");
-            }
-            var work = await s.ListWorkAsync(null, openOnly: true);
-            var views = new List<RunStatusView>();
-            foreach (var run in runs) views.Add(await RunStatusAsync(s, run, work, now));
-            var silos = Silos(await s.ListMembersAsync(), work, now);
-            return new StatusView(session.Store.Description, now, views, silos, silos.Where(x => x.Alive).Select(x => x.SiloId).ToList());
-        }, cancellationToken);
-
-    private async Task<RunStatusView> RunStatusAsync(IStoreSession s, RunRow run, IReadOnlyList<WorkItemRow> openWork, long now)
+    public async Task<StatusView> StatusAsync(CancellationToken cancellationToken)
     {
-        var step = await s.GetStepAsync(run.RunId, run.Step);
-        var lease = await s.GetLeaseAsync(LeaseNames.Learner(run.RunId));
-        var learner = await s.GetLearnerAsync(run.RunId);
-        var work = openWork.Where(w => w.RunId == run.RunId).ToList();
-        var leased = work.Count(w => w.LeaseUntil > now);
-        return new RunStatusView(run.RunId, Lower(run.Status), CurrentStep(run), CompletedSteps(run), TotalSteps(run), run.PolicyVersion, run.LatestCheckpoint, run.Error,
-            step is null ? null : Progress(step), Lease(lease, now), State(learner, now), new QueueView(work.Count, leased, work.Count - leased));
+        var runs = await session.RunsAsync(cancellationToken);
+        if (session.Configuration.Run is { } only)
+        {
+            runs = runs.Where(r => r.RunId == only).ToList();
+            if (runs.Count == 0) await session.RunAsync(only, cancellationToken);  // throws: not found, with the runs there are
+        }
+        var now = ClientSession.Now;
+        var views = await Task.WhenAll(runs.Select(r => RunStatusAsync(r, now, cancellationToken)));
+        var silos = await SilosAsync(runs, now, cancellationToken);
+        return new StatusView(session.Description, Mode, now, views, silos, silos.Where(s => s.Alive).Select(s => s.Address).ToList());
+    }
+
+    public async Task<SilosView> SilosViewAsync(CancellationToken cancellationToken)
+    {
+        var now = ClientSession.Now;
+        return new SilosView(session.Description, Mode, now, await SilosAsync(await session.RunsAsync(cancellationToken), now, cancellationToken));
+    }
+
+    private async Task<RunStatusView> RunStatusAsync(RunInfo run, long now, CancellationToken cancellationToken)
+    {
+        var current = CurrentStep(run);
+        var step = current >= 1 ? await Reader.GetStepAsync(run.RunId, current, cancellationToken) : null;
+        return new RunStatusView(run.RunId, Lower(run.Status), current, CompletedSteps(run), TotalSteps(run), run.PolicyVersion, run.LatestCheckpoint,
+            run.Error, step is null ? null : Progress(step), Learner(run, now));
+    }
+
+    private async Task<IReadOnlyList<SiloView>> SilosAsync(IReadOnlyList<RunInfo> runs, long now, CancellationToken cancellationToken)
+    {
+        var silos = await Reader.ListSilosAsync(cancellationToken);
+        if (silos.Count == 0) return [];
+        var rollouts = await Reader.ListRolloutsAsync(cancellationToken);
+        return silos.OrderBy(s => s.Status == "dead").ThenBy(s => s.Address, StringComparer.Ordinal).Select(s =>
+        {
+            var iAmAlive = s.IAmAliveAt.ToUnixTimeMilliseconds();
+            return new SiloView(s.Address, s.Name, s.Host, s.Status, s.Status == "active", s.GatewayPort, s.StartedAt.ToUnixTimeMilliseconds(),
+                iAmAlive, now - iAmAlive, rollouts.Count(r => r.Silo == s.Identity || r.Key.StartsWith(s.Address + "/", StringComparison.Ordinal)),
+                runs.Where(r => r.Silo == s.Identity && r.Status == RunStatus.Running).Select(r => r.RunId).ToList());
+        }).ToList();
     }
 
     public async Task<StepsView> StepsAsync(int last, CancellationToken cancellationToken)
     {
         var run = await session.RunAsync(cancellationToken);
-        var steps = await session.ReadAsync(s => s.ListStepsAsync(run.RunId, last), cancellationToken);
+        var upper = LastOpenedStep(run);
+        var numbers = Enumerable.Range(Math.Max(1, upper - last + 1), Math.Max(0, Math.Min(last, upper)));
+        var ledgers = await Task.WhenAll(numbers.Select(s => Reader.GetStepAsync(run.RunId, s, cancellationToken)));
         var now = ClientSession.Now;
-        return new StepsView(run.RunId, TotalSteps(run), steps.Select(x => new StepView(x.Step, Lower(x.Phase), x.PolicyVersion, x.Target,
-            x.Accepted, x.Filtered, x.Abandoned, x.InFlight, x.Draws, x.GenerationRounds, x.SurplusCarried, x.StopReason, x.OpenedAt,
-            x.SamplingDoneAt, x.ClosedAt, x.SamplingDoneAt is { } done ? Seconds(done - x.OpenedAt) : null,
-            Seconds((x.ClosedAt ?? now) - x.OpenedAt))).ToList());
+        return new StepsView(session.Description, Mode, run.RunId, TotalSteps(run), ledgers.OfType<StepLedger>().Select(l => Step(l, now)).ToList());
     }
 
     public async Task<PromptsView> PromptsAsync(int? step, PromptStatus? status, CancellationToken cancellationToken)
@@ -59,159 +76,191 @@ internal sealed class Inspector(ClientSession session)
         var run = await session.RunAsync(cancellationToken);
         // Default: the step in progress, or the last one of a run that ended.
         var wanted = step ?? Math.Max(1, CurrentStep(run));
-        var (ledger, all, latest) = await session.ReadAsync(async s =>
-            (await s.GetStepAsync(run.RunId, wanted), await s.ListPromptsAsync(run.RunId, wanted), await s.ListStepsAsync(run.RunId, 1)), cancellationToken);
-        if (ledger is null && all.Count == 0)
-            throw new ClientException(ExitCodes.NotFound, $"run '{run.RunId}' has no step {wanted}" +
-                                                          (latest.Count == 0 ? " (no step has opened yet)" : $" (its steps are 1 to {latest[0].Step})"));
+        var ledger = await ExistingStepAsync(run, wanted, cancellationToken);
+        var all = await Reader.ListPromptsAsync(run.RunId, wanted, cancellationToken);
         var counts = Enum.GetValues<PromptStatus>().ToDictionary(Lower, x => all.Count(p => p.Status == x));
         var shown = status is null ? all : all.Where(p => p.Status == status).ToList();
-        return new PromptsView(run.RunId, wanted, ledger is null ? null : Lower(ledger.Phase), status is null ? null : Lower(status.Value), counts,
-            shown.Select(p => new PromptSummaryView(PromptKey.Format(p.RunId, p.PromptId), p.PromptId, Lower(p.Status), p.Reason, p.DatasetIndex,
-                p.PolicyVersion, p.GroupSize, p.Filled, p.Accuracy, p.MeanReward, p.MeanLength, p.TruncatedCount, p.CreatedAt,
-                p.DecidedAt)).ToList());
+        var groups = await Task.WhenAll(shown.Select(p => Reader.GetPromptAsync(run.RunId, p.Step, p.PromptId, cancellationToken)));
+        return new PromptsView(session.Description, Mode, run.RunId, wanted, Lower(ledger.Phase), status is null ? null : Lower(status.Value), counts,
+            shown.Select((p, i) => Summary(run.RunId, p, groups[i])).ToList());
     }
+
+    private static PromptSummaryView Summary(string runId, PromptEntry p, PromptGroup? g) =>
+        new(GrainKeys.Prompt(runId, p.Step, p.PromptId), p.Step, p.PromptId, Lower(p.Status), p.Reason, p.DatasetIndex, p.DrawOrdinal,
+            p.PolicyVersion, p.Opening, p.Decided, p.CarryOut, g?.GroupSize ?? 0, g?.Slots.Count ?? 0,
+            p.Accuracy ?? (g is { Slots.Count: > 0 } ? g.Slots.Average(s => s.Correct ? 1.0 : 0.0) : null),
+            g is { Slots.Count: > 0 } ? g.Slots.Average(s => s.Reward) : null,
+            p.MeanLength ?? (g is { Slots.Count: > 0 } ? g.Slots.Average(s => (double)s.Tokens.Length) : null),
+            g is null ? null : g.Slots.Count(s => s.Truncated));
 
     public async Task<PromptDetailView> PromptAsync(PromptKey key, CancellationToken cancellationToken)
     {
-        var runId = key.RunId ?? (await session.RunAsync(cancellationToken)).RunId;
-        var (run, prompt, step, slots) = await session.ReadAsync(async s =>
+        var run = await session.RunAsync(key.RunId, cancellationToken);
+        var ledger = await ExistingStepAsync(run, key.Step, cancellationToken);
+        var entries = await Reader.ListPromptsAsync(run.RunId, key.Step, cancellationToken);
+        var entry = entries.LastOrDefault(p => p.Step == key.Step && p.PromptId == key.PromptId)
+                    ?? throw new ClientException(ExitCodes.NotFound, $"prompt grain {GrainKeys.Prompt(run.RunId, key.Step, key.PromptId)} does not exist " +
+                        (entries.Count == 0 ? $"(step {key.Step} drew no prompts)" : $"(step {key.Step} drew prompts {entries.Where(p => p.Step == key.Step).Min(p => p.PromptId)} to {entries.Where(p => p.Step == key.Step).Max(p => p.PromptId)})"));
+        var group = await Reader.GetPromptAsync(run.RunId, key.Step, key.PromptId, cancellationToken);
+        var trained = await TrainedOnAsync(run, ledger, entry, cancellationToken);
+        var (problem, truth) = Problem(run, entry.DatasetIndex);
+        var slots = group?.Slots ?? [];
+        return new PromptDetailView(session.Description, Mode, GrainKeys.Prompt(run.RunId, key.Step, key.PromptId), run.RunId, key.Step, key.PromptId,
+            Lower(ledger.Phase), Lower(group?.Status ?? entry.Status), group?.Reason ?? entry.Reason, entry.Reason, trained, entry.DatasetIndex,
+            entry.DrawOrdinal, entry.PolicyVersion, group?.GroupSize ?? 0, slots.Count,
+            slots.Count > 0 ? slots.Average(s => s.Correct ? 1.0 : 0.0) : null, slots.Count > 0 ? slots.Average(s => s.Reward) : null,
+            slots.Count > 0 ? slots.Average(s => (double)s.Tokens.Length) : null, group is null ? null : slots.Count(s => s.Truncated),
+            problem, truth, History(group?.History ?? ""),
+            slots.Select(s => new SlotView(s.Slot, s.Text, s.Tokens, s.LogProbs, s.Tokens.Length, s.Score, s.OverlongPenalty, s.Reward, s.Correct,
+                s.Truncated, s.Worker)).ToList());
+    }
+
+    /// <summary>
+    /// The learner trains on the accepted groups of a step once its sampling closes; a surplus group accepted after
+    /// its step met the target is offered to the next step, and trained on there when that step takes it.
+    /// </summary>
+    private async Task<bool> TrainedOnAsync(RunInfo run, StepLedger ledger, PromptEntry entry, CancellationToken cancellationToken)
+    {
+        static bool Trained(StepLedger? l) => l?.Phase is StepPhase.Training or StepPhase.Done;
+        if (entry.Status != PromptStatus.Accepted) return false;
+        if (!entry.CarryOut) return Trained(ledger);
+        if (entry.Step + 1 > LastOpenedStep(run)) return false;
+        var next = await Reader.GetStepAsync(run.RunId, entry.Step + 1, cancellationToken);
+        if (!Trained(next)) return false;
+        var taken = await Reader.ListPromptsAsync(run.RunId, entry.Step + 1, cancellationToken);
+        return taken.Any(p => p.Step == entry.Step && p.PromptId == entry.PromptId && p.Status == PromptStatus.Accepted);
+    }
+
+    /// <summary>The prompt's text and ground truth from the run's dataset (built from its spec, as the silos build it).</summary>
+    private static (string? Problem, string? GroundTruth) Problem(RunInfo run, int datasetIndex)
+    {
+        try
         {
-            var p = await s.GetPromptAsync(runId, key.PromptId);
-            return (await s.GetRunAsync(runId), p, p is null ? null : await s.GetStepAsync(runId, p.Step),
-                p is null ? [] : await s.ListSlotsAsync(runId, key.PromptId));
-        }, cancellationToken);
-        if (run is null) throw new ClientException(ExitCodes.NotFound, $"run '{runId}' does not exist in {session.Store.Description}");
-        if (prompt is null)
-            throw new ClientException(ExitCodes.NotFound,
-                $"prompt grain {PromptKey.Format(runId, key.PromptId)} does not exist (run '{runId}' has prompts 1 to {run.NextPromptId - 1})");
-        // The learner trains on the accepted groups of a step once its sampling closes (LearnerLedger.CloseSamplingAsync).
-        var trained = prompt.Status == PromptStatus.Accepted && prompt.Reason != PromptGrain.SurplusCarryReason &&
-                      step?.Phase is StepPhase.Training or StepPhase.Done;
-        return new PromptDetailView(PromptKey.Format(runId, prompt.PromptId), runId, prompt.PromptId, prompt.Step,
-            step is null ? null : Lower(step.Phase), Lower(prompt.Status), prompt.Reason, trained, prompt.DatasetIndex, prompt.DrawOrdinal,
-            prompt.PolicyVersion, prompt.GroupSize, prompt.Filled, prompt.Accuracy, prompt.MeanReward, prompt.MeanLength,
-            prompt.TruncatedCount, prompt.Problem, prompt.GroundTruth, prompt.PromptTokens, prompt.CreatedAt, prompt.DecidedAt,
-            History(prompt.History), slots.Select(x => new SlotView(x.Slot, x.Text, x.Tokens, x.LogProbs, x.Tokens.Length, x.Score,
-                x.OverlongPenalty, x.Reward, x.Correct, x.Truncated, x.PolicyVersion, x.Worker, x.SubmittedAt)).ToList());
+            var resources = new RunResources(run.RunId, RunResources.ParseSpec(run.SpecJson));
+            if (datasetIndex < 0 || datasetIndex >= resources.Data.Train.Count) return (null, null);
+            return (resources.ProblemText(datasetIndex), resources.Data.Train[datasetIndex].GroundTruth);
+        }
+        catch (Exception e) when (e is JsonException or FormatException or ArgumentException or IOException or Dapo.Core.Data.DatasetFormatException)
+        {
+            return (null, null);  // a spec this client cannot build: the slots and the decision are still shown
+        }
+    }
+
+    public async Task<StepDetailView> StepAsync(StepKey key, CancellationToken cancellationToken)
+    {
+        var run = await session.RunAsync(key.RunId, cancellationToken);
+        var ledger = await ExistingStepAsync(run, key.Step, cancellationToken);
+        var prompts = await Reader.ListPromptsAsync(run.RunId, key.Step, cancellationToken);
+        return new StepDetailView(session.Description, Mode, GrainKeys.Step(run.RunId, key.Step), Step(ledger, ClientSession.Now),
+            Enum.GetValues<PromptStatus>().ToDictionary(Lower, x => prompts.Count(p => p.Status == x)));
     }
 
     public async Task<LearnerView> LearnerAsync(CancellationToken cancellationToken)
     {
         var run = await session.RunAsync(cancellationToken);
-        return await session.ReadAsync(async s =>
-        {
-            var now = ClientSession.Now;
-            var step = await s.GetStepAsync(run.RunId, run.Step);
-            return new LearnerView(run.RunId, Lower(run.Status), CurrentStep(run), CompletedSteps(run), TotalSteps(run), run.PolicyVersion, run.LatestCheckpoint,
-                Lease(await s.GetLeaseAsync(LeaseNames.Learner(run.RunId)), now), State(await s.GetLearnerAsync(run.RunId), now),
-                step is null ? null : Progress(step));
-        }, cancellationToken);
+        var current = CurrentStep(run);
+        var step = current >= 1 ? await Reader.GetStepAsync(run.RunId, current, cancellationToken) : null;
+        return new LearnerView(session.Description, Mode, run.RunId, Lower(run.Status), current, CompletedSteps(run), TotalSteps(run), run.PolicyVersion,
+            run.LatestCheckpoint, run.Error, Learner(run, ClientSession.Now), step is null ? null : Progress(step));
     }
 
-    public Task<RolloutView> RolloutAsync(string siloId, CancellationToken cancellationToken) =>
-        session.ReadAsync(async s =>
-        {
-            var now = ClientSession.Now;
-            var members = await s.ListMembersAsync();
-            // A worker id (silo/w0) names its silo too.
-            var member = members.FirstOrDefault(m => m.SiloId == siloId)
-                         ?? members.FirstOrDefault(m => siloId.StartsWith(m.SiloId + "/", StringComparison.Ordinal))
-                         ?? throw new ClientException(ExitCodes.NotFound, $"no silo '{siloId}' in the membership table" +
-                             (members.Count == 0 ? "" : $" (silos: {string.Join(", ", members.Select(m => m.SiloId))})"));
-            var work = await s.ListWorkAsync(null, openOnly: true);
-            var silo = Silos([member], work, now).Single();
-            var leased = work.Where(w => OwnedBy(w, member.SiloId)).Select(w => new LeasedItemView(w.ItemId, PromptKey.Format(w.RunId, w.PromptId),
-                w.RunId, w.Step, w.PromptId, w.PolicyVersion, w.LeaseOwner!, w.LeaseUntil ?? 0, (w.LeaseUntil ?? 0) - now,
-                w.LeaseUntil is null || w.LeaseUntil <= now, w.Attempts)).ToList();
-            return new RolloutView(silo, leased);
-        }, cancellationToken);
+    /// <summary>Rollout grains whose key is <paramref name="key"/> or starts with it (a silo's address: all of its grains).</summary>
+    public async Task<RolloutsView> RolloutsAsync(string? key, CancellationToken cancellationToken)
+    {
+        if (Reader.IsHistory)
+            throw new ClientException(ExitCodes.NotFound,
+                "rollout grains keep no state: with no silo running there are none to show (`status` shows the run's history)");
+        var all = await Reader.ListRolloutsAsync(cancellationToken);
+        var shown = key is null ? all : all.Where(r => r.Key == key || r.Key.StartsWith(key.TrimEnd('/') + "/", StringComparison.Ordinal)).ToList();
+        if (key is not null && shown.Count == 0)
+            throw new ClientException(ExitCodes.NotFound, $"no active rollout grain '{key}'" +
+                (all.Count == 0 ? " (none is active)" : $" (active: {string.Join(", ", all.Select(r => r.Key))})"));
+        var now = ClientSession.Now;
+        return new RolloutsView(session.Description, Mode, now, shown.Select(r => new RolloutView(r.Key, r.Silo, r.RunId, r.PolicyVersion, r.InHand,
+            r.GroupsSubmitted, r.TokensGenerated, r.UpdatedAt, now - r.UpdatedAt)).ToList());
+    }
 
-    /// <summary>Metrics rows of steps after <paramref name="afterStep"/>.</summary>
+    /// <summary>Metrics rows of steps after <paramref name="afterStep"/>, from blob storage (MetricsLog), in step order.</summary>
     public async Task<IReadOnlyList<JsonObject>> MetricsAsync(string runId, int afterStep, CancellationToken cancellationToken)
     {
-        var rows = await session.ReadAsync(s => s.ListMetricsAsync(runId, afterStep), cancellationToken);
-        return rows.Select(r => JsonNode.Parse(r.Json) as JsonObject ?? new JsonObject { ["step"] = r.Step }).ToList();
+        try
+        {
+            var names = new List<(int Step, string Name)>();
+            await foreach (var blob in session.Blobs.ListAsync($"runs/{runId}/metrics/", cancellationToken))
+                if (int.TryParse(Path.GetFileNameWithoutExtension(blob.Name), NumberStyles.None, CultureInfo.InvariantCulture, out var step) && step > afterStep)
+                    names.Add((step, blob.Name));
+            var rows = await Task.WhenAll(names.OrderBy(n => n.Step).Select(async n =>
+            {
+                var bytes = await session.Blobs.GetAsync(n.Name, cancellationToken);
+                // A row pruned between the listing and the read (a learner restarting from an earlier checkpoint).
+                return bytes is null ? null : JsonNode.Parse(Encoding.UTF8.GetString(bytes)) as JsonObject ?? new JsonObject { ["step"] = n.Step };
+            }));
+            return rows.OfType<JsonObject>().ToList();
+        }
+        catch (Exception e) when (ClientSession.Translate(e) is { } translated)
+        {
+            throw translated;
+        }
     }
 
-    public async Task<CheckpointsView> CheckpointsAsync(RunRow run, CancellationToken cancellationToken)
+    public async Task<CheckpointsView> CheckpointsAsync(RunInfo run, CancellationToken cancellationToken)
     {
-        var blobs = session.Blobs;
         IReadOnlyList<CheckpointInfo> listed;
         try
         {
-            listed = await new CheckpointStore(blobs, run.RunId).ListAsync(cancellationToken);
+            listed = await new CheckpointStore(session.Blobs, run.RunId).ListAsync(cancellationToken);
         }
-        catch (Exception e) when (ClientSession.Translate(e, blobs.Description) is { } translated)
+        catch (Exception e) when (ClientSession.Translate(e) is { } translated)
         {
             throw translated;
         }
         var latest = listed.FirstOrDefault(c => c.Complete)?.Step;
-        return new CheckpointsView(run.RunId, blobs.Description, run.LatestCheckpoint,
+        return new CheckpointsView(run.RunId, session.Blobs.Description, run.LatestCheckpoint,
             listed.Select(c => new CheckpointView(c.Step, c.Size, c.Complete, c.Problem ?? "ok", c.Step == latest)).ToList());
     }
 
     public async Task<WatchView> WatchAsync(string runId, int recentSteps, CancellationToken cancellationToken)
     {
-        var (status, metrics) = await session.ReadAsync(async s =>
-        {
-            var now = ClientSession.Now;
-            var run = await s.GetRunAsync(runId) ?? throw new ClientException(ExitCodes.NotFound, $"run '{runId}' no longer exists");
-            var work = await s.ListWorkAsync(runId, openOnly: true);
-            var members = await s.ListMembersAsync();
-            return ((await RunStatusAsync(s, run, work, now), Silos(members, work, now)),
-                await s.ListMetricsAsync(runId, run.Step - 1 - recentSteps));
-        }, cancellationToken);
-        var (runView, silos) = status;
+        var run = await session.RunAsync(runId, cancellationToken);
+        var now = ClientSession.Now;
+        var view = await RunStatusAsync(run, now, cancellationToken);
+        var silos = await SilosAsync([run], now, cancellationToken);
+        var metrics = await MetricsAsync(runId, CompletedSteps(run) - recentSteps, cancellationToken);
         var points = metrics.Select(Point).ToList();
         var last = points.LastOrDefault();
-        var progress = runView.CurrentStep;
+        var progress = view.CurrentStep;
         double? filtered = progress is { } p && p.Accepted + p.Filtered > 0 ? (double)p.Filtered / (p.Accepted + p.Filtered) : null;
-        return new WatchView(ClientSession.Now, session.Store.Description, runView,
-            silos.Count(x => x.Alive && x.Roles.Contains("rollout")), silos.Count(x => x.Alive), silos.Count, filtered,
-            last?.TokensPerSecond, last?.StepSeconds, points);
+        return new WatchView(now, session.Description, Mode, view, silos.Sum(s => s.RolloutGrains), silos.Count(x => x.Alive), silos.Count,
+            filtered, last?.TokensPerSecond, last?.StepSeconds, points);
     }
 
-    private static MetricPointView Point(MetricsRow row)
+    /// <summary>A step the run opened; one clear line for one it did not.</summary>
+    private async Task<StepLedger> ExistingStepAsync(RunInfo run, int step, CancellationToken cancellationToken)
     {
-        var json = JsonNode.Parse(row.Json) as JsonObject ?? [];
-        return new MetricPointView(row.Step, Number(json, "sampled/accuracy") ?? Number(json, "critic/accuracy"), Number(json, "critic/rewards/mean"),
+        var upper = LastOpenedStep(run);
+        if (step >= 1 && step <= upper && await Reader.GetStepAsync(run.RunId, step, cancellationToken) is { } ledger) return ledger;
+        throw new ClientException(ExitCodes.NotFound, $"run '{run.RunId}' has no step {step}" +
+                                                      (upper < 1 ? " (no step has opened yet)" : $" (its steps are 1 to {upper})"));
+    }
+
+    private static MetricPointView Point(JsonObject json) =>
+        new((int)(Number(json, "step") ?? 0), Number(json, "sampled/accuracy") ?? Number(json, "critic/accuracy"), Number(json, "critic/rewards/mean"),
             Number(json, "actor/entropy"), Number(json, "response_length/mean"), Number(json, "train/filtered_fraction"),
             Number(json, "throughput/tokens_per_s"), Number(json, "timing/step_s"));
-    }
 
     public static double? Number(JsonObject row, string key) =>
         row[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
 
-    private IReadOnlyList<SiloView> Silos(IReadOnlyList<MemberRow> members, IReadOnlyList<WorkItemRow> openWork, long now) =>
-        members.Select(m =>
-        {
-            var alive = Membership.IsAlive(m, now, Configuration.MemberTimeout);
-            var state = m.Status == MemberStatus.Left ? "left" : alive ? "active" : "silent";
-            return new SiloView(m.SiloId, m.Roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), m.Host,
-                m.ProcessId, $"{m.Host}:{m.ProcessId}", state, alive, m.StartedAt, m.HeartbeatAt, now - m.HeartbeatAt, m.WorkInHand,
-                openWork.Count(w => OwnedBy(w, m.SiloId) && w.LeaseUntil > now));
-        }).ToList();
+    private static LearnerStateView Learner(RunInfo run, long now) =>
+        new(run.Silo, run.Epoch, run.Phase, run.PhaseDetail, run.UpdatedAt, now - run.UpdatedAt, run.StartAccuracy, run.LatestAccuracy);
 
-    /// <summary>Workers are named silo/wN (RolloutService).</summary>
-    private static bool OwnedBy(WorkItemRow item, string siloId) =>
-        item.LeaseOwner is { } owner && (owner == siloId || owner.StartsWith(siloId + "/", StringComparison.Ordinal));
-
-    private LeaseView? Lease(LeaseRow? lease, long now)
-    {
-        if (lease is null) return null;
-        var released = lease.ExpiresAt == 0;  // Leases.ReleaseAsync: given up on a graceful stop
-        return new LeaseView(lease.Owner, lease.Epoch, lease.ExpiresAt, released ? null : lease.ExpiresAt - now,
-            released ? null : Math.Max(0, now - (lease.ExpiresAt - (long)Configuration.LearnerLeaseTtl.TotalMilliseconds)),
-            lease.ExpiresAt > now, released);
-    }
-
-    private static LearnerStateView? State(LearnerRow? learner, long now) => learner is null
-        ? null
-        : new LearnerStateView(learner.SiloId, learner.Epoch, learner.Phase, learner.Step, learner.Detail, learner.UpdatedAt, now - learner.UpdatedAt);
-
-    private static StepProgressView Progress(StepRow s) =>
+    private static StepProgressView Progress(StepLedger s) =>
         new(s.Step, Lower(s.Phase), s.Target, s.Accepted, s.Filtered, s.Abandoned, s.InFlight, s.Draws, s.GenerationRounds);
+
+    private static StepView Step(StepLedger x, long now) =>
+        new(x.Step, Lower(x.Phase), x.PolicyVersion, x.Target, x.Accepted, x.Filtered, x.Abandoned, x.InFlight, x.Draws, x.GenerationRounds,
+            x.SurplusCarried, x.StopReason, x.Opening, x.Epoch, x.OpenedAt, x.SamplingDoneAt, x.ClosedAt,
+            x.SamplingDoneAt is { } done ? Seconds(done - x.OpenedAt) : null, Seconds((x.ClosedAt ?? now) - x.OpenedAt));
 
     /// <summary>Lines "time event: detail" of a grain's history (PromptGrain.Log).</summary>
     private static IReadOnlyList<HistoryEntryView> History(string history) =>
@@ -226,7 +275,7 @@ internal sealed class Inspector(ClientSession session)
         }).ToList();
 
     /// <summary>Steps of the run's recipe, from its spec.</summary>
-    public static int? TotalSteps(RunRow run)
+    public static int? TotalSteps(RunInfo run)
     {
         try
         {
@@ -238,11 +287,14 @@ internal sealed class Inspector(ClientSession session)
         }
     }
 
-    /// <summary>The run's step is the one being sampled or trained: every step before it is done.</summary>
-    private static int CompletedSteps(RunRow run) => Math.Max(0, run.Step - 1);
+    /// <summary>The learner's step is the one being sampled or trained: every step before it is done.</summary>
+    public static int CompletedSteps(RunInfo run) => Math.Max(0, run.Step - 1);
 
-    /// <summary>The step being worked on, or for an ended run its last step (the store already points past it).</summary>
-    private static int CurrentStep(RunRow run) => run.Status == RunStatus.Running ? run.Step : CompletedSteps(run);
+    /// <summary>The step being worked on (a failed run: the step that failed); a completed run's last step (the learner already points past it).</summary>
+    public static int CurrentStep(RunInfo run) => run.Status == RunStatus.Completed ? CompletedSteps(run) : run.Step;
+
+    /// <summary>The newest step the learner may have opened.</summary>
+    private static int LastOpenedStep(RunInfo run) => CurrentStep(run);
 
     private static double Seconds(long milliseconds) => milliseconds / 1000.0;
 
@@ -250,22 +302,35 @@ internal sealed class Inspector(ClientSession session)
 }
 
 /// <summary>
-/// The key of a prompt grain: <c>RUN/PROMPT_ID</c> (e.g. <c>demo/17</c>), as `prompts` lists them; a bare
-/// <c>PROMPT_ID</c> means the default run. Prompt ids are unique within a run. The run is everything before the last
-/// '/', so run names may contain '/'.
+/// The key of a prompt grain: <c>RUN/STEP/PROMPT_ID</c> (e.g. <c>demo/3/17</c>), as `prompts` lists them;
+/// <c>STEP/PROMPT_ID</c> means the default run. Prompt ids are unique within a step. The run is everything before the
+/// last two '/', so run names may contain '/'.
 /// </summary>
-public sealed record PromptKey(string? RunId, long PromptId)
+public sealed record PromptKey(string? RunId, int Step, long PromptId)
 {
-    public static string Format(string runId, long promptId) => $"{runId}/{promptId.ToString(CultureInfo.InvariantCulture)}";
-
     public static PromptKey Parse(string key)
+    {
+        var parts = key.Split('/');
+        var run = parts.Length > 2 ? string.Join('/', parts[..^2]) : null;
+        if (parts.Length >= 2 && run is not "" &&
+            int.TryParse(parts[^2], NumberStyles.None, CultureInfo.InvariantCulture, out var step) && step > 0 &&
+            long.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0)
+            return new PromptKey(run, step, id);
+        throw new ClientException(ExitCodes.Usage,
+            $"malformed prompt key '{key}': use RUN/STEP/PROMPT_ID with positive numbers, e.g. demo/3/17 (`dapo-client prompts` lists the keys)");
+    }
+}
+
+/// <summary>The key of a step grain: <c>RUN/STEP</c> (e.g. <c>demo/3</c>); a bare <c>STEP</c> means the default run.</summary>
+public sealed record StepKey(string? RunId, int Step)
+{
+    public static StepKey Parse(string key)
     {
         var slash = key.LastIndexOf('/');
         var run = slash < 0 ? null : key[..slash];
-        var id = slash < 0 ? key : key[(slash + 1)..];
-        if (run is "" || !long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var promptId) || promptId <= 0)
-            throw new ClientException(ExitCodes.Usage,
-                $"malformed prompt key '{key}': use RUN/PROMPT_ID with a positive number, e.g. demo/17 (`dapo-client prompts` lists the keys)");
-        return new PromptKey(run, promptId);
+        if (run is not "" && int.TryParse(key[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var step) && step > 0)
+            return new StepKey(run, step);
+        throw new ClientException(ExitCodes.Usage,
+            $"malformed step key '{key}': use RUN/STEP or STEP with a positive number, e.g. demo/3 (`dapo-client steps` lists them)");
     }
 }

@@ -32,8 +32,8 @@ internal static class Output
         Console.Out.Flush();
     }
 
-    /// <summary>A dim first line naming what the client reads: the effective configuration, in one line.</summary>
-    public static void Source(string store) => AnsiConsole.MarkupLineInterpolated($"[grey]{store}[/]");
+    /// <summary>A dim first line naming what the client reads (live grains or an embedded run's history), in one line.</summary>
+    public static void Source(string source) => AnsiConsole.MarkupLineInterpolated($"[grey]{source}[/]");
 }
 
 /// <summary>Tables of one look: a rule under the headings, no boxes, two spaces between columns (to fit 80 columns).</summary>
@@ -57,16 +57,11 @@ internal static class Tables
 /// <summary>Plain-text phrases shared by the commands' tables and the dashboard.</summary>
 internal static class Describe
 {
-    /// <summary>"12/40" for a running run (the step in progress), "40/40" once it ended.</summary>
+    /// <summary>"12/40" for a running run (the step in progress), "40/40" once it completed.</summary>
     public static string Step(string status, int step, int completed, int? total) =>
-        $"{(status == "running" ? step : completed)}{(total is { } t ? $"/{t}" : "")}";
+        $"{(status == "completed" ? completed : step)}{(total is { } t ? $"/{t}" : "")}";
 
     public static string Step(RunStatusView r) => Step(r.Status, r.Step, r.CompletedSteps, r.TotalSteps);
-
-    public static string Lease(LeaseView l) =>
-        l.Released ? $"released by {l.Owner}"
-        : l.Held ? $"{l.Owner}, renewed {Format.Age(l.AgeMs ?? 0)} ago"
-        : $"expired {Format.Age(-(l.ExpiresInMs ?? 0))} ago ({l.Owner})";
 }
 
 /// <summary>How numbers, ages and sizes read in tables.</summary>

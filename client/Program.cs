@@ -14,10 +14,12 @@ if (Console.IsOutputRedirected || !string.IsNullOrEmpty(Environment.GetEnvironme
     });
 }
 
-// dapo-client: a read-only console onto a run's cluster store and blob storage. One handler per command.
+// dapo-client: a read-only console onto a run's grains (an Orleans client, or an embedded run's history) and blob
+// storage. One handler per command.
 var root = new RootCommand("Dapo client: inspect the grains, silos, steps, metrics and checkpoints of a run (read-only)")
 {
     StatusCommand.Create(),
+    SilosCommand.Create(),
     StepsCommand.Create(),
     PromptsCommand.Create(),
     GrainCommand.Create(),

@@ -3,71 +3,80 @@ using System.Text.Json.Nodes;
 namespace Dapo.Client;
 
 // What each command shows: one record per view, printed as tables or, with --json, serialised as they are
-// (camelCase; times are Unix milliseconds UTC, ages and durations are named with their unit).
+// (camelCase; times are Unix milliseconds UTC, ages and durations are named with their unit). Every view that reads
+// grains names its source and its mode: "live" (grains answered) or "history" (the grain state files of an embedded
+// run whose silo is not running).
 
 /// <summary>`status`: every run, every silo.</summary>
-public sealed record StatusView(string Store, long Now, IReadOnlyList<RunStatusView> Runs, IReadOnlyList<SiloView> Silos,
+public sealed record StatusView(string Source, string Mode, long Now, IReadOnlyList<RunStatusView> Runs, IReadOnlyList<SiloView> Silos,
     IReadOnlyList<string> ActiveSilos);
 
 /// <summary>A run at a glance.</summary>
 /// <param name="Step">The step being sampled or trained (an ended run: its last step).</param>
 /// <param name="CompletedSteps">Steps trained so far.</param>
 /// <param name="TotalSteps">Steps of the run's recipe (null when its spec does not say).</param>
-/// <param name="LatestCheckpoint">Step of the newest complete checkpoint, as the store records it.</param>
+/// <param name="LatestCheckpoint">Step of the newest complete checkpoint, as the learner records it.</param>
 public sealed record RunStatusView(string RunId, string Status, int Step, int CompletedSteps, int? TotalSteps, int PolicyVersion, int? LatestCheckpoint,
-    string? Error, StepProgressView? CurrentStep, LeaseView? Learner, LearnerStateView? LearnerState, QueueView Queue);
+    string? Error, StepProgressView? CurrentStep, LearnerStateView Learner);
 
 /// <summary>Where the current step's sampling is.</summary>
 public sealed record StepProgressView(int Step, string Phase, int Target, int Accepted, int Filtered, int Abandoned, int InFlight,
     int Draws, int GenerationRounds);
 
-/// <summary>The learner lease: who holds it and how fresh it is.</summary>
-/// <param name="ExpiresInMs">Until it expires (negative: expired that long ago); null once released.</param>
-/// <param name="AgeMs">Time since the holder last renewed it (its expiry minus Silo:LearnerLeaseTtl); null once released.</param>
-/// <param name="Held">False when it expired or was released: no learner holds the run now.</param>
-/// <param name="Released">Its holder gave it up when it stopped (graceful shutdown).</param>
-public sealed record LeaseView(string Owner, long Epoch, long ExpiresAt, long? ExpiresInMs, long? AgeMs, bool Held, bool Released);
+/// <summary>What the learner grain reports.</summary>
+/// <param name="Silo">The silo it runs on (empty in history).</param>
+/// <param name="Epoch">Its fencing epoch: raised on every start of its work (a restart, a move to another silo).</param>
+/// <param name="Phase">warm-start, sampling, training, checkpointing, evaluating, step done, done, failed; in history
+/// (no silo) done, failed or stopped.</param>
+/// <param name="UpdatedAt">When the learner last wrote its state.</param>
+public sealed record LearnerStateView(string Silo, long Epoch, string Phase, string Detail, long UpdatedAt, long AgeMs, double? StartAccuracy,
+    double? LatestAccuracy);
 
-/// <summary>What the learner last reported doing.</summary>
-public sealed record LearnerStateView(string SiloId, long Epoch, string Phase, int Step, string Detail, long UpdatedAt, long AgeMs);
+/// <summary>A silo of the cluster's membership.</summary>
+/// <param name="Address">Orleans' silo address, host:port@generation (what rollout grain keys start with).</param>
+/// <param name="Status">Orleans' status: active, joining, shuttingdown, stopping, dead (a killed silo is declared dead
+/// once the others stop hearing from it).</param>
+/// <param name="IAmAliveAgeMs">Since the silo last wrote that it is alive.</param>
+/// <param name="RolloutGrains">Rollout grains active on it.</param>
+/// <param name="Learners">Runs whose learner grain runs on it.</param>
+public sealed record SiloView(string Address, string Name, string Host, string Status, bool Alive, int GatewayPort, long StartedAt,
+    long IAmAliveAt, long IAmAliveAgeMs, int RolloutGrains, IReadOnlyList<string> Learners);
 
-/// <summary>Rollout work queued for a run: open items, of which leased by a worker now, and waiting for one.</summary>
-public sealed record QueueView(int Open, int Leased, int Waiting);
-
-/// <summary>A silo of the membership table.</summary>
-/// <param name="State">active (heartbeat within Silo:MemberTimeout), silent (registered but no recent heartbeat:
-/// crashed or cut off), or left (stopped gracefully).</param>
-/// <param name="WorkInHand">Prompt groups in its hands, as its last heartbeat reported.</param>
-/// <param name="Leased">Open work items its workers hold unexpired leases on now.</param>
-public sealed record SiloView(string SiloId, IReadOnlyList<string> Roles, string Host, int ProcessId, string Address, string State,
-    bool Alive, long StartedAt, long HeartbeatAt, long HeartbeatAgeMs, int WorkInHand, int Leased);
+/// <summary>`silos`: the membership.</summary>
+public sealed record SilosView(string Source, string Mode, long Now, IReadOnlyList<SiloView> Silos);
 
 /// <summary>`steps`: the step ledger.</summary>
-public sealed record StepsView(string RunId, int? TotalSteps, IReadOnlyList<StepView> Steps);
+public sealed record StepsView(string Source, string Mode, string RunId, int? TotalSteps, IReadOnlyList<StepView> Steps);
 
-/// <summary>One step of the ledger.</summary>
+/// <summary>One step of the ledger, as its step grain holds it.</summary>
+/// <param name="Opening">How many times the step was opened (a restarted learner opens it again).</param>
 /// <param name="StepSeconds">Opened to closed (or to now, while open).</param>
 public sealed record StepView(int Step, string Phase, int PolicyVersion, int Target, int Accepted, int Filtered, int Abandoned,
-    int InFlight, int Draws, int GenerationRounds, int SurplusCarried, string? StopReason, long OpenedAt, long? SamplingDoneAt,
-    long? ClosedAt, double? SamplingSeconds, double StepSeconds);
+    int InFlight, int Draws, int GenerationRounds, int SurplusCarried, string? StopReason, int Opening, long Epoch, long OpenedAt,
+    long? SamplingDoneAt, long? ClosedAt, double? SamplingSeconds, double StepSeconds);
 
-/// <summary>`prompts`: the prompt grains of one step.</summary>
-public sealed record PromptsView(string RunId, int Step, string? StepPhase, string? StatusFilter, IReadOnlyDictionary<string, int> Counts,
-    IReadOnlyList<PromptSummaryView> Prompts);
+/// <summary>`prompts`: the prompts of one step.</summary>
+public sealed record PromptsView(string Source, string Mode, string RunId, int Step, string? StepPhase, string? StatusFilter,
+    IReadOnlyDictionary<string, int> Counts, IReadOnlyList<PromptSummaryView> Prompts);
 
-/// <summary>A prompt grain in a list.</summary>
-/// <param name="Key">Its key for `grain prompt`: run/promptId.</param>
-public sealed record PromptSummaryView(string Key, long PromptId, string Status, string Reason, int DatasetIndex, int PolicyVersion,
-    int GroupSize, int Filled, double? Accuracy, double? MeanReward, double? MeanLength, int? TruncatedCount, long CreatedAt,
-    long? DecidedAt);
+/// <summary>A prompt of a step's ledger, with its prompt grain's group.</summary>
+/// <param name="Key">Its prompt grain's key for `grain prompt`: run/step/promptId (a carried group's step is the one
+/// that drew it).</param>
+/// <param name="Reason">Why it was drawn, then how it ended, as the step ledger says.</param>
+/// <param name="Filled">Response slots its prompt grain holds.</param>
+public sealed record PromptSummaryView(string Key, int Step, long PromptId, string Status, string Reason, int DatasetIndex, long DrawOrdinal,
+    int PolicyVersion, int Opening, int? Decided, bool CarryOut, int GroupSize, int Filled, double? Accuracy, double? MeanReward,
+    double? MeanLength, int? TruncatedCount);
 
 /// <summary>`grain prompt`: one prompt grain in full.</summary>
-/// <param name="TrainedOn">The learner trained on this group: accepted into a step that closed sampling (not a
-/// surplus group waiting to be carried).</param>
+/// <param name="Status">The prompt grain's own status (its step's ledger may say more: see <paramref name="LedgerReason"/>).</param>
+/// <param name="TrainedOn">The learner trained on this group: accepted into a step (its own, or the next one for a
+/// carried surplus group) that closed sampling.</param>
+/// <param name="Problem">The prompt's text, from the run's dataset (null when the run's spec cannot be read).</param>
 /// <param name="Slots">Every response slot exactly as stored: what the learner read to train.</param>
-public sealed record PromptDetailView(string Key, string RunId, long PromptId, int Step, string? StepPhase, string Status, string Reason,
-    bool TrainedOn, int DatasetIndex, long DrawOrdinal, int PolicyVersion, int GroupSize, int Filled, double? Accuracy, double? MeanReward,
-    double? MeanLength, int? TruncatedCount, string Problem, string GroundTruth, int[] PromptTokens, long CreatedAt, long? DecidedAt,
+public sealed record PromptDetailView(string Source, string Mode, string Key, string RunId, int Step, long PromptId, string? StepPhase, string Status,
+    string Reason, string? LedgerReason, bool TrainedOn, int DatasetIndex, long DrawOrdinal, int PolicyVersion, int GroupSize, int Filled,
+    double? Accuracy, double? MeanReward, double? MeanLength, int? TruncatedCount, string? Problem, string? GroundTruth,
     IReadOnlyList<HistoryEntryView> History, IReadOnlyList<SlotView> Slots);
 
 /// <summary>One line of a grain's decision history.</summary>
@@ -75,28 +84,31 @@ public sealed record HistoryEntryView(string Time, string Event, string Detail);
 
 /// <summary>One response slot of a group.</summary>
 /// <param name="Reward">Score plus overlong penalty: what the advantage is computed from.</param>
-/// <param name="Worker">The rollout worker that produced it (silo/worker).</param>
+/// <param name="Worker">The rollout grain that produced it.</param>
 public sealed record SlotView(int Slot, string Text, int[] Tokens, float[] LogProbs, int Length, double Score, double OverlongPenalty,
-    double Reward, bool Correct, bool Truncated, int PolicyVersion, string Worker, long SubmittedAt);
+    double Reward, bool Correct, bool Truncated, string Worker);
+
+/// <summary>`grain step`: one step grain: its ledger and its prompts' statuses.</summary>
+public sealed record StepDetailView(string Source, string Mode, string Key, StepView Ledger, IReadOnlyDictionary<string, int> Counts);
 
 /// <summary>`grain learner`: the run's learner grain.</summary>
-public sealed record LearnerView(string RunId, string RunStatus, int Step, int CompletedSteps, int? TotalSteps, int PolicyVersion, int? LatestCheckpoint,
-    LeaseView? Lease, LearnerStateView? State, StepProgressView? CurrentStep);
+public sealed record LearnerView(string Source, string Mode, string RunId, string RunStatus, int Step, int CompletedSteps, int? TotalSteps,
+    int PolicyVersion, int? LatestCheckpoint, string? Error, LearnerStateView State, StepProgressView? CurrentStep);
 
-/// <summary>`grain rollout`: a silo's rollout workers and the work they hold.</summary>
-public sealed record RolloutView(SiloView Silo, IReadOnlyList<LeasedItemView> Leased);
+/// <summary>`grain rollout`: rollout grains and what they do.</summary>
+public sealed record RolloutsView(string Source, string Mode, long Now, IReadOnlyList<RolloutView> Rollouts);
 
-/// <summary>An open work item leased by one of the silo's workers.</summary>
-/// <param name="Expired">The lease ran out: the item is free for any worker again.</param>
-public sealed record LeasedItemView(long ItemId, string Key, string RunId, int Step, long PromptId, int PolicyVersion, string Worker,
-    long LeaseUntil, long ExpiresInMs, bool Expired, int Attempts);
+/// <summary>A rollout grain (key: silo address/device).</summary>
+/// <param name="InHand">Prompt groups it holds leased and not yet submitted.</param>
+public sealed record RolloutView(string Key, string Silo, string? RunId, int? PolicyVersion, int InHand, long GroupsSubmitted,
+    long TokensGenerated, long UpdatedAt, long AgeMs);
 
-/// <summary>`metrics`: per-step metrics rows as the learner wrote them.</summary>
+/// <summary>`metrics`: per-step metrics rows as the learner wrote them (blob storage).</summary>
 public sealed record MetricsView(string RunId, IReadOnlyList<JsonObject> Metrics);
 
 /// <summary>`checkpoints`: the run's checkpoints in blob storage, checked against their manifests.</summary>
-/// <param name="StoreLatest">The newest complete checkpoint as the store records it.</param>
-public sealed record CheckpointsView(string RunId, string Blobs, int? StoreLatest, IReadOnlyList<CheckpointView> Checkpoints);
+/// <param name="LearnerLatest">The newest complete checkpoint as the learner records it.</param>
+public sealed record CheckpointsView(string RunId, string Blobs, int? LearnerLatest, IReadOnlyList<CheckpointView> Checkpoints);
 
 /// <summary>One checkpoint folder.</summary>
 /// <param name="Checksum">"ok", or what is wrong (no manifest, a file not matching its checksum).</param>
@@ -106,7 +118,7 @@ public sealed record CheckpointView(int Step, long SizeBytes, bool Complete, str
 /// <summary>`watch`: one frame of the dashboard.</summary>
 /// <param name="FilteredShare">Filtered groups of the current step over all it judged (accepted + filtered).</param>
 /// <param name="TokensPerSecond">Of the last completed step (throughput/tokens_per_s).</param>
-public sealed record WatchView(long Now, string Store, RunStatusView Run, int RolloutWorkersAlive, int SilosAlive, int Silos,
+public sealed record WatchView(long Now, string Source, string Mode, RunStatusView Run, int RolloutGrains, int SilosAlive, int Silos,
     double? FilteredShare, double? TokensPerSecond, double? LastStepSeconds, IReadOnlyList<MetricPointView> Recent);
 
 /// <summary>The metrics the dashboard plots, of one step.</summary>

@@ -19,15 +19,15 @@ internal static class CheckpointsCommand
                 view = await AnsiConsole.Status().StartAsync("Verifying checksums…", _ => inspector.CheckpointsAsync(run, cancellationToken));
             else view = await inspector.CheckpointsAsync(run, cancellationToken);
             if (Handler.Json(result)) Output.Json(view);
-            else Render(view, session.Store.Description);
+            else Render(view, session.Description);
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    private static void Render(CheckpointsView view, string store)
+    private static void Render(CheckpointsView view, string source)
     {
-        Output.Source($"{store}; blobs in {view.Blobs}");
+        Output.Source($"{source}; blobs in {view.Blobs}");
         var table = Tables.New($"[bold]Checkpoints of run {Markup.Escape(view.RunId)}[/]", "Step", "Size", "Checksum", "").Right(0, 1);
         foreach (var c in view.Checkpoints)
             table.AddRow(Format.Int(c.Step), Format.Bytes(c.SizeBytes), c.Complete ? "[green]ok[/]" : $"[red]{Markup.Escape(c.Checksum)}[/]",
@@ -35,8 +35,8 @@ internal static class CheckpointsCommand
         if (view.Checkpoints.Count == 0) table.AddRow("[grey]none yet[/]", "", "", "");
         AnsiConsole.Write(table);
         var latest = view.Checkpoints.FirstOrDefault(c => c.Latest)?.Step;
-        if (view.StoreLatest != latest)
-            AnsiConsole.MarkupLine($"[grey]The store records step {view.StoreLatest?.ToString() ?? "none"} as the latest checkpoint " +
-                                   "(a checkpoint is written before the store records it).[/]");
+        if (view.LearnerLatest != latest)
+            AnsiConsole.MarkupLine($"[grey]The learner records step {view.LearnerLatest?.ToString() ?? "none"} as its latest checkpoint " +
+                                   "(a checkpoint is written before the learner records it).[/]");
     }
 }

@@ -9,12 +9,12 @@ internal static class GrainCommand
 {
     public static Command Create() => new("grain", "One grain's state in full")
     {
-        Prompt(), Learner(), Rollout(),
+        Prompt(), Step(), Learner(), Rollout(),
     };
 
     private static Command Prompt()
     {
-        var key = new Argument<string>("key") { Description = "RUN/PROMPT_ID, e.g. demo/17 (as `prompts` lists them); a bare PROMPT_ID means the default run" };
+        var key = new Argument<string>("key") { Description = "RUN/STEP/PROMPT_ID, e.g. demo/3/17 (as `prompts` lists them); STEP/PROMPT_ID means the default run" };
         var tokens = new Option<bool>("--tokens") { Description = "Show each response's token ids and log-probabilities too" };
         var command = new Command("prompt", "A prompt grain: prompt, ground truth, every response slot, status and decision history") { key, tokens };
         Handler.Set(command, async (result, session, cancellationToken) =>
@@ -22,15 +22,15 @@ internal static class GrainCommand
             var parsed = PromptKey.Parse(result.GetValue(key)!);
             var view = await new Inspector(session).PromptAsync(parsed, cancellationToken);
             if (Handler.Json(result)) Output.Json(view);
-            else RenderPrompt(view, result.GetValue(tokens), session.Store.Description);
+            else RenderPrompt(view, result.GetValue(tokens));
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    private static void RenderPrompt(PromptDetailView p, bool tokens, string store)
+    private static void RenderPrompt(PromptDetailView p, bool tokens)
     {
-        Output.Source(store);
+        Output.Source(p.Source);
         var facts = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
         facts.AddRow("[bold]Prompt grain[/]", $"[bold]{Markup.Escape(p.Key)}[/]");
         facts.AddRow("Step", $"{p.Step} [grey]({p.StepPhase ?? "not opened"})[/]");
@@ -38,22 +38,23 @@ internal static class GrainCommand
         facts.AddRow("Status", p.Reason.StartsWith(p.Status, StringComparison.Ordinal)
             ? PromptsCommand.Status(p.Status).Replace(p.Status, Markup.Escape(p.Reason), StringComparison.Ordinal)
             : $"{PromptsCommand.Status(p.Status)} [grey]({Markup.Escape(p.Reason)})[/]");
+        if (p.LedgerReason is { } ledger && ledger != p.Reason) facts.AddRow("Step ledger", Markup.Escape(ledger));
         facts.AddRow("Trained on", p.TrainedOn ? "[green]yes[/]: the learner trained on these slots" : "no");
         facts.AddRow("Policy", $"v{p.PolicyVersion}");
         facts.AddRow("Group", string.Create(CultureInfo.InvariantCulture,
             $"{p.Filled}/{p.GroupSize} slots, accuracy {Format.Number(p.Accuracy, "F2")}, mean reward {Format.Number(p.MeanReward, "F3")}, " +
             $"mean length {Format.Number(p.MeanLength, "F1")}, truncated {p.TruncatedCount?.ToString(CultureInfo.InvariantCulture) ?? "-"}"));
         facts.AddRow("Dataset", $"example {p.DatasetIndex}, draw {p.DrawOrdinal}");
-        facts.AddRow("Prompt", Markup.Escape(p.Problem.TrimEnd('\n')));
-        facts.AddRow("Ground truth", Markup.Escape(p.GroundTruth));
+        facts.AddRow("Prompt", p.Problem is null ? "[grey]unknown (the run's spec cannot be read)[/]" : Markup.Escape(p.Problem.TrimEnd('\n')));
+        facts.AddRow("Ground truth", Markup.Escape(p.GroundTruth ?? "-"));
         AnsiConsole.Write(facts);
         AnsiConsole.WriteLine();
 
         var slots = Tables.New("[bold]Response slots[/] [grey](what the learner reads to train)[/]",
-            "Slot", "Reward", "Score", "Penalty", "Length", "Trunc", "Policy", "Worker").Right(0, 1, 2, 3, 4);
+            "Slot", "Reward", "Score", "Penalty", "Length", "Trunc", "Worker").Right(0, 1, 2, 3, 4);
         foreach (var s in p.Slots)
             slots.AddRow(Format.Int(s.Slot), Reward(s.Reward, s.Correct), Format.Number(s.Score, "F2"), Format.Number(s.OverlongPenalty, "F3"),
-                Format.Int(s.Length), s.Truncated ? "[yellow]yes[/]" : "no", $"v{s.PolicyVersion}", Markup.Escape(s.Worker));
+                Format.Int(s.Length), s.Truncated ? "[yellow]yes[/]" : "no", Markup.Escape(s.Worker));
         if (p.Slots.Count == 0) slots.AddRow("[grey]no slots submitted yet[/]");
         AnsiConsole.Write(slots);
 
@@ -85,72 +86,95 @@ internal static class GrainCommand
     private static string Reward(double reward, bool correct) =>
         $"[{(correct ? "green" : "red")}]{reward.ToString("F2", CultureInfo.InvariantCulture)}[/]";
 
-    private static Command Learner()
+    private static Command Step()
     {
-        var command = new Command("learner", "The learner grain of a run: lease holder, phase, step, progress, last checkpoint");
+        var key = new Argument<string>("key") { Description = "RUN/STEP, e.g. demo/3 (as `steps` lists them); a bare STEP means the default run" };
+        var command = new Command("step", "A step grain: its ledger (phase, target, accepted, filtered, draws, rounds, stop reason) and prompt counts") { key };
         Handler.Set(command, async (result, session, cancellationToken) =>
         {
-            var view = await new Inspector(session).LearnerAsync(cancellationToken);
+            var view = await new Inspector(session).StepAsync(StepKey.Parse(result.GetValue(key)!), cancellationToken);
             if (Handler.Json(result)) Output.Json(view);
-            else RenderLearner(view, session.Store.Description);
+            else RenderStep(view);
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    private static void RenderLearner(LearnerView l, string store)
+    private static void RenderStep(StepDetailView v)
     {
-        Output.Source(store);
+        Output.Source(v.Source);
+        var s = v.Ledger;
+        var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
+        grid.AddRow("[bold]Step grain[/]", $"[bold]{Markup.Escape(v.Key)}[/] ({StepsCommand.Phase(s.Phase)})");
+        grid.AddRow("Policy", $"v{s.PolicyVersion} [grey](opening {s.Opening}, learner epoch {s.Epoch})[/]");
+        grid.AddRow("Groups", $"{s.Accepted}/{s.Target} accepted, {s.Filtered} filtered, {s.Abandoned} abandoned, {s.InFlight} in flight, " +
+                              $"{s.SurplusCarried} carried in");
+        grid.AddRow("Draws", $"{s.Draws} drawn in {s.GenerationRounds} round(s)");
+        grid.AddRow("Stop reason", Markup.Escape(s.StopReason ?? "-"));
+        grid.AddRow("Time", $"opened {Format.Time(s.OpenedAt)}, sampling {Format.Seconds(s.SamplingSeconds)}, step {Format.Seconds(s.StepSeconds)}");
+        grid.AddRow("Prompts", string.Join(", ", v.Counts.Select(c => $"{c.Value} {c.Key}")));
+        AnsiConsole.Write(grid);
+    }
+
+    private static Command Learner()
+    {
+        var command = new Command("learner", "The learner grain of a run: phase, progress, epoch, silo, step, last checkpoint");
+        Handler.Set(command, async (result, session, cancellationToken) =>
+        {
+            var view = await new Inspector(session).LearnerAsync(cancellationToken);
+            if (Handler.Json(result)) Output.Json(view);
+            else RenderLearner(view);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static void RenderLearner(LearnerView l)
+    {
+        Output.Source(l.Source);
+        var s = l.State;
         var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
         grid.AddRow("[bold]Learner of run[/]", $"[bold]{Markup.Escape(l.RunId)}[/] [grey]({l.RunStatus})[/]");
-        grid.AddRow("Lease", l.Lease is not { } lease ? "[grey]never taken[/]"
-            : lease.Held ? $"held by {Markup.Escape(Describe.Lease(lease))}, expires in {Format.Age(lease.ExpiresInMs ?? 0)} [grey](epoch {lease.Epoch})[/]"
-            : $"[yellow]{Markup.Escape(Describe.Lease(lease))}[/] [grey](epoch {lease.Epoch})[/]");
-        if (l.State is { } s)
-        {
-            grid.AddRow("Phase", $"[bold]{Markup.Escape(s.Phase)}[/] at step {s.Step} [grey](reported {Format.Age(s.AgeMs)} ago by {Markup.Escape(s.SiloId)})[/]");
-            grid.AddRow("Progress", Markup.Escape(s.Detail));
-        }
-        else grid.AddRow("Phase", "[grey]no learner has reported yet[/]");
+        grid.AddRow("Phase", $"[bold]{Markup.Escape(s.Phase)}[/] [grey](state written {Format.Age(s.AgeMs)} ago)[/]");
+        if (s.Detail.Length > 0) grid.AddRow("Progress", Markup.Escape(s.Detail));
+        grid.AddRow("Silo", s.Silo.Length == 0 ? "[grey]none (history)[/]" : $"{Markup.Escape(s.Silo)} [grey](epoch {s.Epoch})[/]");
         grid.AddRow("Run", $"step {Describe.Step(l.RunStatus, l.Step, l.CompletedSteps, l.TotalSteps)}, policy v{l.PolicyVersion}");
         if (l.CurrentStep is { } c)
             grid.AddRow("Step ledger", $"{StepsCommand.Phase(c.Phase)}: {c.Accepted}/{c.Target} accepted, {c.Filtered} filtered, {c.InFlight} in flight, " +
                                        $"{c.Draws} drawn, {c.GenerationRounds} round(s)");
+        grid.AddRow("Held-out", $"avg@k {Format.Percent(s.StartAccuracy)} at the start, {Format.Percent(s.LatestAccuracy)} at the latest evaluation");
         grid.AddRow("Last checkpoint", l.LatestCheckpoint is { } k ? $"step {k}" : "[grey]none[/]");
+        if (l.Error is { } error) grid.AddRow("Error", $"[red]{Markup.Escape(error)}[/]");
         AnsiConsole.Write(grid);
     }
 
     private static Command Rollout()
     {
-        var silo = new Argument<string>("silo") { Description = "The silo's id, as `status` lists it (a worker id silo/wN works too)" };
-        var command = new Command("rollout", "A rollout silo: its heartbeat and the work items its workers hold leases on") { silo };
+        var key = new Argument<string?>("key")
+        {
+            Description = "A rollout grain's key (SILO_ADDRESS/DEVICE) or a silo's address (all its rollout grains); default: every active one",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var command = new Command("rollout", "Rollout grains (live only): run and policy version they sample, groups in hand, groups and tokens so far") { key };
         Handler.Set(command, async (result, session, cancellationToken) =>
         {
-            var view = await new Inspector(session).RolloutAsync(result.GetValue(silo)!, cancellationToken);
+            var view = await new Inspector(session).RolloutsAsync(result.GetValue(key), cancellationToken);
             if (Handler.Json(result)) Output.Json(view);
-            else RenderRollout(view, session.Store.Description);
+            else RenderRollouts(view);
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    private static void RenderRollout(RolloutView r, string store)
+    private static void RenderRollouts(RolloutsView v)
     {
-        Output.Source(store);
-        var s = r.Silo;
-        var grid = new Grid().AddColumn(new GridColumn().NoWrap().PadRight(2)).AddColumn();
-        grid.AddRow("[bold]Silo[/]", $"[bold]{Markup.Escape(s.SiloId)}[/] ({StatusCommand.SiloState(s.State)})");
-        grid.AddRow("Roles", string.Join(", ", s.Roles));
-        grid.AddRow("Address", Markup.Escape(s.Address));
-        grid.AddRow("Heartbeat", $"{Format.Age(s.HeartbeatAgeMs)} ago [grey](started {Format.Time(s.StartedAt)})[/]");
-        grid.AddRow("Work", $"{s.WorkInHand} group(s) in hand at the last heartbeat, {s.Leased} leased now");
-        AnsiConsole.Write(grid);
-        var table = Tables.New("[bold]Leased work items[/]", "Item", "Prompt grain", "Step", "Policy", "Worker", "Lease", "Attempts").Right(0, 2, 6);
-        foreach (var w in r.Leased)
-            table.AddRow(w.ItemId.ToString(CultureInfo.InvariantCulture), Markup.Escape(w.Key), Format.Int(w.Step), $"v{w.PolicyVersion}",
-                Markup.Escape(w.Worker), w.Expired ? $"[yellow]expired {Format.Age(-w.ExpiresInMs)} ago[/]" : $"{Format.Age(w.ExpiresInMs)} left",
-                Format.Int(w.Attempts));
-        if (r.Leased.Count == 0) table.AddRow("[grey]none[/]");
+        Output.Source(v.Source);
+        var table = Tables.New("[bold]Rollout grains[/]", "Key", "Run", "Policy", "In hand", "Groups", "Tokens", "Updated").Right(3, 4, 5, 6);
+        foreach (var r in v.Rollouts)
+            table.AddRow(Markup.Escape(r.Key), Markup.Escape(r.RunId ?? "-"), r.PolicyVersion is { } p ? $"v{p}" : "-", Format.Int(r.InHand),
+                r.GroupsSubmitted.ToString("N0", CultureInfo.InvariantCulture), r.TokensGenerated.ToString("N0", CultureInfo.InvariantCulture),
+                $"{Format.Age(r.AgeMs)} ago");
+        if (v.Rollouts.Count == 0) table.AddRow("[grey]no rollout grain is active[/]");
         AnsiConsole.Write(table);
     }
 }

@@ -33,5 +33,31 @@ internal static class Handler
         return e.ExitCode;
     }
 
+    /// <summary>
+    /// After a long-running command (`metrics --follow`, `watch`) lost its cluster: opens it again, retrying for
+    /// <see cref="ClientOptions.ConnectTimeout"/>. An embedded run whose silo stopped is then read as history; a
+    /// cluster that stays away ends the command with <paramref name="lost"/>.
+    /// </summary>
+    public static async Task ReconnectAsync(ClientSession session, ClientException lost, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + session.Configuration.Client.ConnectTimeout;
+        while (true)
+        {
+            try
+            {
+                await session.ReopenAsync(cancellationToken);
+                return;
+            }
+            catch (ClientException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
+            }
+            catch (ClientException e)
+            {
+                throw new ClientException(e.ExitCode, $"{lost.Message}; then: {e.Message}", e);
+            }
+        }
+    }
+
     public static bool Json(ParseResult result) => result.GetValue(GlobalOptions.Json);
 }

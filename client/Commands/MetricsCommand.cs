@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
-using Dapo.Grains.Store;
+using Dapo.Grains;
 using Spectre.Console;
 
 namespace Dapo.Client.Commands;
@@ -40,13 +40,13 @@ internal static class MetricsCommand
             var inspector = new Inspector(session);
             var run = await session.RunAsync(cancellationToken);
             var json = Handler.Json(result);
-            var after = result.GetValue(last) is { } n ? Math.Max(0, run.Step - 1 - n) : 0;
+            var after = result.GetValue(last) is { } n ? Math.Max(0, Inspector.CompletedSteps(run) - n) : 0;
             var rows = await inspector.MetricsAsync(run.RunId, after, cancellationToken);
             if (result.GetValue(last) is { } keep) rows = rows.TakeLast(keep).ToList();
             if (!result.GetValue(follow))
             {
                 if (json) Output.Json(new MetricsView(run.RunId, rows));
-                else RenderTable(run.RunId, rows, session.Store.Description);
+                else RenderTable(run.RunId, rows, session.Description);
                 return ExitCodes.Ok;
             }
             await FollowAsync(session, inspector, run, rows, json, cancellationToken);
@@ -55,13 +55,16 @@ internal static class MetricsCommand
         return command;
     }
 
-    /// <summary>Prints what there is, then each new row as it lands, once a second, until the run stops running.</summary>
-    private static async Task FollowAsync(ClientSession session, Inspector inspector, RunRow run, IReadOnlyList<JsonObject> rows, bool json,
+    /// <summary>
+    /// Prints what there is, then each new row as it lands, once a second, until the run stops running. An embedded
+    /// run's silo stops when its run ends: the client then reads the run's history, where the last rows are.
+    /// </summary>
+    private static async Task FollowAsync(ClientSession session, Inspector inspector, RunInfo run, IReadOnlyList<JsonObject> rows, bool json,
         CancellationToken cancellationToken)
     {
         if (!json)
         {
-            Output.Source(session.Store.Description);
+            Output.Source(session.Description);
             Console.Out.WriteLine(Line(Columns.Select(c => c.Heading)));
         }
         var printed = 0;
@@ -78,12 +81,25 @@ internal static class MetricsCommand
         Print(rows);
         while (true)
         {
-            // Read the run before the rows: rows of a run seen ended are then all there.
-            var current = await session.ReadAsync(s => s.GetRunAsync(run.RunId), cancellationToken);
-            Print(await inspector.MetricsAsync(run.RunId, printed, cancellationToken));
-            if (current is null || current.Status != RunStatus.Running)
+            RunInfo current;
+            try
             {
-                if (!json) AnsiConsole.MarkupLineInterpolated($"[grey]run {run.RunId} is {current?.Status.ToString().ToLowerInvariant() ?? "gone"}[/]");
+                // Read the run before the rows: rows of a run seen ended are then all there.
+                current = await session.RunAsync(run.RunId, cancellationToken);
+                Print(await inspector.MetricsAsync(run.RunId, printed, cancellationToken));
+            }
+            catch (ClientException e) when (e.ExitCode == ExitCodes.Unavailable)
+            {
+                await Handler.ReconnectAsync(session, e, cancellationToken);
+                continue;
+            }
+            if (current.Status != RunStatus.Running || session.Reader.IsHistory)
+            {
+                if (!json)
+                {
+                    var state = current.Status == RunStatus.Running ? "not running: no silo runs it" : current.Status.ToString().ToLowerInvariant();
+                    AnsiConsole.MarkupLineInterpolated($"[grey]run {run.RunId} is {state}[/]");
+                }
                 return;
             }
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);

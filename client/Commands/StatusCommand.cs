@@ -4,12 +4,12 @@ using Spectre.Console;
 
 namespace Dapo.Client.Commands;
 
-/// <summary>`status`: runs (step, policy version, learner lease, queue, latest checkpoint) and silos.</summary>
+/// <summary>`status`: runs (step, policy version, learner, current step, latest checkpoint) and silos.</summary>
 internal static class StatusCommand
 {
     public static Command Create()
     {
-        var command = new Command("status", "Runs with their step, policy version, learner and queue; silos with roles, heartbeat and work");
+        var command = new Command("status", "Runs with their step, policy version, learner and current step; silos with status and grains");
         Handler.Set(command, async (result, session, cancellationToken) =>
         {
             var view = await new Inspector(session).StatusAsync(cancellationToken);
@@ -22,28 +22,27 @@ internal static class StatusCommand
 
     private static void Render(StatusView view)
     {
-        Output.Source(view.Store);
-        var runs = Tables.New("[bold]Runs[/]", "Run", "Status", "Step", "Policy", "Learner (lease)", "Queue", "Ckpt").Right(2, 6);
+        Output.Source(view.Source);
+        var runs = Tables.New("[bold]Runs[/]", "Run", "Status", "Step", "Policy", "Learner", "Current step", "Ckpt").Right(2, 6);
         foreach (var r in view.Runs)
         {
-            // Holder on the first line, how fresh the lease is under it (`grain learner` has the phase).
-            var learner = r.Learner is not { } l ? "[grey]none[/]"
-                : l.Held ? $"{Markup.Escape(l.Owner)}\n[grey]renewed {Format.Age(l.AgeMs ?? 0)} ago[/]"
-                : $"{Markup.Escape(l.Owner)}\n[yellow]{(l.Released ? "released" : $"expired {Format.Age(-(l.ExpiresInMs ?? 0))} ago")}[/]";
-            runs.AddRow(Markup.Escape(r.RunId), RunStatus(r), Describe.Step(r), $"v{r.PolicyVersion}", learner,
-                $"{r.Queue.Open} ({r.Queue.Leased} leased)", r.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "-");
+            // Phase on the first line, where and how fresh under it (`grain learner` has the detail).
+            var learner = $"{Markup.Escape(r.Learner.Phase)}\n[grey]{(r.Learner.Silo.Length == 0 ? "" : Markup.Escape(r.Learner.Silo) + ", ")}" +
+                          $"epoch {r.Learner.Epoch}[/]";
+            var step = r.CurrentStep is { } c ? $"{StepsCommand.Phase(c.Phase)} {c.Accepted}/{c.Target}\n[grey]{c.Filtered} filtered, {c.InFlight} in flight[/]" : "[grey]-[/]";
+            runs.AddRow(Markup.Escape(r.RunId), RunStatus(r), Describe.Step(r), $"v{r.PolicyVersion}", learner, step,
+                r.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "-");
         }
         if (view.Runs.Count == 0) runs.AddRow("[grey]no runs yet[/]");
         AnsiConsole.Write(runs);
         foreach (var r in view.Runs.Where(r => r.Error is not null))
             AnsiConsole.MarkupLineInterpolated($"[red]run {r.RunId} failed: {r.Error}[/]");
-
-        var silos = Tables.New("[bold]Silos[/]", "Silo", "Roles", "Address", "State", "Heartbeat", "Work", "Leased").Right(4, 5, 6);
-        foreach (var s in view.Silos)
-            silos.AddRow(Markup.Escape(s.SiloId), string.Join(",", s.Roles), Markup.Escape(s.Address), SiloState(s.State),
-                $"{Format.Age(s.HeartbeatAgeMs)} ago", Format.Int(s.WorkInHand), Format.Int(s.Leased));
-        if (view.Silos.Count == 0) silos.AddRow("[grey]no silos have joined[/]");
-        AnsiConsole.Write(silos);
+        if (view.Mode == "history")
+        {
+            AnsiConsole.MarkupLine("[grey]History: no silo is running, so there are no silos or rollout grains to show.[/]");
+            return;
+        }
+        SilosCommand.RenderTable(view.Silos);
     }
 
     public static string RunStatus(RunStatusView r) => r.Status switch
@@ -53,10 +52,10 @@ internal static class StatusCommand
         _ => $"[red]{Markup.Escape(r.Status)}[/]",
     };
 
-    public static string SiloState(string state) => state switch
+    public static string SiloStatus(string status) => status switch
     {
         "active" => "[green]active[/]",
-        "silent" => "[red]silent[/]",
-        _ => "[grey]left[/]",
+        "dead" => "[red]dead[/]",
+        _ => $"[yellow]{Markup.Escape(status)}[/]",
     };
 }

@@ -3,7 +3,7 @@ using Spectre.Console;
 
 namespace Dapo.Client.Commands;
 
-/// <summary>`steps`: the step ledger of a run.</summary>
+/// <summary>`steps`: the step ledger of a run, from its step grains.</summary>
 internal static class StepsCommand
 {
     public static Command Create()
@@ -21,15 +21,15 @@ internal static class StepsCommand
         {
             var view = await new Inspector(session).StepsAsync(result.GetValue(last), cancellationToken);
             if (Handler.Json(result)) Output.Json(view);
-            else Render(view, session.Store.Description);
+            else Render(view);
             return ExitCodes.Ok;
         });
         return command;
     }
 
-    private static void Render(StepsView view, string store)
+    private static void Render(StepsView view)
     {
-        Output.Source(store);
+        Output.Source(view.Source);
         var table = Tables.New($"[bold]Steps of run {Markup.Escape(view.RunId)}[/]{(view.TotalSteps is { } t ? $" [grey](of {t})[/]" : "")}",
             "Step", "Phase", "Target", "Accept", "Filter", "Abandon", "Drawn", "Rounds", "Carry", "Time").Right(0, 2, 3, 4, 5, 6, 7, 8, 9);
         foreach (var s in view.Steps)

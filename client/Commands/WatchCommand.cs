@@ -43,17 +43,28 @@ internal static class WatchCommand
             const int history = 100;  // steps of metrics fetched for the table and the sparklines
             var dashboard = new Dashboard(delay);
 
-            async Task<IRenderable> FrameAsync()
+            // A frame; when the cluster was lost (an embedded run's silo stops when its run ends), the next frame
+            // reads what there is then: the run's history, or the cluster back after a restart.
+            async Task<WatchView> ViewAsync()
             {
-                var view = await inspector.WatchAsync(run.RunId, history, cancellationToken);
-                return dashboard.Render(view, Width());
+                try
+                {
+                    return await inspector.WatchAsync(run.RunId, history, cancellationToken);
+                }
+                catch (ClientException e) when (e.ExitCode == ExitCodes.Unavailable)
+                {
+                    await Handler.ReconnectAsync(session, e, cancellationToken);
+                    return await inspector.WatchAsync(run.RunId, history, cancellationToken);
+                }
             }
+
+            async Task<IRenderable> FrameAsync() => dashboard.Render(await ViewAsync(), Width());
 
             if (json)
             {
                 for (var frame = 1; ; frame++)
                 {
-                    Output.JsonLine(await inspector.WatchAsync(run.RunId, history, cancellationToken));
+                    Output.JsonLine(await ViewAsync());
                     if (frame >= limit) return ExitCodes.Ok;
                     await Task.Delay(delay, cancellationToken);
                 }
@@ -89,7 +100,7 @@ internal static class WatchCommand
                         }
                         catch (ClientException e) when (e.ExitCode == ExitCodes.Unavailable)
                         {
-                            // The store went away for a moment (a restart): say so in place, keep the last numbers.
+                            // The cluster went away (a restart): say so in place, keep the last numbers.
                             context.UpdateTarget(dashboard.Render(null, Width(), e.Message));
                         }
                         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -120,7 +131,7 @@ internal static class WatchCommand
             lines = lines.Take(Height - 1).ToList();
             lines.Add(error is null
                 ? new Line().Add(string.Create(CultureInfo.InvariantCulture, $"Ctrl+C exits · refreshed every {interval.TotalSeconds:0.#}s · read-only"), "grey")
-                : new Line().Add($"store unavailable, retrying: {error}", "red"));
+                : new Line().Add($"cluster unavailable, retrying: {error}", "red"));
             return new Rows(lines.Select(l => l.ToMarkup(width)));
         }
 
@@ -132,7 +143,7 @@ internal static class WatchCommand
             var clock = Format.Time(v.Now) + " ";
             lines.Add(new Line().Add("dapo", "bold black on green").Add(title.PadRight(Math.Max(0, width - 4 - clock.Length)), "bold")
                 .Add(clock, "grey"));
-            lines.Add(new Line().Add(v.Store, "grey"));
+            lines.Add(new Line().Add(v.Source, "grey"));
             lines.Add(new Line());
 
             var step = r.CurrentStep;
@@ -151,17 +162,15 @@ internal static class WatchCommand
                 lines.Add(new Line().Add("Step".PadRight(9), "bold").Add(r.Status == "running" ? "not opened yet (warm-start or restore)" : r.Status, "grey"));
                 lines.Add(new Line());
             }
-            var learner = new Line().Add("Learner".PadRight(9), "bold");
-            if (r.LearnerState is { } s) learner.Add(s.Phase, "aqua").Add($" · {s.Detail}");
-            else learner.Add("no learner has reported", "grey");
-            lines.Add(learner);
-            var lease = new Line().Add(new string(' ', 9));
-            if (r.Learner is { } l)
-                lease.Add($"lease {(l.Held ? "held by " : "")}{Describe.Lease(l)}", l.Held ? "" : "yellow");
-            else lease.Add("lease never taken", "grey");
-            lines.Add(lease);
-            lines.Add(new Line().Add("Workers".PadRight(9), "bold").Add(string.Create(CultureInfo.InvariantCulture,
-                $"{v.RolloutWorkersAlive} rollout silo(s) · {v.SilosAlive}/{v.Silos} silos alive · queue {r.Queue.Open} open, {r.Queue.Leased} leased")));
+            var s = r.Learner;
+            lines.Add(new Line().Add("Learner".PadRight(9), "bold").Add(s.Phase, "aqua").Add(s.Detail.Length == 0 ? "" : $" · {s.Detail}"));
+            lines.Add(new Line().Add(new string(' ', 9)).Add(s.Silo.Length == 0
+                ? $"no silo runs it (history) · epoch {s.Epoch}"
+                : $"on {s.Silo} · epoch {s.Epoch} · state written {Format.Age(s.AgeMs)} ago", s.Silo.Length == 0 ? "grey" : ""));
+            lines.Add(new Line().Add("Workers".PadRight(9), "bold").Add(v.Mode == "history"
+                ? "none: no silo is running"
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"{v.RolloutGrains} rollout grain(s) · {v.SilosAlive}/{v.Silos} silos alive · {step?.InFlight ?? 0} group(s) in flight")));
             lines.Add(new Line().Add("Speed".PadRight(9), "bold").Add(string.Create(CultureInfo.InvariantCulture,
                 $"{Format.Integer(v.TokensPerSecond)} tok/s · {Format.Seconds(v.LastStepSeconds)} per step (last completed)")));
             lines.Add(new Line());
