@@ -10,6 +10,7 @@ using Dapo.Grains.Checkpoints;
 using Dapo.Grains.Hosting;
 using Dapo.Torch;
 using Dapo.Training;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
@@ -62,6 +63,8 @@ public sealed partial class LearnerGrain(
     private volatile string _phase = "idle", _detail = "";
 
     private string RunId => this.GetPrimaryKeyString();
+    /// <summary>This silo as membership names it (the client's `silos` shows the same).</summary>
+    private string SiloName => ServiceProvider.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToParsableString();
     private LearnerState S => state.State;
     private DemoRecipe Recipe => _run.Recipe;
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -115,7 +118,7 @@ public sealed partial class LearnerGrain(
     }
 
     private RunInfo Info() => new(RunId, S.SpecJson, S.Status, S.Step, S.PolicyVersion, S.LatestCheckpoint, S.Error, S.Epoch, _phase,
-        _detail, RuntimeIdentity, S.StartAccuracy, S.LatestAccuracy, S.UpdatedAt);
+        _detail, SiloName, S.StartAccuracy, S.LatestAccuracy, S.UpdatedAt);
 
     private void EnsureRunning()
     {
@@ -131,7 +134,7 @@ public sealed partial class LearnerGrain(
         {
             S.Epoch++;
             await state.WriteStateAsync();
-            LogLeading(logger, RuntimeIdentity, RunId, S.Epoch);
+            LogLeading(logger, SiloName, RunId, S.Epoch);
             _run = await catalog.GetAsync(RunId);
             using var engine = _engine = new EngineThread($"learner {RunId}");
             if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) await engine.RunAsync(() => TorchEngine.Threads = Recipe.Threads, stop);
@@ -163,7 +166,7 @@ public sealed partial class LearnerGrain(
         catch (Exception e) when (e is StaleEpochException or InconsistentStateException)
         {
             // Another activation of this learner took over (a membership change): it continues the run.
-            LogDeposed(logger, RuntimeIdentity, RunId, e.Message);
+            LogDeposed(logger, SiloName, RunId, e.Message);
             DeactivateOnIdle();
         }
         catch (Exception e)
@@ -407,7 +410,7 @@ public sealed partial class LearnerGrain(
         var epoch = S.Epoch;
         await state.ReadStateAsync();
         if (S.Epoch != epoch) throw new StaleEpochException($"Run {RunId}: learner epoch {epoch} was superseded by epoch {S.Epoch}.");
-        LogPolicyReplaced(logger, RunId, version, RuntimeIdentity, epoch);
+        LogPolicyReplaced(logger, RunId, version, SiloName, epoch);
         await _checkpoints.ReplacePolicyAsync(version, weights, CancellationToken.None);
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Dapo.Grains.Hosting;
 using Dapo.Torch;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
@@ -30,10 +31,11 @@ public sealed partial class RolloutGrain(
     private RolloutInfo _info = null!;
 
     private string Key => this.GetPrimaryKeyString();
+    private string SiloName => ServiceProvider.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToParsableString();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _info = new RolloutInfo(Key, RuntimeIdentity, null, null, 0, 0, 0, time.GetUtcNow().ToUnixTimeMilliseconds());
+        _info = new RolloutInfo(Key, SiloName, null, null, 0, 0, 0, time.GetUtcNow().ToUnixTimeMilliseconds());
         return Task.CompletedTask;
     }
 
@@ -90,6 +92,7 @@ public sealed partial class RolloutGrain(
                     var work = await coordination.TimeGrainsAsync(() => step.LeaseAsync(Key, _options.RolloutBatch, _options.WorkVisibility));
                     if (work.Count == 0) continue;
                     _holding = (run.RunId, run.Step);
+                    _info = _info with { RunId = run.RunId, PolicyVersion = run.PolicyVersion };
                     await SampleAndSubmitAsync(work, stop);
                     _holding = null;
                     worked = true;

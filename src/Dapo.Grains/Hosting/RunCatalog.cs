@@ -83,7 +83,8 @@ public sealed class RunCatalog(IBlobStore blobs)
         {
             var spec = await blobs.GetAsync(RunResources.SpecBlob(runId), CancellationToken.None)
                        ?? throw new InvalidOperationException($"Run '{runId}' has no spec in blob storage ({RunResources.SpecBlob(runId)}).");
-            return new RunResources(runId, RunResources.ParseSpec(Encoding.UTF8.GetString(spec)));
+            // Building the run's data is CPU work: off the caller's (perhaps a grain's) scheduler thread.
+            return await Task.Run(() => new RunResources(runId, RunResources.ParseSpec(Encoding.UTF8.GetString(spec))));
         }
         catch
         {
