@@ -18,3 +18,13 @@ public sealed class SoloCollection
 {
     public const string Name = "Solo";
 }
+
+/// <summary>
+/// Tests on in-process Orleans clusters: one at a time, since their silos, engines and membership timings compete for
+/// the machine's cores.
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection
+{
+    public const string Name = "Cluster";
+}
