@@ -39,7 +39,7 @@ public sealed class DapoTestCluster : IAsyncDisposable
     private DapoTestCluster(IReadOnlyList<SiloRoles> silos, Action<SiloOptions> configure)
     {
         _configure = configure;
-        Directory = System.IO.Directory.CreateTempSubdirectory("dapo-cluster-").FullName;
+        Directory = System.IO.Directory.CreateTempSubdirectory("dapo-grains-cluster-").FullName;
         _grainStorage = new FileGrainStorage(Path.Combine(Directory, "grains"));
         _blobOptions = new BlobStorageOptions { Kind = BlobStoreKind.Local, LocalRoot = Path.Combine(Directory, "blobs") };
         Blobs = BlobStoreFactory.Create(_blobOptions);
@@ -69,12 +69,35 @@ public sealed class DapoTestCluster : IAsyncDisposable
         {
             await cluster.Blobs.EnsureContainerAsync(CancellationToken.None);
             await cluster.Cluster.DeployAsync();
+            await cluster.WaitForClientManifestAsync(silos);
             return cluster;
         }
         catch
         {
             await cluster.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Waits until the client's gateway has told it which grain classes the cluster hosts: until then the client
+    /// cannot even make a reference to a grain whose class only other silos host ("Could not find an implementation").
+    /// </summary>
+    private async Task WaitForClientManifestAsync(IReadOnlyList<SiloRoles> silos)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                if (silos.Any(r => r.HasFlag(SiloRoles.Learner))) Client.GetGrain<ILearnerGrain>("manifest-probe");
+                if (silos.Any(r => r.HasFlag(SiloRoles.Rollout))) Client.GetGrain<IRolloutGrain>("manifest-probe");
+                return;
+            }
+            catch (ArgumentException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
         }
     }
 
@@ -93,6 +116,18 @@ public sealed class DapoTestCluster : IAsyncDisposable
         var spec = RunResources.SpecJson(recipe);
         Assert.True(await Blobs.TryCreateAsync(RunResources.SpecBlob(runId), Encoding.UTF8.GetBytes(spec), CancellationToken.None));
         return new RunResources(runId, recipe);
+    }
+
+    /// <summary>What each live rollout silo's rollout grain is doing (for failure messages).</summary>
+    public async Task<string> DescribeRolloutsAsync()
+    {
+        var lines = new List<string>();
+        foreach (var silo in Cluster.GetActiveSilos().Where(s => RolesOf(s).HasFlag(SiloRoles.Rollout)))
+        {
+            try { lines.Add((await Client.GetGrain<IRolloutGrain>(RolloutKeys.Of(silo.SiloAddress, 0)).GetAsync()).ToString()); }
+            catch (Exception e) { lines.Add($"{silo.Name}: {e.GetType().Name}: {e.Message}"); }
+        }
+        return string.Join('\n', lines);
     }
 
     /// <summary>The silo log so far (for failure messages).</summary>
@@ -177,8 +212,9 @@ public sealed class DapoTestCluster : IAsyncDisposable
 /// <summary>Polls a condition until it holds or a deadline passes.</summary>
 internal static class Eventually
 {
+    /// <param name="poll">Time between reads: short for a fault trigger that must hit a window of a fraction of a second.</param>
     public static async Task<T> WaitAsync<T>(Func<Task<T>> read, Func<T, bool> done, TimeSpan timeout, Func<T, string> describe,
-        DapoTestCluster? cluster = null)
+        DapoTestCluster? cluster = null, TimeSpan? poll = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
@@ -187,8 +223,8 @@ internal static class Eventually
             if (done(value)) return value;
             if (DateTime.UtcNow > deadline)
                 Assert.Fail($"Not reached within {timeout.TotalSeconds:0} s: {describe(value)}" +
-                            (cluster is null ? "" : $"\nsilo log (last lines):\n{cluster.LogTail()}"));
-            await Task.Delay(100);
+                            (cluster is null ? "" : $"\n{await cluster.DescribeRolloutsAsync()}\nsilo log (last lines):\n{cluster.LogTail()}"));
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(100));
         }
     }
 }
