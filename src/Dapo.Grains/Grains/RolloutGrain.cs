@@ -79,11 +79,13 @@ public sealed partial class RolloutGrain(
 
     private async Task LoopAsync(CancellationToken stop)
     {
-        var registry = GrainFactory.GetGrain<IRunRegistryGrain>(IRunRegistryGrain.Key);
         while (!stop.IsCancellationRequested)
         {
             try
             {
+                // Inside the try: until this silo has the cluster manifest of a learner silo (it started first, or
+                // just joined), resolving the registry's interface throws, and the loop must retry, not die.
+                var registry = GrainFactory.GetGrain<IRunRegistryGrain>(IRunRegistryGrain.Key);
                 var runs = await coordination.TimeGrainsAsync(registry.ListAsync);
                 var worked = false;
                 foreach (var run in runs.Where(r => r.Status == RunStatus.Running && (_options.Run.Length == 0 || r.RunId == _options.Run)))

@@ -111,8 +111,10 @@ public sealed partial class StepGrain(
         var entry = S.Prompts[index];
         if (entry.Status != PromptStatus.Sampling) return OutcomeOf(entry);  // reported before: the same answer
         // Sampling stopped: groups finishing later are not judged, so what a step records does not depend on how
-        // fast the learner closes it (a resumed run records exactly what an uninterrupted one did).
-        if (report.PolicyVersion != ledger.PolicyVersion || ledger.Phase != StepPhase.Sampling || ledger.StopReason is not null)
+        // fast the learner closes it (a resumed run records exactly what an uninterrupted one did) — except an
+        // informative group after the target was met, until the step closes: it is the surplus (discarded or carried).
+        var surplus = ledger.StopReason == nameof(StopReason.TargetMet) && report.Informative;
+        if (report.PolicyVersion != ledger.PolicyVersion || ledger.Phase != StepPhase.Sampling || (ledger.StopReason is not null && !surplus))
             return ReportOutcome.Stale;
         ledger = ledger with { InFlight = ledger.InFlight - 1 };
         entry = entry with { Accuracy = report.Accuracy, MeanLength = report.MeanLength, Responses = report.Responses, Decided = ++S.Decisions };

@@ -9,13 +9,6 @@ public sealed class AzuriteCollection : ICollectionFixture<AzuriteFixture>
     public const string Name = "Azurite";
 }
 
-/// <summary>Test classes that share one PostgreSQL server (each test takes its own database).</summary>
-[CollectionDefinition(Name)]
-public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>
-{
-    public const string Name = "PostgreSQL";
-}
-
 /// <summary>
 /// Tests that measure the whole process (its managed heap): xunit runs this collection alone, after the parallel ones,
 /// so no other test's memory is counted.
@@ -24,4 +17,14 @@ public sealed class PostgresCollection : ICollectionFixture<PostgresFixture>
 public sealed class SoloCollection
 {
     public const string Name = "Solo";
+}
+
+/// <summary>
+/// Tests on in-process Orleans clusters: one at a time, since their silos, engines and membership timings compete for
+/// the machine's cores.
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection
+{
+    public const string Name = "Cluster";
 }
