@@ -62,11 +62,15 @@ public static class DapoSiloBuilderExtensions
             case ClusterStorage.AzureStorage:
                 var connection = blobs.ConnectionString!;
                 silo.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
-                silo.AddAzureBlobGrainStorage(GrainStorage.Name, o =>
-                {
-                    o.BlobServiceClient = new Azure.Storage.Blobs.BlobServiceClient(connection);
-                    o.ContainerName = $"{blobs.Container}-grains";
-                });
+                silo.AddAzureBlobGrainStorage(GrainStorage.Name, (OptionsBuilder<AzureBlobStorageOptions> builder) =>
+                    builder.Configure<Orleans.Serialization.Serializer>((o, serializer) =>
+                    {
+                        o.BlobServiceClient = new Azure.Storage.Blobs.BlobServiceClient(connection);
+                        o.ContainerName = $"{blobs.Container}-grains";
+                        // The Orleans serializer of our [GenerateSerializer] state classes, not the provider's default
+                        // (Newtonsoft with type names, which refuses some collection types).
+                        o.GrainStorageSerializer = new Orleans.Storage.OrleansGrainStorageSerializer(serializer);
+                    }));
                 silo.UseAzureTableReminderService(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
                 break;
         }
