@@ -51,14 +51,14 @@ internal static partial class SiloHost
         // printed: a failed start is said in one line by StartAsync.
         builder.Logging.AddFilter("Orleans", level => level >= (_started ? LogLevel.Warning : LogLevel.Critical));
         builder.Logging.AddFilter("Polly", LogLevel.Error);
+        // A failed start is reported in one line by StartAsync; the host's own report is a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         if (quietLogs)
         {
             builder.Logging.AddFilter("Dapo", LogLevel.Warning);
             // `train` prints its own progress: the runtime speaks only when something is wrong.
             builder.Logging.AddFilter("Orleans", LogLevel.Error);
             builder.Logging.AddFilter("Polly", LogLevel.Critical);
-            // A failed start is reported in one line by RunAsync; the host's own report is a stack trace.
-            builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         }
         builder.Services.Configure<HostOptions>(o =>
         {
