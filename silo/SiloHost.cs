@@ -17,6 +17,9 @@ namespace Dapo.Silo;
 /// </summary>
 internal static partial class SiloHost
 {
+    /// <summary>Set once the silo has started (one silo per process).</summary>
+    private static volatile bool _started;
+
     public static HostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
@@ -44,16 +47,18 @@ internal static partial class SiloHost
         });
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.Logging.AddFilter("Orleans", LogLevel.Warning);
+        // While the silo starts, the runtime's errors (storage it cannot reach, with their stack traces) are not
+        // printed: a failed start is said in one line by StartAsync.
+        builder.Logging.AddFilter("Orleans", level => level >= (_started ? LogLevel.Warning : LogLevel.Critical));
         builder.Logging.AddFilter("Polly", LogLevel.Error);
+        // A failed start is reported in one line by StartAsync; the host's own report is a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         if (quietLogs)
         {
             builder.Logging.AddFilter("Dapo", LogLevel.Warning);
             // `train` prints its own progress: the runtime speaks only when something is wrong.
             builder.Logging.AddFilter("Orleans", LogLevel.Error);
             builder.Logging.AddFilter("Polly", LogLevel.Critical);
-            // A failed start is reported in one line by RunAsync; the host's own report is a stack trace.
-            builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         }
         builder.Services.Configure<HostOptions>(o =>
         {
@@ -93,6 +98,7 @@ internal static partial class SiloHost
         try
         {
             await host.StartAsync(cancel.Token);
+            _started = true;
             return null;
         }
         catch (Exception e) when (e is not OptionsValidationException)

@@ -1,19 +1,30 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Dapo.Grains;
+using Dapo.Grains.Blobs;
 using Dapo.Grains.Grains;
-using Dapo.Grains.Store;
-using Dapo.Core.Data;
-using Dapo.Core.Options;
+using Dapo.Grains.Hosting;
+using Dapo.Training;
 using Dapo.Testing;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Hosting;
 
 namespace Dapo.Bench;
 
 /// <summary>
-/// Control-plane throughput: prompt-grain submissions (one transaction storing a group's G slots and judging it)
-/// per second with 1, 2 and 4 concurrent submitters, on a local PostgreSQL server started for the run and on the
-/// embedded SQLite store. The baseline is one submitter on the same store.
+/// Control-plane throughput: slot submissions per second through prompt grains (a group's G slots in one call: the
+/// prompt grain stores them, judges the group, reports it to its step grain, which counts it and stores its ledger)
+/// with 1, 2 and 4 concurrent submitters, on a two-silo cluster in this process (Orleans places the grains on either
+/// silo), with grain state in memory (Orleans' memory storage) and in Azure blobs on an Azurite
+/// started for the run (Orleans' AzureBlobGrainStorage, the cluster's provider). The baseline is one submitter on the
+/// same storage.
 /// </summary>
 internal static class ControlPlaneBenchmark
 {
@@ -25,35 +36,42 @@ internal static class ControlPlaneBenchmark
 
     public static async Task<int> RunAsync(BenchArgs args)
     {
-        var groupsPerRun = args.Quick ? 96 : 480;
+        var groupsPerRun = args.Quick ? 64 : 384;
         var results = new JsonObject();
-        Console.WriteLine($"control-plane benchmark: submissions of {Group} slots ({ResponseTokens} tokens each) to prompt grains, " +
-                          $"{groupsPerRun} groups per run");
-        await using var postgres = await PostgresServer.StartAsync();
+        Console.WriteLine($"control-plane benchmark: submissions of {Group} slots ({ResponseTokens} tokens each) to prompt grains on a " +
+                          $"two-silo cluster in this process, {groupsPerRun} groups per run");
+        await using var azurite = await AzuriteProcess.StartNewAsync();
         var directory = Directory.CreateTempSubdirectory("dapo-bench-").FullName;
         try
         {
-            var stores = new (string Name, Func<int, Task<IClusterStore>> Create)[]
+            var storages = new (string Name, Action<ISiloBuilder> Configure)[]
             {
-                ("postgres", async _ => ClusterStores.Create(new ClusterStoreOptions { Kind = "postgres", ConnectionString = await postgres.CreateDatabaseAsync() })),
-                ("sqlite", n => Task.FromResult(ClusterStores.Create(new ClusterStoreOptions { Kind = "sqlite", SqlitePath = Path.Combine(directory, $"bench-{n}.db") }))),
+                ("memory", s => s.AddMemoryGrainStorage(GrainStorage.Name)),
+                ("azure-blob", s => s.AddAzureBlobGrainStorage(GrainStorage.Name, o =>
+                {
+                    o.BlobServiceClient = new Azure.Storage.Blobs.BlobServiceClient(azurite.ConnectionString);
+                    o.ContainerName = "bench-grains";
+                })),
             };
-            var run = 0;
-            foreach (var (name, create) in stores)
+            foreach (var (name, storage) in storages)
             {
+                await using var cluster = await TwoSilos.StartAsync(Path.Combine(directory, name), storage);
                 var row = new JsonObject();
                 double? baseline = null;
                 foreach (var submitters in new[] { 1, 2, 4 })
                 {
-                    await using var store = await create(run++);
-                    var perSecond = await MeasureAsync(store, submitters, groupsPerRun);
+                    var perSecond = await MeasureAsync(cluster, $"{name}-{submitters}", submitters, groupsPerRun);
                     baseline ??= perSecond;
-                    Console.WriteLine($"  {name,-8} {submitters} submitter(s): {perSecond,7:F1} groups/s = {perSecond * Group,8:F0} slots/s " +
-                                      $"({perSecond / baseline:F2}x one submitter)");
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  {name,-10} {submitters} submitter(s): {perSecond,7:F1} groups/s = {perSecond * Group,8:F0} slots/s ({perSecond / baseline:F2}x one submitter)"));
                     row[$"{submitters}"] = perSecond * Group;
                 }
                 results[name + "_slots_per_s"] = row;
             }
+            var memory = results["memory_slots_per_s"]!["1"]!.GetValue<double>();
+            var blob = results["azure-blob_slots_per_s"]!["1"]!.GetValue<double>();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  azure-blob / memory, one submitter: {blob / memory:F2}x (the cost of durable grain state on Azurite)"));
         }
         finally
         {
@@ -63,30 +81,92 @@ internal static class ControlPlaneBenchmark
         return 0;
     }
 
-    /// <summary>Groups submitted per second by <paramref name="submitters"/> concurrent tasks.</summary>
-    private static async Task<double> MeasureAsync(IClusterStore store, int submitters, int groups)
+    /// <summary>Groups submitted per second by <paramref name="submitters"/> concurrent tasks to a fresh run's first step.</summary>
+    private static async Task<double> MeasureAsync(TwoSilos cluster, string runId, int submitters, int groups)
     {
-        await store.MigrateAsync(CancellationToken.None);
-        // Dynamic sampling off: every group is accepted, no refills; the target is never met, so the step stays open.
-        var options = DapoOptions.Dapo with { GroupSize = Group, PromptBatchSize = groups, MiniBatchesPerStep = 1, DynamicSampling = false };
-        var dataset = Enumerable.Range(0, groups).Select(i => new PromptExample($"p{i}", $"{i}+1=", $"{i + 1}", "bench")).ToList();
-        var context = new RunContext("bench", options, dataset, i => new int[16], seed: 1);
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await LearnerLedger.CreateOrGetRunAsync(store, context, "{}", now, CancellationToken.None);
-        var lease = (await Leases.TryAcquireAsync(store, context.LearnerLease, "bench", TimeSpan.FromHours(1), now, CancellationToken.None))!;
-        await LearnerLedger.RestoreAsync(store, context, lease, new CheckpointPosition(0, 0, context.InitialCursor), now, CancellationToken.None);
-        await LearnerLedger.OpenStepAsync(store, context, lease, 1, now, CancellationToken.None);
-        var prompts = await store.TransactAsync(s => s.ListPromptsAsync("bench", 1), CancellationToken.None);
+        // Dynamic sampling off: the step draws exactly its batch, every group is accepted, nothing is refilled; the
+        // target is met only by the last group.
+        var recipe = DemoRecipe.Default.WithOverrides(JsonSerializer.Serialize(new
+        {
+            Levels = new[] { 1 }, TrainProblemsPerLevel = new[] { Math.Max(500, groups) }, HeldOutProblemsPerLevel = new[] { 8 },
+            Dapo = new { GroupSize = Group, PromptBatchSize = groups, MiniBatchesPerStep = 1, DynamicSampling = false },
+        }));
+        var spec = RunResources.SpecJson(recipe);
+        await cluster.Blobs.PutAsync(RunResources.SpecBlob(runId), Encoding.UTF8.GetBytes(spec), CancellationToken.None);
+        var resources = new RunResources(runId, recipe);
+        var step = cluster.Grains.GetGrain<IStepGrain>(GrainKeys.Step(runId, 1));
+        var ledger = await step.OpenAsync(new StepOpening(1, 0, resources.InitialCursor.ToJson(), []));
+        var work = (await step.ListPromptsAsync()).Select(p => new WorkItem(runId, 1, p.PromptId, p.DatasetIndex, p.DrawOrdinal, 0)).ToList();
+        if (work.Count != groups) throw new InvalidOperationException($"The step drew {work.Count} prompts, not {groups} ({ledger}).");
         // Each group: responses alternate right and wrong, as an informative group's would.
         var slots = Enumerable.Range(0, Group).Select(i => new SlotResult(i, new int[ResponseTokens], new float[ResponseTokens],
-            "Answer: 1", i % 2 == 0 ? 1 : -1, 0, i % 2 == 0, false)).ToList();
+            "Answer: 1", i % 2 == 0 ? 1 : -1, 0, i % 2 == 0, false, "bench")).ToList();
         var watch = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, submitters).Select(w => Task.Run(async () =>
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, submitters).Select(w => Task.Run(async () =>
         {
-            for (var i = w; i < prompts.Count; i += submitters)
-                await PromptGrain.SubmitAsync(store, context, prompts[i].PromptId, 0, slots, $"w{w}",
-                    DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), CancellationToken.None);
+            var accepted = 0;
+            for (var i = w; i < work.Count; i += submitters)
+                if (await cluster.Grains.GetGrain<IPromptGrain>(work[i].PromptKey).SubmitAsync(work[i], slots, $"w{w}") == SubmitOutcome.Accepted)
+                    accepted++;
+            return accepted;
         })));
-        return prompts.Count / watch.Elapsed.TotalSeconds;
+        var perSecond = work.Count / watch.Elapsed.TotalSeconds;
+        // Every group counted once: the figure is of work that was done, not refused.
+        var after = (await step.GetAsync())!;
+        if (outcomes.Sum() != groups || after.Accepted != groups)
+            throw new InvalidOperationException($"{outcomes.Sum()} submissions accepted and {after.Accepted} counted by the step, of {groups}.");
+        return perSecond;
+    }
+
+    /// <summary>Two learner-role silos in this process, one cluster on loopback ports, blobs in a local directory.</summary>
+    private sealed class TwoSilos : IAsyncDisposable
+    {
+        private readonly List<IHost> _hosts;
+
+        private TwoSilos(List<IHost> hosts) => _hosts = hosts;
+
+        public IGrainFactory Grains => _hosts[0].Services.GetRequiredService<IGrainFactory>();
+        public IBlobStore Blobs => _hosts[0].Services.GetRequiredService<IBlobStore>();
+
+        public static async Task<TwoSilos> StartAsync(string directory, Action<ISiloBuilder> storage)
+        {
+            var ports = Enumerable.Range(0, 4).Select(_ => LoopbackPorts.Free()).ToArray();
+            var primary = new IPEndPoint(IPAddress.Loopback, ports[0]);
+            var hosts = new List<IHost>();
+            for (var i = 0; i < 2; i++)
+            {
+                var settings = SiloSettings.Read(new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+                {
+                    ["Silo:Roles"] = "learner", ["Silo:Storage"] = "Local", ["Silo:ClusterId"] = "dapo-bench",
+                    ["Silo:RunDirectory"] = directory, ["Silo:SiloPort"] = ports[2 * i].ToString(CultureInfo.InvariantCulture),
+                    ["Silo:GatewayPort"] = ports[2 * i + 1].ToString(CultureInfo.InvariantCulture),
+                    ["Blobs:Kind"] = "Local", ["Blobs:LocalRoot"] = Path.Combine(directory, "blobs"),
+                }).Build());
+                var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+                builder.Logging.SetMinimumLevel(LogLevel.Error);
+                builder.UseOrleans(silo =>
+                {
+                    silo.AddDapo(settings);
+                    // Both silos in one cluster: the first is the primary of the development membership, and the grain
+                    // storage under test replaces the embedded file storage (registered last, it is the one resolved).
+                    silo.UseDevelopmentClustering(primary);
+                    storage(silo);
+                });
+                var host = builder.Build();
+                await host.StartAsync();
+                hosts.Add(host);
+            }
+            await hosts[0].Services.GetRequiredService<IBlobStore>().EnsureContainerAsync(CancellationToken.None);
+            return new TwoSilos(hosts);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            for (var i = _hosts.Count - 1; i >= 0; i--)
+            {
+                await _hosts[i].StopAsync();
+                _hosts[i].Dispose();
+            }
+        }
     }
 }

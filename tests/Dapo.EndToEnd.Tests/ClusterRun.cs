@@ -1,126 +1,219 @@
-using Dapo.Grains.Blobs;
-using Dapo.Grains.Checkpoints;
+using Azure.Data.Tables;
+using Dapo.Grains;
 using Dapo.Grains.Grains;
-using Dapo.Grains.Store;
 using Dapo.Testing;
-using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using Orleans.Runtime;
 
 namespace Dapo.EndToEnd.Tests;
 
 /// <summary>
-/// One run on a real cluster: a PostgreSQL database and an Azurite container of its own, silos started as separate
-/// processes with short timeouts (so takeovers happen in seconds), and helpers that watch the run through the store.
+/// One run on a real cluster on Azure Storage (Azurite): a blob container and an Orleans cluster id of its own, every
+/// silo a separate `dapo-silo join` process on 127.0.0.1 with its own log file, the run created by a `start-run`
+/// process, and an Orleans client of the cluster in the test process that watches the run through the grains'
+/// read-only methods.
 /// </summary>
 internal sealed class ClusterRun : IAsyncDisposable
 {
+    private static int _runs;
     private readonly List<SiloProcess> _silos = [];
-    private readonly string _runDirectory = Directory.CreateTempSubdirectory("dapo-cluster-").FullName;
+    private readonly Dictionary<string, int> _ports = [];
+    private IHost? _client;
 
-    private ClusterRun(string storeConnection, string blobConnection, string container, string runId)
+    private ClusterRun(string connectionString, string container, IReadOnlyDictionary<string, string>? environment)
     {
-        StoreConnection = storeConnection;
-        BlobConnection = blobConnection;
+        ConnectionString = connectionString;
         Container = container;
-        RunId = runId;
-        Store = ClusterStores.Create(new ClusterStoreOptions { Kind = "postgres", ConnectionString = storeConnection }, NullLogger.Instance);
+        ClusterId = $"c{Interlocked.Increment(ref _runs)}-{Guid.NewGuid():N}"[..20];
+        Directory = System.IO.Directory.CreateTempSubdirectory("dapo-cluster-").FullName;
+        Environment = new Dictionary<string, string>
+        {
+            // The learner starts again on another learner silo within seconds of its silo's death.
+            ["DAPO_Silo__LearnerReminderPeriod"] = "00:00:05",
+            // A killed rollout silo's groups are offered again within seconds.
+            ["DAPO_Silo__WorkVisibility"] = "00:00:05",
+            // Small batches: the work of a step spreads over the rollout silos, and a silo holds leases often.
+            ["DAPO_Silo__RolloutBatch"] = "2",
+        };
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) Environment[key] = value;
     }
 
-    public string StoreConnection { get; }
-    public string BlobConnection { get; }
+    public string ConnectionString { get; }
     public string Container { get; }
-    public string RunId { get; }
-    public IClusterStore Store { get; }
+    public string ClusterId { get; }
+    public string RunId { get; } = "cluster-run";
 
-    /// <summary>Creates the run with `start-run` (as an operator would).</summary>
-    public static async Task<ClusterRun> StartAsync(PostgresFixture postgres, string blobConnection, string container, string recipeOverrides,
-        string recipe = "dapo")
+    /// <summary>Every silo's log file and run directory.</summary>
+    public string Directory { get; }
+
+    /// <summary>Environment variables of every silo (DAPO_Section__Key settings).</summary>
+    public Dictionary<string, string> Environment { get; }
+
+    public static ClusterRun Create(string connectionString, string container, IReadOnlyDictionary<string, string>? environment = null) =>
+        new(connectionString, container, environment);
+
+    public string[] ClusterArguments => ["--storage", ConnectionString, "--container", Container, "--cluster-id", ClusterId];
+
+    /// <summary>Starts a silo `name` with <paramref name="roles"/> (`join`) on a silo port of its own; does not wait.</summary>
+    public SiloProcess Join(string name, string roles, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var run = new ClusterRun(await postgres.Server.CreateDatabaseAsync(), blobConnection, container, "cluster-run");
-        await using var start = SiloProcess.Start(SiloProcess.SiloDll,
-            ["start-run", "--run", run.RunId, "--recipe", recipe, "--override", recipeOverrides, .. run.ClusterArguments]);
-        var code = await start.WaitForExitAsync(TimeSpan.FromMinutes(1));
-        if (code != 0) throw new InvalidOperationException($"start-run failed ({code}):\n{start.Output}");
-        return run;
-    }
-
-    private string[] ClusterArguments => ["--store", StoreConnection, "--blobs", BlobConnection, "--container", Container];
-
-    /// <summary>Starts a silo with <paramref name="roles"/> (`join`).</summary>
-    public SiloProcess Join(string siloId, string roles)
-    {
+        var port = FreePort.Next();
+        _ports[name] = port;
+        var merged = new Dictionary<string, string>(Environment);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) merged[key] = value;
         var silo = SiloProcess.Start(SiloProcess.SiloDll,
-            ["join", "--roles", roles, "--silo-id", siloId, "--run-dir", _runDirectory, .. ClusterArguments],
-            new Dictionary<string, string>
-            {
-                ["DAPO_Silo__LearnerLeaseTtl"] = "00:00:03",
-                ["DAPO_Silo__WorkVisibility"] = "00:00:04",
-                ["DAPO_Silo__HeartbeatInterval"] = "00:00:00.500",
-                ["DAPO_Silo__MemberTimeout"] = "00:00:03",
-                ["DAPO_Silo__RolloutBatch"] = "8",
-                ["DAPO_Blobs__MaxRetries"] = "1",
-                ["DAPO_Blobs__RetryDelay"] = "00:00:00.200",
-                ["DAPO_Blobs__NetworkTimeout"] = "00:00:05",
-            });
+            ["join", "--roles", roles, "--run-dir", Path.Combine(Directory, name), "--silo-port", port.ToString(), .. ClusterArguments],
+            merged, logFile: Path.Combine(Directory, $"{name}.log"));
         _silos.Add(silo);
         return silo;
     }
 
-    public Task<RunRow> RunAsync() => Store.TransactAsync(async s => (await s.GetRunAsync(RunId))!, CancellationToken.None);
+    /// <summary>Starts a silo and waits until it has joined the cluster (it logs its engine once started).</summary>
+    public async Task<SiloProcess> JoinAsync(string name, string roles)
+    {
+        var silo = Join(name, roles);
+        await silo.WaitForLineAsync("BLAS:", TimeSpan.FromMinutes(1));
+        return silo;
+    }
 
-    /// <summary>Waits until the run's store row satisfies <paramref name="condition"/>.</summary>
-    public async Task<RunRow> WaitForAsync(Func<RunRow, bool> condition, TimeSpan timeout, string what)
+    /// <summary>Creates and starts the run with `start-run` (as an operator would); fails with its output unless it exits 0.</summary>
+    public async Task StartRunAsync(string recipeOverrides)
+    {
+        var (code, output) = await RunCommandAsync(["start-run", "--run", RunId, "--override", recipeOverrides, .. ClusterArguments]);
+        if (code != 0) throw new InvalidOperationException($"start-run failed ({code}):\n{output}\n{SiloOutput()}");
+    }
+
+    /// <summary>Runs a dapo-silo command to its end with the cluster's environment; its exit code and output.</summary>
+    public async Task<(int Code, string Output)> RunCommandAsync(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var merged = new Dictionary<string, string>(Environment);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) merged[key] = value;
+        await using var process = SiloProcess.Start(SiloProcess.SiloDll, arguments, merged);
+        var code = await process.WaitForExitAsync(TimeSpan.FromMinutes(1));
+        return (code, process.Output);
+    }
+
+    /// <summary>An Orleans client of the cluster, connected on first use.</summary>
+    public async Task<IGrainFactory> GrainsAsync()
+    {
+        if (_client is null)
+        {
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+            builder.Logging.SetMinimumLevel(LogLevel.Critical);
+            var connection = ConnectionString;
+            builder.UseOrleansClient(client =>
+            {
+                client.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (ClusterId, ClusterId));
+                // Learn of silos that join, and forget dead ones, within a second or two.
+                client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1));
+                client.UseAzureStorageClustering(o => o.TableServiceClient = new TableServiceClient(connection));
+            });
+            var host = builder.Build();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            await host.StartAsync(timeout.Token);
+            _client = host;
+        }
+        return _client.Services.GetRequiredService<IClusterClient>();
+    }
+
+    public async Task<RunInfo?> RunAsync() => await (await GrainsAsync()).GetGrain<ILearnerGrain>(RunId).GetAsync();
+
+    /// <summary>
+    /// Waits until the run satisfies <paramref name="condition"/>. Calls that fail while the cluster changes (a silo
+    /// died, storage restarts) are retried until the deadline.
+    /// </summary>
+    public async Task<RunInfo> WaitForAsync(Func<RunInfo, bool> condition, TimeSpan timeout, string what)
     {
         var deadline = DateTime.UtcNow + timeout;
+        Exception? last = null;
+        RunInfo? run = null;
         while (true)
         {
-            var run = await RunAsync();
-            if (condition(run)) return run;
-            if (run.Status == RunStatus.Failed) throw new InvalidOperationException($"The run failed while waiting for {what}: {run.Error}\n{SiloOutput()}");
+            try
+            {
+                run = await RunAsync().WaitAsync(TimeSpan.FromSeconds(20));
+            }
+            catch (Exception e)
+            {
+                last = e;  // retried until the deadline; the last error goes into the timeout's message
+            }
+            if (run is not null && condition(run)) return run;
+            if (run?.Status == RunStatus.Failed) throw new InvalidOperationException($"The run failed while waiting for {what}: {run.Error}\n{SiloOutput()}");
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"Not {what} within {timeout}: run at step {run.Step}, {run.Status}.\n{SiloOutput()}");
-            await Task.Delay(200);
+                throw new TimeoutException($"Not {what} within {timeout}: run at step {run?.Step}, {run?.Status}, {run?.Phase} {run?.PhaseDetail}; " +
+                                           $"last error: {last?.Message}\n{SiloOutput()}");
+            await Task.Delay(250);
         }
     }
 
-    public Task<RunRow> WaitForStepAsync(int step, TimeSpan timeout) => WaitForAsync(r => r.Step >= step, timeout, $"at step {step}");
+    public Task<RunInfo> WaitForStepAsync(int step, TimeSpan timeout) => WaitForAsync(r => r.Step >= step, timeout, $"at step {step}");
 
-    public Task<RunRow> WaitForCompletionAsync(TimeSpan timeout) => WaitForAsync(r => r.Status == RunStatus.Completed, timeout, "completed");
+    public Task<RunInfo> WaitForCompletionAsync(TimeSpan timeout) => WaitForAsync(r => r.Status == RunStatus.Completed, timeout, "completed");
 
-    /// <summary>Waits until some slot was submitted by a worker of <paramref name="siloId"/>; returns how long it took.</summary>
-    public async Task<TimeSpan> WaitForWorkByAsync(string siloId, TimeSpan timeout)
+    /// <summary>The silo port of silo <paramref name="name"/>.</summary>
+    public int PortOf(string name) => _ports[name];
+
+    /// <summary>Whether a silo address or identity (a rollout grain's key, a learner's silo) names silo <paramref name="name"/>.</summary>
+    public bool Names(string? address, string name) =>
+        address is not null && (address.Contains($"127.0.0.1:{PortOf(name)}@", StringComparison.Ordinal) ||
+                                address.Contains($"127.0.0.1:{PortOf(name)}:", StringComparison.Ordinal));
+
+    /// <summary>The first rollout grain of silo <paramref name="name"/> as it is now (null when the silo is not an active member).</summary>
+    public async Task<RolloutInfo?> RolloutAsync(string name)
+    {
+        var grains = await GrainsAsync();
+        var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+        var silo = hosts.Keys.FirstOrDefault(s => s.Endpoint.Port == PortOf(name));
+        return silo is null ? null : await grains.GetGrain<IRolloutGrain>(RolloutKeys.Of(silo, 0)).GetAsync();
+    }
+
+    /// <summary>Waits until silo <paramref name="name"/>'s rollout grain holds leased groups it has not submitted.</summary>
+    public async Task WaitUntilHoldingAsync(string name, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (await RolloutAsync(name).WaitAsync(TimeSpan.FromSeconds(20)) is not { InHand: > 0 })
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{name} held no leased work within {timeout}.\n{SiloOutput()}");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Waits until a response of a recent step was sampled by a rollout grain of silo <paramref name="name"/>; returns how long it took.</summary>
+    public async Task<TimeSpan> WaitForWorkByAsync(string name, TimeSpan timeout)
     {
         var started = DateTime.UtcNow;
+        var grains = await GrainsAsync();
         while (true)
         {
             var run = await RunAsync();
-            var worked = await Store.TransactAsync(async s =>
-            {
-                for (var step = Math.Max(1, run.Step - 1); step <= run.Step; step++)
-                    foreach (var p in await s.ListPromptsAsync(RunId, step))
-                        if ((await s.ListSlotsAsync(RunId, p.PromptId)).Any(x => x.Worker.StartsWith(siloId + "/", StringComparison.Ordinal)))
-                            return true;
-                return false;
-            }, CancellationToken.None);
-            if (worked) return DateTime.UtcNow - started;
-            if (DateTime.UtcNow - started > timeout) throw new TimeoutException($"{siloId} got no work within {timeout}.\n{SiloOutput()}");
+            for (var step = Math.Max(1, (run?.Step ?? 1) - 1); step <= (run?.Step ?? 0); step++)
+                foreach (var prompt in await grains.GetGrain<IStepGrain>(GrainKeys.Step(RunId, step)).ListPromptsAsync())
+                    if (await grains.GetGrain<IPromptGrain>(GrainKeys.Prompt(RunId, prompt.Step, prompt.PromptId)).GetAsync() is { } group &&
+                        group.Slots.Any(s => Names(s.Worker, name)))
+                        return DateTime.UtcNow - started;
+            if (DateTime.UtcNow - started > timeout) throw new TimeoutException($"{name} got no work within {timeout}.\n{SiloOutput()}");
             await Task.Delay(200);
         }
     }
 
-    /// <summary>The silo holding the run's learner lease now.</summary>
-    public async Task<LeaseRow?> LearnerLeaseAsync() =>
-        await Store.TransactAsync(s => s.GetLeaseAsync(LeaseNames.Learner(RunId)), CancellationToken.None);
+    /// <summary>The ledger's invariants over the run (<see cref="LedgerAudit"/>), read through the cluster's grains: empty when sound.</summary>
+    public async Task<IReadOnlyList<string>> AuditAsync() => await LedgerAudit.CheckAsync(await GrainsAsync(), RunId);
 
-    public Task<IReadOnlyList<string>> AuditAsync() => LedgerAudit.CheckAsync(Store, RunId, CancellationToken.None);
-
-    public CheckpointStore Checkpoints(IBlobStore blobs) => new(blobs, RunId);
-
-    public string SiloOutput() => string.Join("\n", _silos.Select(s => $"--- silo {s.Id} (exited {s.HasExited}):\n{s.Tail(25)}"));
+    public string SiloOutput() => string.Join("\n", _silos.Select(s => $"--- {s.LogFile} (pid {s.Id}, exited {s.HasExited}):\n{s.Tail(25)}"));
 
     public async ValueTask DisposeAsync()
     {
+        if (_client is not null)
+        {
+            try { await _client.StopAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10)); }
+            catch (Exception) { /* the cluster may be gone already: the client is dropped either way */ }
+            _client.Dispose();
+        }
         foreach (var silo in _silos) await silo.DisposeAsync();
-        await Store.DisposeAsync();
-        Directory.Delete(_runDirectory, recursive: true);
+        // DAPO_KEEP_TEST_LOGS=1 keeps every silo's log for a look after the tests.
+        if (System.Environment.GetEnvironmentVariable("DAPO_KEEP_TEST_LOGS") != "1") System.IO.Directory.Delete(Directory, recursive: true);
     }
 }

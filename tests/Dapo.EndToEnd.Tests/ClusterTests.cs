@@ -1,25 +1,29 @@
+using System.Text;
 using Dapo.Grains.Blobs;
+using Dapo.Grains.Hosting;
 using Dapo.Testing;
 using Xunit.Abstractions;
 
 namespace Dapo.EndToEnd.Tests;
 
 /// <summary>
-/// A cluster on PostgreSQL and Azurite, every silo its own OS process: elastic scale-out and scale-in, and the
-/// faults a cluster lives through. After each, the step ledger's invariants must hold.
+/// A cluster on Azure Storage (Azurite: membership and reminders in tables, grain state and blobs in blob
+/// containers), every silo its own OS process: elastic scale-out and scale-in, and the faults a cluster lives through.
+/// After each, the step ledger's invariants must hold (<see cref="Dapo.Grains.Grains.LedgerAudit"/> through an Orleans
+/// client of the cluster).
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurite, ITestOutputHelper output)
+public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper output)
 {
     private static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
 
     // Enough work per step (8 prompts x G 8, refills) that a step lasts a while on one core per silo.
     private static readonly string Recipe = TestRecipes.Tiny(steps: 10, group: 8, batch: 8, evaluateEvery: 0);
 
-    private Task<ClusterRun> StartRunAsync(string? blobConnection = null) =>
-        ClusterRun.StartAsync(postgres, blobConnection ?? azurite.ConnectionString, azurite.NewContainerName("run"), Recipe);
+    private ClusterRun NewRun(IReadOnlyDictionary<string, string>? environment = null, string? connectionString = null) =>
+        ClusterRun.Create(connectionString ?? azurite.ConnectionString, azurite.NewContainerName("run"), environment);
 
-    private async Task AssertSoundAsync(ClusterRun run)
+    private static async Task AssertSoundAsync(ClusterRun run)
     {
         var problems = await run.AuditAsync();
         Assert.True(problems.Count == 0, string.Join("\n", problems) + "\n" + run.SiloOutput());
@@ -28,192 +32,139 @@ public sealed class ClusterTests(PostgresFixture postgres, AzuriteFixture azurit
     [Fact]
     public async Task One_learner_and_two_rollout_silos_complete_the_run_while_rollout_silos_come_and_go()
     {
-        await using var run = await StartRunAsync();
-        run.Join("learner-1", "learner");
-        var first = run.Join("rollout-1", "rollout");
+        await using var run = NewRun();
+        await run.JoinAsync("learner-1", "learner");
+        // rollout-1 leases a whole step's draw at once, so that it holds groups most of a step, to give back when stopped.
+        var first = run.Join("rollout-1", "rollout", new Dictionary<string, string> { ["DAPO_Silo__RolloutBatch"] = "8" });
         run.Join("rollout-2", "rollout");
+        await run.StartRunAsync(Recipe);
         await run.WaitForStepAsync(3, Long);
 
         // Scale out: a third rollout silo receives work within seconds.
         run.Join("rollout-3", "rollout");
-        var waited = await run.WaitForWorkByAsync("rollout-3", TimeSpan.FromSeconds(30));
+        var waited = await run.WaitForWorkByAsync("rollout-3", TimeSpan.FromSeconds(60));
         output.WriteLine($"rollout-3 submitted its first group {waited.TotalSeconds:F1}s after it was started");
 
-        // Scale in: a rollout silo stopped mid-run returns its work and leaves; the run does not stall.
+        // Scale in: a rollout silo stopped (SIGTERM) while it holds leased groups gives them back and leaves.
+        await run.WaitUntilHoldingAsync("rollout-1", Long);
         first.Terminate();
-        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(30)));
-        Assert.Contains(first.Lines, l => l.Contains("Silo rollout-1 left", StringComparison.Ordinal));
-        await run.WaitForCompletionAsync(Long);
+        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var returned = first.Lines.FirstOrDefault(l => l.Contains("returned", StringComparison.Ordinal) && l.Contains("leased group", StringComparison.Ordinal));
+        Assert.True(returned is not null, $"rollout-1 did not say it returned its leases:\n{first.Tail()}");
+        output.WriteLine(returned);
+        var done = await run.WaitForCompletionAsync(Long);
+        Assert.Equal(11, done.Step);
         await AssertSoundAsync(run);
-        var members = await run.Store.TransactAsync(s => s.ListMembersAsync(), CancellationToken.None);
-        Assert.Equal(Dapo.Grains.Store.MemberStatus.Left, members.Single(m => m.SiloId == "rollout-1").Status);
     }
 
     [Fact]
     public async Task Killing_a_rollout_silo_mid_step_loses_nothing()
     {
-        await using var run = await StartRunAsync();
-        run.Join("learner-1", "learner");
+        await using var run = NewRun();
+        await run.JoinAsync("learner-1", "learner");
         var victim = run.Join("rollout-1", "rollout");
         run.Join("rollout-2", "rollout");
+        await run.StartRunAsync(Recipe);
         await run.WaitForStepAsync(3, Long);
-        // Kill it while it holds leased work, so its items must come back through the visibility timeout.
-        await WaitUntilAsync(async () => (await run.Store.TransactAsync(s => s.ListWorkAsync(run.RunId, openOnly: true), CancellationToken.None))
-            .Any(w => w.LeaseOwner?.StartsWith("rollout-1/", StringComparison.Ordinal) == true), TimeSpan.FromSeconds(60));
+        // Kill it while it holds leased groups, so they must come back through the visibility timeout.
+        await run.WaitUntilHoldingAsync("rollout-1", Long);
         victim.Kill();
+        output.WriteLine($"killed rollout-1 at step {(await run.WaitForAsync(_ => true, Long, "readable")).Step}");
         await run.WaitForCompletionAsync(Long);
         await AssertSoundAsync(run);
     }
 
     [Fact]
-    public async Task Killing_the_learner_hands_the_run_to_a_standby_that_resumes_from_the_latest_checkpoint()
+    public async Task Killing_the_learners_silo_hands_the_run_to_a_standby_learner_silo_that_resumes_from_the_latest_checkpoint()
     {
-        await using var run = await StartRunAsync();
-        var first = run.Join("learner-1", "learner");
-        var standby = run.Join("learner-2", "learner");
-        run.Join("rollout-1", "rollout");
-        await run.WaitForStepAsync(4, Long);
-        var holder = (await run.LearnerLeaseAsync())!;
-        var (victim, successor) = holder.Owner == "learner-1" ? (first, standby) : (standby, first);
-        victim.Kill();
-        var resumed = await successor.WaitForLineAsync("resumed from the checkpoint of step", Long);
-        output.WriteLine(resumed);
-        await run.WaitForCompletionAsync(Long);
-        await AssertSoundAsync(run);
-        var lease = (await run.LearnerLeaseAsync())!;
-        Assert.NotEqual(holder.Owner, lease.Owner);
-        Assert.True(lease.Epoch > holder.Epoch);
-    }
-
-    [Fact]
-    public async Task A_learner_stopped_with_SIGTERM_releases_its_lease_and_a_standby_continues()
-    {
-        await using var run = await StartRunAsync();
-        var first = run.Join("learner-1", "learner");
-        await first.WaitForLineAsync("Silo learner-1 leads run", Long);
-        var standby = run.Join("learner-2", "learner");
-        run.Join("rollout-1", "rollout");
-        await run.WaitForStepAsync(3, Long);
-        first.Terminate();
-        Assert.Equal(0, await first.WaitForExitAsync(TimeSpan.FromSeconds(60)));
-        Assert.Contains(first.Lines, l => l.Contains("Silo learner-1 left", StringComparison.Ordinal));
-        await standby.WaitForLineAsync("Silo learner-2 leads run", Long);
-        await run.WaitForCompletionAsync(Long);
-        await AssertSoundAsync(run);
-        Assert.Equal("learner-2", (await run.LearnerLeaseAsync())!.Owner);
-    }
-
-    [Fact]
-    public async Task Restarting_PostgreSQL_mid_run_does_not_stop_the_run()
-    {
-        await using var run = await StartRunAsync();
-        run.Join("learner-1", "learner");
-        run.Join("rollout-1", "rollout");
-        await run.WaitForStepAsync(3, Long);
-        await postgres.Server.StopAsync();
-        // Longer than the learner lease (3 s here): the learner finds its lease lapsed when the server is back and
-        // must win it again rather than crash on its interrupted renewal.
-        await Task.Delay(TimeSpan.FromSeconds(8));
-        await postgres.Server.StartServerAsync();
-        await run.WaitForCompletionAsync(Long);
-        await AssertSoundAsync(run);
-    }
-
-    [Fact]
-    public async Task Blob_storage_outage_while_a_step_publishes_and_checkpoints_is_retried_and_latest_stays_complete()
-    {
-        await using var storage = await AzuriteProcess.StartNewAsync();
-        await using var run = await StartRunAsync(storage.ConnectionString);
-        var learner = run.Join("learner-1", "learner");
-        var rollout = run.Join("rollout-1", "rollout");
-        await run.WaitForStepAsync(3, Long);
-        const string blobFailure = "failed (attempt";
-        static int Failures(SiloProcess silo) => silo.Lines.Count(l => l.Contains(blobFailure, StringComparison.Ordinal));
-        for (var attempt = 1; Failures(learner) == 0; attempt++)
+        // Short membership timings: the dead silo is declared dead within seconds, and the learner's reminder
+        // (every 5 s) starts it again on the standby.
+        await using var run = NewRun(new Dictionary<string, string>
         {
-            // Stop storage mid-step, once the rollouts hold the step's policy, so that the learner's next write (the
-            // step's policy and checkpoint) meets the outage. Azurite's graceful stop takes a moment, so the step
-            // can still end first; then the rollouts meet the outage fetching the next policy and wait it out, the
-            // learner has nothing to write, and the test starts storage again and tries the next step.
-            var step = (await run.RunAsync()).Step;
-            await WaitUntilAsync(async () => await run.Store.TransactAsync(s => s.GetStepAsync(run.RunId, step), CancellationToken.None)
-                is { } row && row.Accepted + row.Filtered > 0, Long);
-            var rolloutFailures = Failures(rollout);
-            await storage.StopAsync();
-            await WaitUntilAsync(() => Task.FromResult(Failures(learner) > 0 || Failures(rollout) > rolloutFailures), Long);
-            if (Failures(learner) > 0) break;
-            Assert.True(attempt < 4, $"The rollouts met the blob outage first at every try.\n{run.SiloOutput()}");
-            output.WriteLine($"step {step}: the rollouts met the outage first; again at the next step");
-            await storage.StartAsync();
-            await run.WaitForStepAsync(step + 1, Long);
-        }
-        var failure = learner.Lines.First(l => l.Contains(blobFailure, StringComparison.Ordinal));
-        output.WriteLine(failure);
-        var stoppedAt = (await run.RunAsync()).Step;
-        await Task.Delay(TimeSpan.FromSeconds(2));
-        await storage.StartAsync();
-        await learner.WaitForLineAsync("on attempt", Long);
-        await run.WaitForCompletionAsync(Long);
-        await AssertSoundAsync(run);
-
-        var blobs = BlobStoreFactory.Create(new BlobStorageOptions
-        {
-            Kind = BlobStoreKind.Azure, ConnectionString = storage.ConnectionString, Container = run.Container,
+            ["DAPO_Silo__ProbeTimeout"] = "00:00:01", ["DAPO_Silo__MissedProbesLimit"] = "2", ["DAPO_Silo__VotesForDeath"] = "1",
         });
-        var checkpoints = await run.Checkpoints(blobs).ListAsync(CancellationToken.None);
-        Assert.All(checkpoints, c => Assert.True(c.Complete, $"checkpoint {c.Step}: {c.Problem}"));
-        var latest = await run.Checkpoints(blobs).LatestAsync(null, CancellationToken.None);
-        Assert.Equal(10, latest!.Meta.Step);
-        output.WriteLine($"storage stopped at step {stoppedAt}; checkpoints now: {string.Join(", ", checkpoints.Select(c => c.Step))}");
+        var silos = new Dictionary<string, SiloProcess>
+        {
+            ["learner-1"] = await run.JoinAsync("learner-1", "learner"),
+            ["learner-2"] = await run.JoinAsync("learner-2", "learner"),
+        };
+        run.Join("rollout-1", "rollout");
+        await run.StartRunAsync(Recipe);
+        var before = await run.WaitForStepAsync(4, Long);
+        var victim = silos.Keys.SingleOrDefault(name => run.Names(before.Silo, name))
+                     ?? throw new InvalidOperationException($"The learner runs on {before.Silo}, neither learner silo.\n{run.SiloOutput()}");
+        var successor = silos.Keys.Single(name => name != victim);
+        silos[victim].Kill();
+        output.WriteLine($"killed {victim} (the learner's silo) at step {before.Step}");
+        var resumed = await silos[successor].WaitForLineAsync("resumed from the checkpoint of step", Long);
+        output.WriteLine(resumed);
+        var done = await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+        Assert.True(run.Names(done.Silo, successor), $"the run completed on {done.Silo}, not on {successor}");
+        Assert.True(done.Epoch > before.Epoch, $"epoch {done.Epoch} after the takeover, {before.Epoch} before");
     }
 
     [Fact]
-    public async Task Bad_connection_strings_and_options_are_rejected_before_any_work_and_change_nothing()
+    public async Task Stopping_and_restarting_Azure_Storage_mid_step_does_not_stop_the_run()
     {
-        var database = await postgres.Server.CreateDatabaseAsync();
-        var quick = new Dictionary<string, string> { ["DAPO_Silo__StartupTimeout"] = "00:00:02" };
-        async Task<(int Code, string Output)> RunAsync(params string[] args)
+        await using var storage = await AzuriteProcess.StartNewAsync(tables: true);
+        await using var run = NewRun(connectionString: storage.ConnectionString);
+        await run.JoinAsync("learner-1", "learner");
+        run.Join("rollout-1", "rollout");
+        await run.StartRunAsync(Recipe);
+        await run.WaitForStepAsync(3, Long);
+        var during = await run.WaitForAsync(r => r.Phase == "sampling", Long, "sampling");
+        await storage.StopAsync();
+        // Long enough for grain state writes, blob writes and membership updates of both silos to fail.
+        await Task.Delay(TimeSpan.FromSeconds(6));
+        await storage.StartAsync();
+        output.WriteLine($"storage was stopped for 6 s during step {during.Step}");
+        await run.WaitForCompletionAsync(Long);
+        await AssertSoundAsync(run);
+    }
+
+    [Fact]
+    public async Task Bad_storage_and_options_are_rejected_in_one_line_before_any_work_and_change_nothing()
+    {
+        await using var run = NewRun();
+        var quick = new Dictionary<string, string> { ["DAPO_Silo__StartupTimeout"] = "00:00:03" };
+        static void AssertOneLineError(int expectedCode, (int Code, string Output) result, string expected)
         {
-            await using var process = SiloProcess.Start(SiloProcess.SiloDll, args, quick);
-            var code = await process.WaitForExitAsync(TimeSpan.FromMinutes(1));
-            return (code, process.Output);
+            Assert.True(result.Code == expectedCode, $"exit {result.Code}, expected {expectedCode}:\n{result.Output}");
+            Assert.False(result.Output.Contains("   at ", StringComparison.Ordinal), $"a stack trace:\n{result.Output}");
+            var errors = result.Output.Split('\n').Where(l => l.StartsWith("dapo-silo:", StringComparison.Ordinal) ||
+                                                                l.StartsWith("Invalid configuration:", StringComparison.Ordinal)).ToList();
+            Assert.True(errors.Count == 1 && errors[0].Contains(expected, StringComparison.Ordinal),
+                $"expected one error line with '{expected}':\n{result.Output}");
+            Assert.DoesNotContain(AzuriteProcess.AccountKey[..20], result.Output);
         }
 
-        var unreachable = await RunAsync("join", "--roles", "rollout", "--store", $"Host=127.0.0.1;Port={FreePort.Next()};Username=dapo;Database=x",
-            "--blobs", azurite.ConnectionString);
-        Assert.Equal(1, unreachable.Code);
-        Assert.Contains("Cannot reach the cluster store (PostgreSQL 127.0.0.1:", unreachable.Output);
+        // Storage nothing listens on.
+        var nowhere = $"DefaultEndpointsProtocol=http;AccountName={AzuriteProcess.AccountName};AccountKey={AzuriteProcess.AccountKey};" +
+                      $"BlobEndpoint=http://127.0.0.1:{FreePort.Next()}/{AzuriteProcess.AccountName};TableEndpoint=http://127.0.0.1:{FreePort.Next()}/{AzuriteProcess.AccountName}";
+        AssertOneLineError(1, await run.RunCommandAsync(["join", "--roles", "rollout", "--storage", nowhere, "--cluster-id", run.ClusterId], quick),
+            "dapo-silo: the silo could not start");
+        // A connection string that is not one.
+        AssertOneLineError(2, await run.RunCommandAsync(["join", "--roles", "rollout", "--storage", "Account=dapo;no equals sign here"], quick),
+            "ConnectionString");
+        // Options that cannot work.
+        AssertOneLineError(2, await run.RunCommandAsync(["join", "--roles", "rollout", .. run.ClusterArguments],
+            new Dictionary<string, string> { ["DAPO_Silo__RolloutBatch"] = "0" }), "Silo:RolloutBatch is 0");
+        AssertOneLineError(2, await run.RunCommandAsync(["join", "--roles", "learner,bogus", .. run.ClusterArguments]), "Silo:Roles has unknown role 'bogus'");
 
-        var noBlobs = await RunAsync("join", "--roles", "rollout", "--store", database,
-            "--blobs", $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:{FreePort.Next()}/devstoreaccount1");
-        Assert.Equal(1, noBlobs.Code);
-        Assert.Contains("Cannot reach blob storage", noBlobs.Output);
-        Assert.DoesNotContain("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq", noBlobs.Output);
-
-        var roles = await RunAsync("join", "--roles", "learner,bogus", "--store", database, "--blobs", azurite.ConnectionString);
-        Assert.Equal(2, roles.Code);
-        Assert.Contains("Silo:Roles has unknown role 'bogus'", roles.Output);
-
-        var malformed = await RunAsync("start-run", "--run", "r", "--store", "Host=127.0.0.1;Port=notanumber", "--blobs", azurite.ConnectionString);
-        Assert.Equal(2, malformed.Code);
-        Assert.Contains("Store:ConnectionString is malformed", malformed.Output);
-
-        Assert.Equal(0, (await RunAsync("start-run", "--run", "r", "--override", TestRecipes.Tiny(3), "--store", database, "--blobs", azurite.ConnectionString)).Code);
-        var other = await RunAsync("start-run", "--run", "r", "--override", TestRecipes.Tiny(5), "--store", database, "--blobs", azurite.ConnectionString);
+        // start-run of an existing run with another spec: refused, and the run keeps its spec.
+        await run.JoinAsync("silo-1", "learner,rollout");
+        await run.StartRunAsync(TestRecipes.Tiny(3));
+        var blobs = new AzureBlobStore(new Azure.Storage.Blobs.BlobServiceClient(run.ConnectionString).GetBlobContainerClient(run.Container));
+        var spec = await blobs.GetAsync(RunResources.SpecBlob(run.RunId), CancellationToken.None);
+        var other = await run.RunCommandAsync(["start-run", "--run", run.RunId, "--override", TestRecipes.Tiny(5), .. run.ClusterArguments]);
         Assert.Equal(2, other.Code);
         Assert.Contains("nothing was changed", other.Output);
-        await using var store = Dapo.Grains.Store.ClusterStores.Create(new Dapo.Grains.Store.ClusterStoreOptions { Kind = "postgres", ConnectionString = database });
-        var run = (await store.TransactAsync(s => s.GetRunAsync("r"), CancellationToken.None))!;
-        Assert.Contains("\"Steps\":3", run.SpecJson);
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"Condition not met within {timeout}.");
-            await Task.Delay(50);
-        }
+        Assert.Single(other.Output.Split('\n'), l => l.Trim().Length > 0);
+        Assert.Equal(spec, await blobs.GetAsync(RunResources.SpecBlob(run.RunId), CancellationToken.None));
+        Assert.Contains("\"Steps\":3", Encoding.UTF8.GetString(spec!));
+        var done = await run.WaitForCompletionAsync(Long);
+        Assert.Contains("\"Steps\":3", done.SpecJson);
+        await AssertSoundAsync(run);
     }
 }

@@ -2,10 +2,10 @@ using Dapo.Testing;
 
 namespace Dapo.EndToEnd.Tests;
 
-/// <summary>Cluster tests share one PostgreSQL server and one Azurite, and run one after another: each starts
-/// several silo processes, and the machine has two cores.</summary>
+/// <summary>Cluster tests share one Azurite (blobs and tables; each test has its own container and cluster id) and run
+/// one after another: each starts several silo processes, and the machine has two cores.</summary>
 [CollectionDefinition(Name)]
-public sealed class ClusterCollection : ICollectionFixture<PostgresFixture>, ICollectionFixture<AzuriteFixture>
+public sealed class ClusterCollection : ICollectionFixture<AzuriteFixture>
 {
     public const string Name = "Cluster";
 }

@@ -7,7 +7,8 @@ namespace Dapo.Testing;
 /// One Azurite for the whole test run, shared by every test class in <see cref="AzuriteCollection"/>: mark a class
 /// <c>[Collection(AzuriteCollection.Name)]</c> and take an <see cref="AzuriteFixture"/> in its constructor. Give each
 /// test its own container (<see cref="NewContainerName"/>) so tests never see each other's blobs. Do not stop this
-/// Azurite; a test that needs an outage starts its own <see cref="AzuriteProcess"/>.
+/// Azurite; a test that needs an outage starts its own <see cref="AzuriteProcess"/>. Its table service runs too, for
+/// Orleans clusters on Azure Storage (membership and reminders); the connection string names both endpoints.
 /// </summary>
 public sealed class AzuriteFixture : IAsyncLifetime
 {
@@ -16,7 +17,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
 
     public AzuriteProcess Azurite => _azurite ?? throw new InvalidOperationException("Azurite has not started.");
 
-    /// <summary>SharedKey connection string for Azurite's well-known account on this run's port.</summary>
+    /// <summary>SharedKey connection string for Azurite's well-known account on this run's ports (blob and table).</summary>
     public string ConnectionString => Azurite.ConnectionString;
 
     public Uri BlobEndpoint => Azurite.BlobEndpoint;
@@ -37,7 +38,7 @@ public sealed class AzuriteFixture : IAsyncLifetime
         new(new BlobServiceClient(ConnectionString, clientOptions ?? new BlobClientOptions())
             .GetBlobContainerClient(container ?? NewContainerName()), transfer);
 
-    public async Task InitializeAsync() => _azurite = await AzuriteProcess.StartNewAsync();
+    public async Task InitializeAsync() => _azurite = await AzuriteProcess.StartNewAsync(tables: true);
 
     public async Task DisposeAsync()
     {

@@ -3,8 +3,9 @@ using System.Diagnostics;
 namespace Dapo.Testing;
 
 /// <summary>
-/// One Azurite blob service in its own OS process, bound to 127.0.0.1 on a free port, storing under a temporary
-/// folder that is deleted on dispose. It can be stopped and started again on the same port and folder, to make
+/// One Azurite in its own OS process, bound to 127.0.0.1 on free ports, storing under a temporary folder that is
+/// deleted on dispose: the blob service, and with <c>tables</c> the table service too (an Orleans cluster on Azure
+/// Storage keeps membership and reminders in tables). It can be stopped and started again on the same port and folder, to make
 /// storage unavailable in the middle of a test.
 /// </summary>
 /// <remarks>
@@ -23,6 +24,9 @@ public sealed class AzuriteProcess : IAsyncDisposable
 
     /// <summary>Where setup.sh installs azurite-blob, relative to the repository root.</summary>
     public const string RelativeExecutable = ".tools/azurite/node_modules/.bin/azurite-blob";
+
+    /// <summary>Azurite with every service (blob, queue, table), installed beside azurite-blob.</summary>
+    public const string RelativeFullExecutable = ".tools/azurite/node_modules/.bin/azurite";
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
@@ -44,14 +48,24 @@ public sealed class AzuriteProcess : IAsyncDisposable
 
     private readonly bool _checkApiVersion;
 
-    private AzuriteProcess(string location, bool checkApiVersion)
+    private AzuriteProcess(string location, bool checkApiVersion, bool tables)
     {
         Location = location;
         _checkApiVersion = checkApiVersion;
+        HasTables = tables;
     }
 
-    /// <summary>The port Azurite listens on (kept across <see cref="StopAsync"/> and <see cref="StartAsync"/>).</summary>
+    /// <summary>The blob service's port (kept across <see cref="StopAsync"/> and <see cref="StartAsync"/>).</summary>
     public int Port { get; private set; }
+
+    /// <summary>Whether the table (and queue) services run too.</summary>
+    public bool HasTables { get; }
+
+    /// <summary>The table service's port, when <see cref="HasTables"/>.</summary>
+    public int TablePort { get; private set; }
+
+    /// <summary>The queue service's port, when <see cref="HasTables"/> (full Azurite always starts it; nothing uses it).</summary>
+    public int QueuePort { get; private set; }
 
     /// <summary>The folder Azurite stores blobs in.</summary>
     public string Location { get; }
@@ -61,14 +75,19 @@ public sealed class AzuriteProcess : IAsyncDisposable
     /// <summary>The blob service URL in Azurite's path style: <c>http://127.0.0.1:{Port}/devstoreaccount1</c>.</summary>
     public Uri BlobEndpoint => new($"http://127.0.0.1:{Port}/{AccountName}");
 
-    /// <summary>A SharedKey connection string for Azurite's well-known account on this port.</summary>
+    /// <summary>The table service URL, when <see cref="HasTables"/>.</summary>
+    public Uri TableEndpoint => new($"http://127.0.0.1:{TablePort}/{AccountName}");
+
+    /// <summary>A SharedKey connection string for Azurite's well-known account on these ports (with the table
+    /// endpoint when <see cref="HasTables"/>).</summary>
     public string ConnectionString =>
-        $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};BlobEndpoint={BlobEndpoint}";
+        $"DefaultEndpointsProtocol=http;AccountName={AccountName};AccountKey={AccountKey};BlobEndpoint={BlobEndpoint}" +
+        (HasTables ? $";TableEndpoint={TableEndpoint}" : "");
 
     /// <summary>Path of azurite-blob in this repository; throws saying how to install it when it is missing.</summary>
-    public static string FindExecutable()
+    public static string FindExecutable(bool tables = false)
     {
-        var path = Path.Combine(RepositoryPaths.Root, RelativeExecutable);
+        var path = Path.Combine(RepositoryPaths.Root, tables ? RelativeFullExecutable : RelativeExecutable);
         if (!File.Exists(path))
             throw new InvalidOperationException(
                 $"Azurite is not installed ({path} is missing). Run ./dapo.sh setup (or ./dapo.sh test), which installs " +
@@ -76,20 +95,23 @@ public sealed class AzuriteProcess : IAsyncDisposable
         return path;
     }
 
-    /// <summary>Starts Azurite on a free port with a fresh temporary folder and waits until it accepts connections.</summary>
+    /// <summary>Starts Azurite on free ports with a fresh temporary folder and waits until it accepts connections.</summary>
     /// <param name="checkApiVersion">Refuse requests of a REST API version newer than this Azurite knows, as a stock
     /// Azurite does; by default it takes them (<c>--skipApiVersionCheck</c>).</param>
-    public static async Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default, bool checkApiVersion = false)
+    /// <param name="tables">Run the table service too (and the queue service, which full Azurite always starts).</param>
+    public static async Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default, bool checkApiVersion = false,
+        bool tables = false)
     {
-        var executable = FindExecutable();
+        var executable = FindExecutable(tables);
         var location = Directory.CreateTempSubdirectory("dapo-azurite-").FullName;
-        var azurite = new AzuriteProcess(location, checkApiVersion);
+        var azurite = new AzuriteProcess(location, checkApiVersion, tables);
         try
         {
             // The port is free when picked but could be taken before Azurite binds it: then try another.
             for (var attempt = 1; ; attempt++)
             {
                 azurite.Port = FreePort.Next();
+                if (tables) (azurite.TablePort, azurite.QueuePort) = (FreePort.Next(), FreePort.Next());
                 try
                 {
                     await azurite.StartAsync(executable, cancellationToken);
@@ -113,7 +135,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
     {
         if (IsRunning)
             throw new InvalidOperationException("Azurite is already running.");
-        return StartAsync(FindExecutable(), cancellationToken);
+        return StartAsync(FindExecutable(HasTables), cancellationToken);
     }
 
     /// <summary>
@@ -171,6 +193,9 @@ public sealed class AzuriteProcess : IAsyncDisposable
         };
         foreach (var arg in new[] { "-c", Watchdog, "azurite-watchdog", Environment.ProcessId.ToString(), Location, executable,
                      "--loose", "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(), "--location", Location }
+                     .Concat(HasTables
+                         ? ["--tableHost", "127.0.0.1", "--tablePort", TablePort.ToString(), "--queueHost", "127.0.0.1", "--queuePort", QueuePort.ToString()]
+                         : [])
                      .Concat(_checkApiVersion ? [] : ["--skipApiVersionCheck"]))
             start.ArgumentList.Add(arg);
         var process = new Process { StartInfo = start };
@@ -182,7 +207,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
         _process = process;
 
         var deadline = DateTime.UtcNow + StartTimeout;
-        while (!await FreePort.IsListeningAsync(Port, cancellationToken))
+        while (!await FreePort.IsListeningAsync(Port, cancellationToken) || (HasTables && !await FreePort.IsListeningAsync(TablePort, cancellationToken)))
         {
             if (process.HasExited)
             {
@@ -190,7 +215,7 @@ public sealed class AzuriteProcess : IAsyncDisposable
                 process.Dispose();
                 _process = null;
                 throw new AzuriteExitedException(
-                    $"Azurite exited with code {process.ExitCode} before listening on 127.0.0.1:{Port}. Output:\n{RecentOutput}");
+                    $"Azurite exited with code {process.ExitCode} before listening on 127.0.0.1:{Port}{(HasTables ? $" and {TablePort}" : "")}. Output:\n{RecentOutput}");
             }
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException(

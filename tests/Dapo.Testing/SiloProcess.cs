@@ -5,18 +5,26 @@ using System.Runtime.InteropServices;
 namespace Dapo.Testing;
 
 /// <summary>
-/// A dapo-silo (or dapo-client) run as a separate OS process, as a user would run it: its output collected line by
-/// line, waited on by pattern, stopped gracefully (SIGTERM) or killed (kill -9). Disposing kills what is left.
+/// A dapo-silo run as a separate OS process, as a user would run it: its output collected line by line (and, when
+/// given a log file, written there as it comes, so a failed test leaves each process's whole log), waited on by
+/// pattern, stopped gracefully (SIGTERM) or killed (kill -9). Disposing kills what is left.
 /// </summary>
 public sealed partial class SiloProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _lines = new();
     private readonly SemaphoreSlim _lineArrived = new(0);
+    private readonly StreamWriter? _log;
 
-    private SiloProcess(Process process)
+    private SiloProcess(Process process, string? logFile)
     {
         _process = process;
+        LogFile = logFile;
+        if (logFile is not null)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(logFile))!);
+            _log = new StreamWriter(logFile, append: true) { AutoFlush = true };
+        }
         _process.OutputDataReceived += (_, e) => Add(e.Data);
         _process.ErrorDataReceived += (_, e) => Add(e.Data);
         _process.BeginOutputReadLine();
@@ -33,9 +41,12 @@ public sealed partial class SiloProcess : IAsyncDisposable
         return File.Exists(path) ? path : throw new FileNotFoundException($"{path} is not built; build the solution first (./dapo.sh test does).");
     }
 
-    /// <summary>Starts <c>dotnet dll args</c> in <paramref name="workingDirectory"/> with extra environment variables.</summary>
+    /// <summary>
+    /// Starts <c>dotnet dll args</c> in <paramref name="workingDirectory"/> with extra environment variables; its output
+    /// also goes to <paramref name="logFile"/> when given.
+    /// </summary>
     public static SiloProcess Start(string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null,
-        string? workingDirectory = null)
+        string? workingDirectory = null, string? logFile = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -47,10 +58,13 @@ public sealed partial class SiloProcess : IAsyncDisposable
         // Several processes share two cores in these tests: one intra-op thread each keeps them from fighting.
         start.Environment["DAPO_THREADS"] = "1";
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
-        return new SiloProcess(Process.Start(start) ?? throw new InvalidOperationException($"Could not start {dll}."));
+        return new SiloProcess(Process.Start(start) ?? throw new InvalidOperationException($"Could not start {dll}."), logFile);
     }
 
     public int Id => _process.Id;
+
+    /// <summary>Where the process's output is written as it comes, if anywhere.</summary>
+    public string? LogFile { get; }
     public bool HasExited => _process.HasExited;
     public IReadOnlyCollection<string> Lines => _lines.ToArray();
     public string Output => string.Join(Environment.NewLine, _lines);
@@ -91,7 +105,11 @@ public sealed partial class SiloProcess : IAsyncDisposable
     public void Terminate() => kill(_process.Id, 15);
 
     /// <summary>kill -9: the process dies at once, with whatever it held.</summary>
-    public void Kill() => _process.Kill(entireProcessTree: true);
+    public void Kill()
+    {
+        if (kill(_process.Id, 9) != 0 && !_process.HasExited)
+            throw new InvalidOperationException($"kill -9 {_process.Id} failed (errno {Marshal.GetLastPInvokeError()}).");
+    }
 
     public string Tail(int lines = 60) => string.Join(Environment.NewLine, _lines.TakeLast(lines));
 
@@ -100,15 +118,22 @@ public sealed partial class SiloProcess : IAsyncDisposable
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
         }
+        // Waits for the output readers too, so the log file is complete before it is closed.
+        await _process.WaitForExitAsync();
         _process.Dispose();
+        lock (_lines) _log?.Dispose();
     }
 
     private void Add(string? line)
     {
         if (line is null) return;
         _lines.Enqueue(line);
+        lock (_lines)
+        {
+            try { _log?.WriteLine(line); }
+            catch (ObjectDisposedException) { /* a line after dispose: kept in memory only */ }
+        }
         _lineArrived.Release();
     }
 

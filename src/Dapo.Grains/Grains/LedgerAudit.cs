@@ -39,7 +39,11 @@ public static class LedgerAudit
                 {
                     if (group.Slots.Count != group.GroupSize)
                         problems.Add($"{name}: {Lower(entry.Status)} with {group.Slots.Count} of {group.GroupSize} responses");
-                    if (group.Status != entry.Status)
+                    // The step's ledger is the record; the group's own outcome is written after the step counted it. A
+                    // crash between the two leaves the group judged and not reported, which is sound (PromptGrain's
+                    // write order): only a group that reported another outcome disagrees.
+                    var outcomeWriteCut = group is { Status: PromptStatus.Sampling, Reported: false };
+                    if (group.Status != entry.Status && !outcomeWriteCut)
                         problems.Add($"{name} is {Lower(entry.Status)} in its step's ledger but {Lower(group.Status)} in its grain");
                 }
             }

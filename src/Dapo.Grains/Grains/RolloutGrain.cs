@@ -71,8 +71,8 @@ public sealed partial class RolloutGrain(
         }
         if (_engine is not null)
         {
-            var model = _model;
-            await _engine.RunAsync(() => model?.Dispose(), CancellationToken.None);
+            // Read on the engine thread: after a batch the stop did not wait for, which may have created the model.
+            await _engine.RunAsync(() => _model?.Dispose(), CancellationToken.None);
             _engine.Dispose();
         }
     }
@@ -133,11 +133,13 @@ public sealed partial class RolloutGrain(
                     _model.ImportWeights(weights);
                 }
                 return run.Generator.Generate(_model!, prompts, run.Rollout);
-            }, stop);
+            }, stop).WaitAsync(stop);  // a graceful stop does not wait for the batch: its leases go back at once (OnDeactivateAsync)
             _loaded = batch.Key;
             long tokens = 0;
             for (var i = 0; i < items.Count; i++)
             {
+                // A graceful stop: the groups not submitted yet go back to the step (OnDeactivateAsync) for others.
+                stop.ThrowIfCancellationRequested();
                 var slots = groups[i].Slots.Select(s => new SlotResult(s.Slot, s.Tokens, s.LogProbs, s.Text, s.Score, s.OverlongPenalty,
                     s.Correct, s.Truncated, Key)).ToList();
                 tokens += slots.Sum(s => (long)s.Tokens.Length);
