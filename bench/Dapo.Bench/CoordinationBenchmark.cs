@@ -6,10 +6,11 @@ namespace Dapo.Bench;
 
 /// <summary>
 /// Where a training step's time goes in a demo run on the embedded silo (grain state in files, blobs in a directory):
-/// the learner's grain calls with their state writes and its blob storage calls (the coordination the grains and
-/// checkpoints cost) against sampling and training, i.e. the share of step time outside engine compute. Runs
-/// `dapo-silo train` (or reads a finished run's metrics.jsonl with --run-dir) and sums the per-step timings the
-/// learner records (timing/grains_s, timing/blob_s).
+/// the share of step time outside engine compute — wall time during which neither the learner's nor a rollout grain's
+/// engine thread computed (timing/outside_engine_s: grain calls, state writes, blob I/O, waiting for work) — and, as
+/// its parts, the time spent in grain calls on a step's path (the learner's, and the rollout grains' submissions) and
+/// in blob storage. Runs `dapo-silo train` (or reads a finished run's metrics.jsonl with --run-dir) and sums the
+/// per-step timings the learner records. The baseline is the store-based runtime this replaced: 6.0 % of step time.
 /// </summary>
 internal static class CoordinationBenchmark
 {
@@ -53,11 +54,12 @@ internal static class CoordinationBenchmark
             double Sum(string key) => rows.Sum(r => r[key]!.GetValue<double>());
             var step = Sum("timing/step_s");
             var (grains, blobs, sampling, training) = (Sum("timing/grains_s"), Sum("timing/blob_s"), Sum("timing/sampling_s"), Sum("timing/training_s"));
+            var outside = Sum("timing/outside_engine_s");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {rows.Count} steps, {step:F1} s: grain calls {grains:F2} s ({grains / step:P1}), blob storage {blobs:F2} s ({blobs / step:P1}), " +
                 $"sampling {sampling:F1} s ({sampling / step:P1}), training {training:F1} s ({training / step:P1})"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  coordination (grain calls + blobs) {(grains + blobs) / step:P1} of step time (target < 5%)"));
+                $"  outside engine compute: {outside:F2} s = {outside / step:P1} of step time (target < 3 % embedded; the store-based runtime: 6.0 %)"));
             return 0;
         }
         finally

@@ -136,7 +136,7 @@ public sealed partial class LearnerGrain(
             await state.WriteStateAsync();
             LogLeading(logger, SiloName, RunId, S.Epoch);
             _run = await catalog.GetAsync(RunId);
-            using var engine = _engine = new EngineThread($"learner {RunId}");
+            using var engine = _engine = new EngineThread($"learner {RunId}", coordination);
             if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) await engine.RunAsync(() => TorchEngine.Threads = Recipe.Threads, stop);
             await blobs.EnsureContainerAsync(stop);
             var (model, optimizer, meta) = await RestoreOrWarmStartAsync(stop);
@@ -271,7 +271,7 @@ public sealed partial class LearnerGrain(
     {
         var engine = _engine!;
         var watch = Stopwatch.StartNew();
-        var (grainsBefore, blobsBefore) = (coordination.Grains, coordination.Blobs);
+        var (grainsBefore, blobsBefore, idleBefore) = (coordination.Grains, coordination.Blobs, coordination.EngineIdle);
         Phase("sampling", step, $"waiting for {Recipe.Dapo.PromptBatchSize} informative groups");
         var stepGrain = Step(step);
         var ledger = await coordination.TimeGrainsAsync(() => stepGrain.OpenAsync(new StepOpening(S.Epoch, S.PolicyVersion, S.CursorJson, S.Carry)));
@@ -336,7 +336,7 @@ public sealed partial class LearnerGrain(
         var workers = groups.SelectMany(g => g.Slots.Select(s => s.Worker)).Distinct().Count();
         var report = new StepReport(RunId, step, Recipe.Steps, metrics,
             closed.Judged.Count == 0 ? 0 : closed.Judged.Average(p => p.Accuracy!.Value), (generated + update.ScoredTokens) / watch.Elapsed.TotalSeconds,
-            watch.Elapsed, samplingTime, trainingTime, coordination.Grains - grainsBefore, coordination.Blobs - blobsBefore, workers,
+            watch.Elapsed, samplingTime, trainingTime, coordination.Grains - grainsBefore, coordination.Blobs - blobsBefore, coordination.EngineIdle - idleBefore, workers,
             evaluation, checkpoint);
         // The metrics row before the checkpoint: every step a checkpoint includes has its row.
         await MetricsLog.AppendAsync(MetricsFile(), blobs, RunId, step, MetricsJson(report));
@@ -382,6 +382,7 @@ public sealed partial class LearnerGrain(
         row["timing/training_s"] = r.TrainingTime.TotalSeconds;
         row["timing/grains_s"] = r.GrainTime.TotalSeconds;
         row["timing/blob_s"] = r.BlobTime.TotalSeconds;
+        row["timing/outside_engine_s"] = r.OutsideEngineTime.TotalSeconds;
         row["throughput/tokens_per_s"] = r.TokensPerSecond;
         row["cluster/rollout_workers"] = r.RolloutWorkers;
         if (r.Checkpoint is { } c) row["checkpoint"] = c;

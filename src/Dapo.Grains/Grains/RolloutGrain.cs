@@ -43,7 +43,7 @@ public sealed partial class RolloutGrain(
     {
         if (_loop is null)
         {
-            _engine = new EngineThread($"rollout {Key}");
+            _engine = new EngineThread($"rollout {Key}", coordination);
             _loop = LoopAsync(_stop.Token);
             LogStarted(logger, Key);
         }
@@ -86,12 +86,12 @@ public sealed partial class RolloutGrain(
                 // Inside the try: until this silo has the cluster manifest of a learner silo (it started first, or
                 // just joined), resolving the registry's interface throws, and the loop must retry, not die.
                 var registry = GrainFactory.GetGrain<IRunRegistryGrain>(IRunRegistryGrain.Key);
-                var runs = await coordination.TimeGrainsAsync(registry.ListAsync);
+                var runs = await registry.ListAsync();
                 var worked = false;
                 foreach (var run in runs.Where(r => r.Status == RunStatus.Running && (_options.Run.Length == 0 || r.RunId == _options.Run)))
                 {
                     var step = GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(run.RunId, run.Step));
-                    var work = await coordination.TimeGrainsAsync(() => step.LeaseAsync(Key, _options.RolloutBatch, _options.WorkVisibility));
+                    var work = await step.LeaseAsync(Key, _options.RolloutBatch, _options.WorkVisibility);
                     if (work.Count == 0) continue;
                     _holding = (run.RunId, run.Step);
                     _info = _info with { RunId = run.RunId, PolicyVersion = run.PolicyVersion };

@@ -8,6 +8,36 @@ namespace Dapo.Grains.Hosting;
 public sealed class CoordinationTimer
 {
     private long _grainTicks, _blobTicks;
+    private readonly Lock _engineLock = new();
+    private int _enginesBusy;
+    private long _engineIdleTicks, _idleSince = Stopwatch.GetTimestamp();
+
+    /// <summary>
+    /// Wall time during which no engine thread of this process computed: what a step spends outside engine compute
+    /// (grain calls, state writes, blob I/O, waiting for work, bookkeeping), whoever waited on it.
+    /// </summary>
+    public TimeSpan EngineIdle
+    {
+        get
+        {
+            lock (_engineLock)
+                return Stopwatch.GetElapsedTime(0, _engineIdleTicks + (_enginesBusy == 0 ? Stopwatch.GetTimestamp() - _idleSince : 0));
+        }
+    }
+
+    /// <summary>An engine thread starts a piece of work.</summary>
+    public void EngineStarted()
+    {
+        lock (_engineLock)
+            if (_enginesBusy++ == 0) _engineIdleTicks += Stopwatch.GetTimestamp() - _idleSince;
+    }
+
+    /// <summary>An engine thread finished a piece of work.</summary>
+    public void EngineStopped()
+    {
+        lock (_engineLock)
+            if (--_enginesBusy == 0) _idleSince = Stopwatch.GetTimestamp();
+    }
 
     public TimeSpan Grains => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _grainTicks));
     public TimeSpan Blobs => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _blobTicks));

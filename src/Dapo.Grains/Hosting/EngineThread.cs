@@ -12,8 +12,12 @@ public sealed class EngineThread : IDisposable
     private readonly BlockingCollection<Action> _work = new();
     private readonly Thread _thread;
 
-    public EngineThread(string name)
+    private readonly CoordinationTimer? _timer;
+
+    /// <param name="timer">Told when the thread computes, to measure the time outside engine compute.</param>
+    public EngineThread(string name, CoordinationTimer? timer = null)
     {
+        _timer = timer;
         _thread = new Thread(() =>
         {
             foreach (var work in _work.GetConsumingEnumerable()) work();
@@ -31,6 +35,7 @@ public sealed class EngineThread : IDisposable
                 result.TrySetCanceled(cancellationToken);
                 return;
             }
+            _timer?.EngineStarted();
             try
             {
                 result.TrySetResult(work());
@@ -42,6 +47,10 @@ public sealed class EngineThread : IDisposable
             catch (Exception e)
             {
                 result.TrySetException(e);
+            }
+            finally
+            {
+                _timer?.EngineStopped();
             }
         }, CancellationToken.None);
         return result.Task;

@@ -8,12 +8,13 @@ namespace Dapo.Grains.Hosting;
 /// <summary>One trained step, as the learner reports it.</summary>
 /// <param name="SampledAccuracy">Accuracy over every group judged in the step (accepted and filtered).</param>
 /// <param name="TokensPerSecond">Generated plus trained tokens per second of step time.</param>
+/// <param name="OutsideEngineTime">Wall time of the step during which no engine thread of this process computed.</param>
 /// <param name="GrainTime">Time this process waited on grain calls (and their state writes) during the step.</param>
 /// <param name="BlobTime">Time this process waited on blob storage during the step.</param>
 /// <param name="RolloutWorkers">Rollout grains whose responses the step trained on.</param>
 public sealed record StepReport(
     string RunId, int Step, int TotalSteps, StepMetrics Metrics, double SampledAccuracy, double TokensPerSecond,
-    TimeSpan StepTime, TimeSpan SamplingTime, TimeSpan TrainingTime, TimeSpan GrainTime, TimeSpan BlobTime, int RolloutWorkers,
+    TimeSpan StepTime, TimeSpan SamplingTime, TimeSpan TrainingTime, TimeSpan GrainTime, TimeSpan BlobTime, TimeSpan OutsideEngineTime, int RolloutWorkers,
     EvaluationResult? Evaluation, int? Checkpoint);
 
 /// <summary>Where the learner's progress goes: logs by default; `train` prints it to the console.</summary>
