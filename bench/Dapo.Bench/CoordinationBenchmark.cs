@@ -18,6 +18,7 @@ internal static class CoordinationBenchmark
     {
         string? runDir = null;
         var steps = 40;
+        string? threads = null;
         for (var i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -25,8 +26,9 @@ internal static class CoordinationBenchmark
                 case "--run-dir" when i + 1 < args.Length: runDir = args[++i]; break;
                 case "--steps" when i + 1 < args.Length && int.TryParse(args[i + 1], out steps): i++; break;
                 case "--quick": steps = 15; break;
+                case "--threads" when i + 1 < args.Length: threads = args[++i]; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; known: --run-dir DIR, --steps N, --quick");
+                    Console.Error.WriteLine($"unknown option {args[i]}; known: --run-dir DIR, --steps N, --threads N, --quick");
                     return 2;
             }
         }
@@ -37,9 +39,10 @@ internal static class CoordinationBenchmark
             runDir = Path.Combine(temporary, "bench");
             // The demo recipe with a short warm-start (the model's quality does not matter here) and no evaluations.
             var overrides = "{\"WarmStart\":{\"MaxSteps\":200,\"StopAtAccuracy\":null,\"EvaluateEvery\":0},\"EvaluateEvery\":0}";
-            Console.WriteLine($"coordination benchmark: the demo recipe for {steps} steps (embedded silo, grain state in files, checkpoint every step)");
+            Console.WriteLine($"coordination benchmark: the demo recipe for {steps} steps (embedded silo, grain state in files, checkpoint every step), " +
+                              $"engine threads: {threads ?? "the recipe's, as `train` runs it"}");
             var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", runDir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides],
-                new Dictionary<string, string> { ["DAPO_THREADS"] = Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture) });
+                threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads });
             var code = train.WaitForExitAsync(TimeSpan.FromMinutes(30)).GetAwaiter().GetResult();
             train.DisposeAsync().AsTask().GetAwaiter().GetResult();
             if (code != 0)

@@ -5,13 +5,27 @@ namespace Dapo.Grains;
 /// <summary>
 /// One drawn prompt (key: <c>{run}/{step}/{prompt}</c>): owns its group's sampling state — the G response slots —
 /// and judges the group when the last slot fills (informative: reported for acceptance; all rewards equal:
-/// filtered, and its step draws a replacement). Submitting a slot twice is a no-op. The group is persisted before
-/// its step counts it.
+/// filtered, and its step draws a replacement). Submitting a slot twice is a no-op. The group and its verdict are
+/// persisted before its step counts it; the step's ledger records the outcome.
 /// </summary>
 public interface IPromptGrain : IGrainWithStringKey
 {
-    /// <summary>Stores the slots not stored before; when the group is complete, judges it and reports it.</summary>
+    /// <summary>Stores the slots not stored before; when the group is complete, judges it and reports it
+    /// (<see cref="StoreAsync"/> then <see cref="ReportAsync"/>).</summary>
     Task<SubmitOutcome> SubmitAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker);
+
+    /// <summary>
+    /// Stores the slots not stored before and, when the group is complete, judges it, without reporting it:
+    /// <see cref="SubmitOutcome.Stored"/> while slots are missing, <see cref="SubmitOutcome.Duplicate"/> when nothing was
+    /// new, <see cref="SubmitOutcome.Stale"/> for work of another draw, otherwise the verdict (Accepted or Filtered),
+    /// to report with <see cref="ReportAsync"/>. A rollout grain stores a batch's groups at once and reports them in draw
+    /// order, so the step's decisions do not depend on which write finished first.
+    /// </summary>
+    Task<SubmitOutcome> StoreAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker);
+
+    /// <summary>Reports the complete, judged group to its step (again, if it was reported before: the step answers
+    /// with the outcome it recorded). <see cref="SubmitOutcome.Stored"/> when the group is not complete.</summary>
+    Task<SubmitOutcome> ReportAsync();
 
     /// <summary>The group as stored; null when nothing was ever submitted.</summary>
     [ReadOnly]
@@ -51,8 +65,10 @@ public sealed record SlotResult(
     public double Reward => Score + OverlongPenalty;
 }
 
-/// <summary>A prompt grain's state: the prompt, its slots, and its decision.</summary>
-/// <param name="Status">Sampling until the group is decided; then the step's outcome.</param>
+/// <summary>A prompt grain's state: the prompt, its slots, and its verdict.</summary>
+/// <param name="Status">Sampling until the group is complete; then its verdict: Accepted (informative) or Filtered (all
+/// rewards equal). What the step did with it (counted, surplus, too late) is the step's ledger's to say.</param>
+/// <param name="Reason">Why it has its verdict.</param>
 /// <param name="History">One line per transition: "time event: detail".</param>
 [GenerateSerializer]
 public sealed record PromptGroup(
@@ -61,5 +77,4 @@ public sealed record PromptGroup(
     [property: Id(2)] IReadOnlyList<SlotResult> Slots,
     [property: Id(3)] PromptStatus Status,
     [property: Id(4)] string Reason,
-    [property: Id(5)] bool Reported,
-    [property: Id(6)] string History);
+    [property: Id(5)] string History);

@@ -5,7 +5,8 @@ namespace Dapo.Grains.Grains;
 /// <summary>
 /// Checks the step ledger's invariants over a run, reading the grains — what must hold whatever crashed along the
 /// way: every accepted or filtered group has exactly G responses, no slot was written twice, every drawn prompt of a
-/// finished step ended Accepted, Filtered or Abandoned with a reason, a group's own verdict agrees with its step's,
+/// finished step ended Accepted, Filtered or Abandoned with a reason, a group's own verdict agrees with its step's
+/// outcome,
 /// and each trained step trained on its target of groups (or, at the generation cap with train-on-accepted, on what
 /// it had).
 /// </summary>
@@ -35,16 +36,16 @@ public static class LedgerAudit
                     continue;
                 }
                 if (group.Slots.Select(x => x.Slot).Distinct().Count() != group.Slots.Count) problems.Add($"{name} has a slot written twice");
+                if (entry.Status == PromptStatus.Abandoned && entry.Reason.StartsWith("surplus:", StringComparison.Ordinal) &&
+                    group.Status != PromptStatus.Accepted)
+                    problems.Add($"{name} is surplus in its step's ledger but its group's verdict is {Lower(group.Status)}");
                 if (entry.Status is PromptStatus.Accepted or PromptStatus.Filtered)
                 {
                     if (group.Slots.Count != group.GroupSize)
                         problems.Add($"{name}: {Lower(entry.Status)} with {group.Slots.Count} of {group.GroupSize} responses");
-                    // The step's ledger is the record; the group's own outcome is written after the step counted it. A
-                    // crash between the two leaves the group judged and not reported, which is sound (PromptGrain's
-                    // write order): only a group that reported another outcome disagrees.
-                    var outcomeWriteCut = group is { Status: PromptStatus.Sampling, Reported: false };
-                    if (group.Status != entry.Status && !outcomeWriteCut)
-                        problems.Add($"{name} is {Lower(entry.Status)} in its step's ledger but {Lower(group.Status)} in its grain");
+                    // The step's ledger records the outcome, the group its own verdict: they agree.
+                    if (group.Status != entry.Status)
+                        problems.Add($"{name} is {Lower(entry.Status)} in its step's ledger but its group's verdict is {Lower(group.Status)}");
                 }
             }
             if (step.Phase == StepPhase.Done)

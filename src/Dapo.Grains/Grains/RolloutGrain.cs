@@ -124,7 +124,7 @@ public sealed partial class RolloutGrain(
             var items = batch.ToList();
             var run = await catalog.GetAsync(batch.Key.RunId);
             var weights = batch.Key == _loaded ? null : await FetchPolicyAsync(batch.Key.RunId, batch.Key.PolicyVersion, stop);
-            var prompts = items.Select(w => run.Prompt(w.DatasetIndex, w.DrawOrdinal)).ToList();
+            var rolloutPrompts = items.Select(w => run.Prompt(w.DatasetIndex, w.DrawOrdinal)).ToList();
             var groups = await _engine!.RunAsync(() =>
             {
                 if (weights is not null)
@@ -132,19 +132,23 @@ public sealed partial class RolloutGrain(
                     _model ??= PolicyModel.Create(run.Recipe.Model);
                     _model.ImportWeights(weights);
                 }
-                return run.Generator.Generate(_model!, prompts, run.Rollout);
+                return run.Generator.Generate(_model!, rolloutPrompts, run.Rollout);
             }, stop).WaitAsync(stop);  // a graceful stop does not wait for the batch: its leases go back at once (OnDeactivateAsync)
             _loaded = batch.Key;
-            long tokens = 0;
+            // Every group is stored at once (each prompt grain writes its own state), then reported in draw order:
+            // the step decides in the same order however the writes interleave, so a run is reproducible.
+            stop.ThrowIfCancellationRequested();
+            var slots = groups.Select(g => g.Slots.Select(s => new SlotResult(s.Slot, s.Tokens, s.LogProbs, s.Text, s.Score, s.OverlongPenalty,
+                s.Correct, s.Truncated, Key)).ToList()).ToList();
+            var tokens = slots.Sum(g => g.Sum(s => (long)s.Tokens.Length));
+            var prompts = items.Select(w => GrainFactory.GetGrain<IPromptGrain>(w.PromptKey)).ToList();
+            var stored = await coordination.TimeGrainsAsync(() => Task.WhenAll(items.Select((w, i) => prompts[i].StoreAsync(w, slots[i], Key))));
             for (var i = 0; i < items.Count; i++)
             {
-                // A graceful stop: the groups not submitted yet go back to the step (OnDeactivateAsync) for others.
+                // A graceful stop: the groups not reported yet go back to the step (OnDeactivateAsync) for others.
                 stop.ThrowIfCancellationRequested();
-                var slots = groups[i].Slots.Select(s => new SlotResult(s.Slot, s.Tokens, s.LogProbs, s.Text, s.Score, s.OverlongPenalty,
-                    s.Correct, s.Truncated, Key)).ToList();
-                tokens += slots.Sum(s => (long)s.Tokens.Length);
-                var prompt = GrainFactory.GetGrain<IPromptGrain>(items[i].PromptKey);
-                await coordination.TimeGrainsAsync(() => prompt.SubmitAsync(items[i], slots, Key));
+                if (stored[i] is SubmitOutcome.Accepted or SubmitOutcome.Filtered or SubmitOutcome.Duplicate)
+                    await coordination.TimeGrainsAsync(prompts[i].ReportAsync);
             }
             _info = _info with
             {

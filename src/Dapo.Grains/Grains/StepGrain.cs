@@ -25,9 +25,12 @@ public sealed class StepState
 }
 
 /// <summary>
-/// A step's ledger and work queue (see <see cref="IStepGrain"/>). Its state is written on every change of the ledger
-/// (draws, decisions, phase); leases live in memory only: after a crash every group still sampling is offered again,
-/// and a slot submitted twice is a no-op at its prompt grain.
+/// A step's ledger and work queue (see <see cref="IStepGrain"/>). Its state is written before any prompt it drew can be
+/// leased (so prompt ids are never reused) and at every phase change; a decision that draws nothing is written within
+/// <see cref="FlushDelay"/>, with the next draw, or on deactivation. A decision lost in a crash is simply taken again:
+/// its group is still Sampling in the stored ledger, it is offered again, and its prompt grain, which stored the group
+/// before reporting it, reports it again. Leases live in memory only: after a crash every group still sampling is
+/// offered again, and a slot submitted twice is a no-op at its prompt grain.
 /// </summary>
 [CollectionAgeLimit(Minutes = 10)]
 public sealed partial class StepGrain(
@@ -38,6 +41,10 @@ public sealed partial class StepGrain(
     private TaskCompletionSource _samplingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private RunResources _run = null!;
     private int _step;
+    private bool _dirty;
+
+    /// <summary>Longest a decision that drew nothing waits in memory before it is written.</summary>
+    public static readonly TimeSpan FlushDelay = TimeSpan.FromMilliseconds(200);
 
     private StepState S => state.State;
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -48,6 +55,20 @@ public sealed partial class StepGrain(
         _step = step;
         _run = await catalog.GetAsync(runId);
         if (SamplingStopped) _samplingEnded.TrySetResult();
+        this.RegisterGrainTimer(FlushAsync, FlushDelay, FlushDelay);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => await FlushAsync();
+
+    private async Task FlushAsync()
+    {
+        if (_dirty) await WriteAsync();
+    }
+
+    private async Task WriteAsync()
+    {
+        await state.WriteStateAsync();
+        _dirty = false;
     }
 
     public async Task<StepLedger> OpenAsync(StepOpening opening)
@@ -77,7 +98,7 @@ public sealed partial class StepGrain(
         _leases.Clear();
         _samplingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
         S.Ledger = ContinueSampling(ledger);
-        await state.WriteStateAsync();
+        await WriteAsync();
         LogOpened(logger, _run.RunId, _step, S.Ledger.Opening, S.Ledger.PolicyVersion, S.Ledger.Draws);
         return S.Ledger;
     }
@@ -138,7 +159,9 @@ public sealed partial class StepGrain(
         S.Prompts[index] = entry;
         _leases.Remove(report.PromptId);
         S.Ledger = ContinueSampling(ledger);
-        await state.WriteStateAsync();
+        // New prompts must be stored before they can be leased; the end of sampling is stored at once too.
+        if (S.Ledger.Draws != ledger.Draws || SamplingStopped) await WriteAsync();
+        else _dirty = true;
         if (SamplingStopped) _samplingEnded.TrySetResult();
         return OutcomeOf(entry);
     }
@@ -160,7 +183,7 @@ public sealed partial class StepGrain(
             var open = EndPrompts(PromptStatus.Sampling, $"abandoned: sampling stopped ({ledger.StopReason})");
             S.Ledger = ledger with { Phase = StepPhase.Training, InFlight = 0, Abandoned = ledger.Abandoned + open };
             _leases.Clear();
-            await state.WriteStateAsync();
+            await WriteAsync();
         }
         else if (ledger.Phase != StepPhase.Training && ledger.Phase != StepPhase.Done)
             throw new InvalidOperationException($"Step {_step} is {ledger.Phase.ToString().ToLowerInvariant()}: it cannot be closed.");
@@ -181,7 +204,7 @@ public sealed partial class StepGrain(
         CheckEpoch(epoch, "complete");
         if (S.Ledger is not { Phase: StepPhase.Training } ledger) return;
         S.Ledger = ledger with { Phase = StepPhase.Done, ClosedAt = Now };
-        await state.WriteStateAsync();
+        await WriteAsync();
     }
 
     public async Task AbandonAsync(long epoch, string reason)
@@ -190,7 +213,7 @@ public sealed partial class StepGrain(
         if (S.Ledger is null || S.Ledger.Phase == StepPhase.Abandoned) return;
         EndOpening(reason);
         _leases.Clear();
-        await state.WriteStateAsync();
+        await WriteAsync();
     }
 
     public Task<StepLedger?> GetAsync() => Task.FromResult(S.Ledger);

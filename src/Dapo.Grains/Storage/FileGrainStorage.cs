@@ -50,21 +50,24 @@ public sealed class FileGrainStorage(string root) : IGrainStorage
     {
         var path = PathOf(stateName, grainId);
         var bytes = JsonSerializer.SerializeToUtf8Bytes(grainState.State, Json);
-        lock (LockOf(path))
+        // The write and its flush to disk block: on a pool thread, never on the grain's scheduler thread.
+        return Task.Run(() =>
         {
-            Check(path, grainState.ETag, stateName, grainId);
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            var temporary = path + ".tmp";
-            using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+            lock (LockOf(path))
             {
-                file.Write(bytes);
-                file.Flush(flushToDisk: true);
+                Check(path, grainState.ETag, stateName, grainId);
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                var temporary = path + ".tmp";
+                using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+                {
+                    file.Write(bytes);
+                    file.Flush(flushToDisk: true);
+                }
+                File.Move(temporary, path, overwrite: true);
+                grainState.ETag = _etags[path] = ETagOf(bytes);
+                grainState.RecordExists = true;
             }
-            File.Move(temporary, path, overwrite: true);
-            grainState.ETag = _etags[path] = ETagOf(bytes);
-            grainState.RecordExists = true;
-        }
-        return Task.CompletedTask;
+        });
     }
 
     public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)

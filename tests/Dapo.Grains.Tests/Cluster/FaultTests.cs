@@ -84,16 +84,16 @@ public sealed class FaultTests
         await using var cluster = await DapoTestCluster.StartAsync(TwoLearnersTwoRollouts);
         await StartRunAsync(cluster, "learner-kill");
         var before = await WaitForLaterStepSamplingAsync(cluster, "learner-kill");
-        var victim = cluster.Cluster.Silos.Single(s => s.SiloAddress.ToString() == before.Silo);
+        var victim = cluster.Cluster.Silos.Single(s => s.SiloAddress.ToParsableString() == before.Silo);
         var survivor = cluster.Cluster.Silos.Single(s => cluster.RolesOf(s) == SiloRoles.Learner && s != victim);
 
         await cluster.Cluster.KillSiloAsync(victim);
 
         // Nothing but the learner's reminder starts it again: reading the run activates the grain without starting it.
         var resumed = await WaitForRunAsync(cluster, "learner-kill", i => i.Epoch > before.Epoch, TimeSpan.FromMinutes(1));
-        Assert.Equal(survivor.SiloAddress.ToString(), resumed.Silo);
+        Assert.Equal(survivor.SiloAddress.ToParsableString(), resumed.Silo);
         var done = await WaitForCompletionAsync(cluster, "learner-kill");
-        Assert.Equal(survivor.SiloAddress.ToString(), done.Silo);
+        Assert.Equal(survivor.SiloAddress.ToParsableString(), done.Silo);
         Assert.Equal(Steps, done.LatestCheckpoint);
         await AssertSoundAsync(cluster, "learner-kill");
         // The steps after the kill were opened by the new learner (the epoch each step records is its opener's).
@@ -115,7 +115,7 @@ public sealed class FaultTests
         var info = await Eventually.WaitAsync(newcomer.GetAsync, i => i.GroupsSubmitted > 0, TimeSpan.FromSeconds(30),
             i => $"the added silo's rollout grain submitted {i.GroupsSubmitted} groups", cluster);
         Assert.Equal("added", info.RunId);
-        Assert.Equal(added.SiloAddress.ToString(), info.Silo);
+        Assert.Equal(added.SiloAddress.ToParsableString(), info.Silo);
         var run = (await cluster.Client.GetGrain<ILearnerGrain>("added").GetAsync())!;
         Assert.Equal(RunStatus.Running, run.Status);  // it took work of the running run, not after it
 

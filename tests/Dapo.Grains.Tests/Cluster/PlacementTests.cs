@@ -51,7 +51,7 @@ public sealed class PlacementTests : IAsyncLifetime
             Assert.Contains(rollouts, a => a.SiloAddress.Equals(silo) && a.GrainId.Key.ToString() == key);
             var info = await grains.GetGrain<IRolloutGrain>(key).GetAsync();
             Assert.Equal(key, info.Key);
-            Assert.Equal(silo.ToString(), info.Silo);
+            Assert.Equal(silo.ToParsableString(), info.Silo);
         }
 
         // A rollout grain of the learner silo, or of a silo that is not in the cluster, is refused, not placed elsewhere.

@@ -182,15 +182,13 @@ internal static class GrainStateSamples
 
     public static PromptState Prompt() => new()
     {
-        // A List, as PromptGrain stores slots: Orleans' Azure provider writes Newtonsoft JSON with $type names and
-        // refuses types outside its allow-list, such as the compiler's class behind a collection expression [a, b].
         Group = new PromptGroup(new WorkItem("run-a", 3, 17, 42, 1042, 2), 2,
             new List<SlotResult>
             {
                 new(0, [5, 6, 7], [-0.5f, -1.25f, -0.125f], "12", 1, 0, true, false, "silo/0"),
                 new(1, [5, 8], [-2f, -0.75f], "13", -1, -0.5, false, true, "silo/1"),
             },
-            PromptStatus.Accepted, "accepted: accuracy 0.5", true, "2026-01-01T00:00:00Z drawn: step 3\n"),
+            PromptStatus.Accepted, "accepted: accuracy 0.5", "2026-01-01T00:00:00Z drawn: step 3\n"),
     };
 
     public static RunRegistryState Registry() => new()
