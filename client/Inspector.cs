@@ -56,8 +56,8 @@ internal sealed class Inspector(ClientSession session)
         {
             var iAmAlive = s.IAmAliveAt.ToUnixTimeMilliseconds();
             return new SiloView(s.Address, s.Name, s.Host, s.Status, s.Status == "active", s.GatewayPort, s.StartedAt.ToUnixTimeMilliseconds(),
-                iAmAlive, now - iAmAlive, rollouts.Count(r => r.Silo == s.Identity || r.Key.StartsWith(s.Address + "/", StringComparison.Ordinal)),
-                runs.Where(r => r.Silo == s.Identity && r.Status == RunStatus.Running).Select(r => r.RunId).ToList());
+                iAmAlive, now - iAmAlive, rollouts.Count(r => r.Silo == s.Address),
+                runs.Where(r => r.Silo == s.Address && r.Status == RunStatus.Running).Select(r => r.RunId).ToList());
         }).ToList();
     }
 

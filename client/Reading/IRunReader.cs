@@ -39,7 +39,6 @@ internal interface IRunReader : IAsyncDisposable
 
 /// <summary>A silo as the cluster's membership table holds it.</summary>
 /// <param name="Address">Orleans' silo address, <c>host:port@generation</c>.</param>
-/// <param name="Identity">The silo address as grains report where they run (Grain.RuntimeIdentity).</param>
 /// <param name="Status">Orleans' silo status, lower case: active, joining, shuttingdown, stopping, dead.</param>
-internal sealed record SiloInfo(string Address, string Identity, string Name, string Host, string Status, int GatewayPort, DateTimeOffset StartedAt,
+internal sealed record SiloInfo(string Address, string Name, string Host, string Status, int GatewayPort, DateTimeOffset StartedAt,
     DateTimeOffset IAmAliveAt);

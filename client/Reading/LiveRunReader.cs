@@ -110,7 +110,7 @@ internal sealed class LiveRunReader : IRunReader
 
     public Task<IReadOnlyList<SiloInfo>> ListSilosAsync(CancellationToken cancellationToken) =>
         CallAsync<IReadOnlyList<SiloInfo>>("the membership", async () =>
-            (await Management.GetDetailedHosts(onlyActive: false)).Select(m => new SiloInfo(m.SiloAddress.ToParsableString(), m.SiloAddress.ToString(), m.SiloName ?? "",
+            (await Management.GetDetailedHosts(onlyActive: false)).Select(m => new SiloInfo(m.SiloAddress.ToParsableString(), m.SiloName ?? "",
                 m.HostName ?? "", m.Status.ToString().ToLowerInvariant(), m.ProxyPort, Utc(m.StartTime), Utc(m.IAmAliveTime))).ToList(),
             cancellationToken);
 

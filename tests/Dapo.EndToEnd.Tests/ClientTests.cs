@@ -149,7 +149,7 @@ public sealed class ClientTests : IDisposable
         var key = (string)accepted[0]!["key"]!;
         var grain = await AssertPromptGrainAsync(grains, key, ["grain", "prompt", key, .. at, "--json"]);
         Assert.True((bool)grain["trainedOn"]!);
-        Assert.Contains(grain["history"]!.AsArray(), h => (string)h!["event"]! == "accepted");
+        Assert.Contains(grain["history"]!.AsArray(), h => (string)h!["event"]! == "judged");
         Assert.False(string.IsNullOrEmpty((string?)grain["problem"]), "the prompt's text from the run's dataset");
 
         // Checkpoints: what the checkpoint store lists, the latest the learner's.

@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 
 namespace Dapo.Grains.Blobs;
 
-/// <summary>Makes Key=Value;… connection strings (Azure Storage, Npgsql, …) safe to log.</summary>
+/// <summary>Makes Key=Value;… connection strings (Azure Storage and the like) safe to log.</summary>
 public static partial class ConnectionStrings
 {
     private static readonly string[] SecretWords = ["key", "password", "pwd", "secret", "signature", "token", "sig"];
