@@ -6,9 +6,8 @@ namespace Dapo.Grains.Grains;
 /// Checks the step ledger's invariants over a run, reading the grains — what must hold whatever crashed along the
 /// way: every accepted or filtered group has exactly G responses, no slot was written twice, every drawn prompt of a
 /// finished step ended Accepted, Filtered or Abandoned with a reason, a group's own verdict agrees with its step's
-/// outcome,
-/// and each trained step trained on its target of groups (or, at the generation cap with train-on-accepted, on what
-/// it had).
+/// outcome, and each trained step trained on its target of groups (or, at the generation cap with train-on-accepted,
+/// on what it had).
 /// </summary>
 public static class LedgerAudit
 {
