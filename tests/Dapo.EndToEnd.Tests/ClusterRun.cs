@@ -161,13 +161,23 @@ internal sealed class ClusterRun : IAsyncDisposable
         address is not null && (address.Contains($"127.0.0.1:{PortOf(name)}@", StringComparison.Ordinal) ||
                                 address.Contains($"127.0.0.1:{PortOf(name)}:", StringComparison.Ordinal));
 
-    /// <summary>The first rollout grain of silo <paramref name="name"/> as it is now (null when the silo is not an active member).</summary>
+    /// <summary>The first rollout grain of silo <paramref name="name"/> as it is now (null when the silo is not an active
+    /// member, or not yet known to this client).</summary>
     public async Task<RolloutInfo?> RolloutAsync(string name)
     {
         var grains = await GrainsAsync();
         var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
         var silo = hosts.Keys.FirstOrDefault(s => s.Endpoint.Port == PortOf(name));
-        return silo is null ? null : await grains.GetGrain<IRolloutGrain>(RolloutKeys.Of(silo, 0)).GetAsync();
+        if (silo is null) return null;
+        try
+        {
+            return await grains.GetGrain<IRolloutGrain>(RolloutKeys.Of(silo, 0)).GetAsync();
+        }
+        catch (ArgumentException)
+        {
+            // This client has not yet learned the new silo's grain types (its cluster manifest lags a joining silo).
+            return null;
+        }
     }
 
     /// <summary>Waits until silo <paramref name="name"/>'s rollout grain holds leased groups it has not submitted.</summary>

@@ -136,16 +136,39 @@ public sealed record EmbeddedSiloFile(string ClusterId, int GatewayPort, int Pro
     }
 }
 
-/// <summary>Starts this rollout silo's rollout grains once the silo runs (they are placed on it by their keys).</summary>
-internal sealed class RolloutDevices(IGrainFactory grains, Orleans.Runtime.ILocalSiloDetails silo, IOptions<SiloOptions> options) : IHostedService
+/// <summary>
+/// Starts this rollout silo's rollout grains once the silo runs (they are placed on it by their keys), and starts them
+/// again every few seconds: Orleans may deactivate a grain (a directory partition lost with a dead silo), and a
+/// rollout grain that is not running takes no work. Starting a running grain does nothing.
+/// </summary>
+internal sealed partial class RolloutDevices(IGrainFactory grains, Orleans.Runtime.ILocalSiloDetails silo, IOptions<SiloOptions> options,
+    Microsoft.Extensions.Logging.ILogger<RolloutDevices> logger) : BackgroundService
 {
-    public async Task StartAsync(CancellationToken cancellationToken)
+    private static readonly TimeSpan Every = TimeSpan.FromSeconds(5);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        for (var device = 0; device < options.Value.RolloutWorkers; device++)
-            await grains.GetGrain<IRolloutGrain>(RolloutKeys.Of(silo.SiloAddress, device)).StartAsync();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            for (var device = 0; device < options.Value.RolloutWorkers; device++)
+            {
+                try
+                {
+                    await grains.GetGrain<IRolloutGrain>(RolloutKeys.Of(silo.SiloAddress, device)).StartAsync().WaitAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogStartFailed(logger, device, e.Message);
+                }
+            }
+            try { await Task.Delay(Every, stoppingToken); }
+            catch (OperationCanceledException) { return; }
+        }
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    [Microsoft.Extensions.Logging.LoggerMessage(EventId = 2006, Level = Microsoft.Extensions.Logging.LogLevel.Warning,
+        Message = "Rollout grain {Device} of this silo could not be started: {Error}; trying again")]
+    private static partial void LogStartFailed(Microsoft.Extensions.Logging.ILogger logger, int device, string error);
 }
 
 /// <summary>A silo's settings, read and checked before anything starts.</summary>
