@@ -18,10 +18,12 @@ namespace Dapo.Grains.Grains;
 [CollectionAgeLimit(AlwaysActive = true)]
 public sealed partial class RolloutGrain(
     RunCatalog catalog, PolicySource policies, IOptions<SiloOptions> options, CoordinationTimer coordination, TimeProvider time,
-    ILogger<RolloutGrain> logger) : Grain, IRolloutGrain
+    Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime, ILogger<RolloutGrain> logger) : Grain, IRolloutGrain
 {
     private readonly SiloOptions _options = options.Value;
-    private readonly CancellationTokenSource _stop = new();
+    // The silo being asked to stop (SIGTERM) stops the work at once, before Orleans deactivates the grain (which
+    // then gives the leases back): groups still being sampled go back to the step instead of being finished.
+    private readonly CancellationTokenSource _stop = CancellationTokenSource.CreateLinkedTokenSource(lifetime.ApplicationStopping);
     private EngineThread? _engine;
     private Task? _loop;
     private PolicyModel? _model;
