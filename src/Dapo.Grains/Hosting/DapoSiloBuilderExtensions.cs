@@ -25,29 +25,8 @@ public static class DapoSiloBuilderExtensions
     public static ISiloBuilder AddDapo(this ISiloBuilder silo, SiloSettings settings)
     {
         var (options, blobs) = (settings.Silo, settings.Blobs);
-        var services = silo.Services;
-        services.AddSingleton(Options.Create(options));
-        services.AddSingleton(Options.Create(blobs));
-        services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<CoordinationTimer>();
-        services.AddSingleton<IBlobStore>(sp => new TimedBlobStore(BlobStoreFactory.Create(blobs, sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()),
-            sp.GetRequiredService<CoordinationTimer>()));
-        services.AddSingleton<RunCatalog>();
-        services.AddSingleton<PolicySource>();
-        services.TryAddSingleton<ITrainingReporter, LoggingTrainingReporter>();
-        silo.Services.AddPlacementDirector<SiloLocalPlacementStrategy, SiloLocalPlacementDirector>();
-
+        silo.AddDapoGrains(settings);
         silo.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (options.ClusterId, options.ClusterId));
-        silo.Configure<ClusterMembershipOptions>(o =>
-        {
-            o.ProbeTimeout = options.ProbeTimeout;
-            o.NumMissedProbesLimit = options.MissedProbesLimit;
-            o.NumVotesForDeathDeclaration = options.VotesForDeath;
-        });
-        silo.Configure<ReminderOptions>(o =>
-        {
-            if (options.LearnerReminderPeriod < o.MinimumReminderPeriod) o.MinimumReminderPeriod = options.LearnerReminderPeriod;
-        });
         var (siloPort, gatewayPort) = (options.SiloPort == 0 ? LoopbackPorts.Free() : options.SiloPort, options.GatewayPort == 0 ? LoopbackPorts.Free() : options.GatewayPort);
         silo.ConfigureEndpoints(IPAddress.Parse(options.Address), siloPort, gatewayPort, listenOnAnyHostAddress: false);
         switch (options.Storage)
@@ -56,7 +35,7 @@ public static class DapoSiloBuilderExtensions
                 // One silo: it is its own membership, and primary.
                 silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(options.Address), siloPort));
                 var directory = options.GrainStateDirectory.Length > 0 ? options.GrainStateDirectory : Path.Combine(options.RunDirectory, "grains");
-                services.AddGrainStorage(GrainStorage.Name, (_, _) => new FileGrainStorage(directory));
+                silo.Services.AddGrainStorage(GrainStorage.Name, (_, _) => new FileGrainStorage(directory));
                 silo.UseInMemoryReminderService();
                 break;
             case ClusterStorage.AzureStorage:
@@ -74,6 +53,38 @@ public static class DapoSiloBuilderExtensions
                 silo.UseAzureTableReminderService(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
                 break;
         }
+        return silo;
+    }
+
+    /// <summary>
+    /// What every Dapo silo has whatever its clustering and storage (a test cluster brings its own): the options,
+    /// blob storage, the run catalog and policy cache, the rollout placement, membership and reminder timings, the
+    /// grain classes of the silo's roles, and the rollout grains of a rollout silo.
+    /// </summary>
+    public static ISiloBuilder AddDapoGrains(this ISiloBuilder silo, SiloSettings settings)
+    {
+        var (options, blobs) = (settings.Silo, settings.Blobs);
+        var services = silo.Services;
+        services.AddSingleton(Options.Create(options));
+        services.AddSingleton(Options.Create(blobs));
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<CoordinationTimer>();
+        services.AddSingleton<IBlobStore>(sp => new TimedBlobStore(BlobStoreFactory.Create(blobs, sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()),
+            sp.GetRequiredService<CoordinationTimer>()));
+        services.AddSingleton<RunCatalog>();
+        services.AddSingleton<PolicySource>();
+        services.TryAddSingleton<ITrainingReporter, LoggingTrainingReporter>();
+        services.AddPlacementDirector<SiloLocalPlacementStrategy, SiloLocalPlacementDirector>();
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = options.ProbeTimeout;
+            o.NumMissedProbesLimit = options.MissedProbesLimit;
+            o.NumVotesForDeathDeclaration = options.VotesForDeath;
+        });
+        silo.Configure<ReminderOptions>(o =>
+        {
+            if (options.LearnerReminderPeriod < o.MinimumReminderPeriod) o.MinimumReminderPeriod = options.LearnerReminderPeriod;
+        });
 
         // Roles: a silo hosts only the grain classes of its roles, so Orleans places each grain on a silo of its role.
         var roles = options.ParsedRoles;

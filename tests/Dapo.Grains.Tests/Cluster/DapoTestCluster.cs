@@ -175,37 +175,11 @@ public sealed class DapoTestCluster : IAsyncDisposable
         var services = builder.Services;
         services.AddLogging(l => l.AddProvider(_log).SetMinimumLevel(LogLevel.Information)
             .AddFilter("Orleans", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning));
-        // What AddDapo registers, in the same way.
-        services.AddSingleton(Options.Create(options));
-        services.AddSingleton(Options.Create(_blobOptions));
-        services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<CoordinationTimer>();
-        services.AddSingleton<IBlobStore>(sp => new TimedBlobStore(BlobStoreFactory.Create(_blobOptions, sp.GetRequiredService<ILoggerFactory>()),
-            sp.GetRequiredService<CoordinationTimer>()));
-        services.AddSingleton<RunCatalog>();
-        services.AddSingleton<PolicySource>();
-        services.TryAddSingleton<ITrainingReporter, LoggingTrainingReporter>();
-        services.AddPlacementDirector<SiloLocalPlacementStrategy, SiloLocalPlacementDirector>();
-        builder.Configure<ClusterMembershipOptions>(o =>
-        {
-            o.ProbeTimeout = options.ProbeTimeout;
-            o.NumMissedProbesLimit = options.MissedProbesLimit;
-            o.NumVotesForDeathDeclaration = options.VotesForDeath;
-        });
-        builder.Configure<ReminderOptions>(o =>
-        {
-            if (options.LearnerReminderPeriod < o.MinimumReminderPeriod) o.MinimumReminderPeriod = options.LearnerReminderPeriod;
-        });
+        // Everything of AddDapo but its clustering, endpoints and storage, which the test cluster brings.
+        builder.AddDapoGrains(new SiloSettings(options, _blobOptions));
         services.AddGrainStorage(GrainStorage.Name, (_, _) => _grainStorage);
         builder.AddReminders();
         services.AddSingleton<IReminderTable>(_reminders);
-        services.PostConfigure<GrainTypeOptions>(o =>
-        {
-            if (!roles.HasFlag(SiloRoles.Learner))
-                foreach (var type in DapoSiloBuilderExtensions.LearnerRoleGrains) o.Classes.Remove(type);
-            if (!roles.HasFlag(SiloRoles.Rollout)) o.Classes.Remove(typeof(RolloutGrain));
-        });
-        if (roles.HasFlag(SiloRoles.Rollout)) services.AddHostedService<RolloutDevices>();
     }
 }
 
