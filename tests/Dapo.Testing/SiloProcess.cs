@@ -104,6 +104,12 @@ public sealed partial class SiloProcess : IAsyncDisposable
     /// <summary>SIGTERM: the graceful stop a service manager sends.</summary>
     public void Terminate() => kill(_process.Id, 15);
 
+    /// <summary>Freezes the process (SIGSTOP): whatever it holds stays held until <see cref="Resume"/>.</summary>
+    public void Pause() => kill(_process.Id, 19);
+
+    /// <summary>Lets a paused process run again (SIGCONT), with the signals sent meanwhile pending.</summary>
+    public void Resume() => kill(_process.Id, 18);
+
     /// <summary>kill -9: the process dies at once, with whatever it held.</summary>
     public void Kill()
     {
