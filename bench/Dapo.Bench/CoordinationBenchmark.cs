@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Dapo.Testing;
 
 namespace Dapo.Bench;
 
@@ -32,42 +31,24 @@ internal static class CoordinationBenchmark
                     return 2;
             }
         }
-        string? temporary = null;
+        List<JsonObject>? rows;
         if (runDir is null)
         {
-            temporary = Directory.CreateTempSubdirectory("dapo-coordination-").FullName;
-            runDir = Path.Combine(temporary, "bench");
-            // The demo recipe with a short warm-start (the model's quality does not matter here) and no evaluations.
-            var overrides = "{\"WarmStart\":{\"MaxSteps\":200,\"StopAtAccuracy\":null,\"EvaluateEvery\":0},\"EvaluateEvery\":0}";
             Console.WriteLine($"coordination benchmark: the demo recipe for {steps} steps (embedded silo, grain state in files, checkpoint every step), " +
                               $"engine threads: {threads ?? "the recipe's, as `train` runs it"}");
-            var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", runDir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides],
-                threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads });
-            var code = train.WaitForExitAsync(TimeSpan.FromMinutes(30)).GetAwaiter().GetResult();
-            train.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            if (code != 0)
-            {
-                Console.Error.WriteLine($"train failed ({code}):\n{train.Tail()}");
-                return 1;
-            }
+            rows = EmbeddedTrainRun.Train(steps, EmbeddedTrainRun.ShortWarmStart, threads);
+            if (rows is null) return 1;
         }
-        try
-        {
-            var rows = File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
-            double Sum(string key) => rows.Sum(r => r[key]!.GetValue<double>());
-            var step = Sum("timing/step_s");
-            var (grains, blobs, sampling, training) = (Sum("timing/grains_s"), Sum("timing/blob_s"), Sum("timing/sampling_s"), Sum("timing/training_s"));
-            var outside = Sum("timing/outside_engine_s");
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {rows.Count} steps, {step:F1} s: grain calls {grains:F2} s ({grains / step:P1}), blob storage {blobs:F2} s ({blobs / step:P1}), " +
-                $"sampling {sampling:F1} s ({sampling / step:P1}), training {training:F1} s ({training / step:P1})"));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  outside engine compute: {outside:F2} s = {outside / step:P1} of step time (target < 3 % embedded; the store-based runtime: 6.0 %)"));
-            return 0;
-        }
-        finally
-        {
-            if (temporary is not null) Directory.Delete(temporary, recursive: true);
-        }
+        else rows = EmbeddedTrainRun.Read(runDir);
+        double Sum(string key) => rows.Sum(r => r[key]!.GetValue<double>());
+        var step = Sum("timing/step_s");
+        var (grains, blobs, sampling, training) = (Sum("timing/grains_s"), Sum("timing/blob_s"), Sum("timing/sampling_s"), Sum("timing/training_s"));
+        var outside = Sum("timing/outside_engine_s");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {rows.Count} steps, {step:F1} s: grain calls {grains:F2} s ({grains / step:P1}), blob storage {blobs:F2} s ({blobs / step:P1}), " +
+            $"sampling {sampling:F1} s ({sampling / step:P1}), training {training:F1} s ({training / step:P1})"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  outside engine compute: {outside:F2} s = {outside / step:P1} of step time (target < 3 % embedded; the store-based runtime: 6.0 %)"));
+        return 0;
     }
 }

@@ -14,22 +14,28 @@ using Dapo.Torch;
 namespace Dapo.Bench;
 
 /// <summary>
-/// The demo recipe end to end in one process, without a cluster: supervised warm-start, then DAPO steps with plain
-/// in-memory dynamic sampling (over-sample, drop all-equal groups, refill until the prompt batch is full, cap on
-/// generation rounds), with held-out evaluations. The tuning tool of <see cref="DemoRecipe"/> and the reference the
-/// cluster's <c>train</c> is compared with.
+/// The demo recipe in one process, without a cluster: supervised warm-start, then DAPO steps with plain in-memory
+/// dynamic sampling (over-sample, drop all-equal groups, refill until the prompt batch is full, cap on generation
+/// rounds). By default it is the reference the cluster is measured against: the same recipe (short warm-start, no
+/// evaluations) run here and then by `dapo-silo train` on the embedded silo, and their step times compared. With
+/// <c>--reference-only</c> it is the tuning tool of <see cref="DemoRecipe"/>: the whole recipe with held-out evaluations.
 /// </summary>
 internal static class DemoRecipeBenchmark
 {
     private const string Usage =
-        "demo-recipe [--recipe dapo|grpo] [--seed N] [--steps N] [--eval-every N] [--save-warm FILE] [--load-warm FILE]\n" +
-        "            [--override JSON] [--json]\n" +
+        "demo-recipe [--steps N] [--quick] [--override JSON] [--json]\n" +
+        "  compares the step time of `train` (the embedded silo) with this process's reference, on the demo recipe with a\n" +
+        "  short warm-start: --steps DAPO steps (40; --quick: 15), --override JSON merged into the recipe of both\n" +
+        "demo-recipe --reference-only [--recipe dapo|grpo] [--seed N] [--steps N] [--eval-every N] [--save-warm FILE]\n" +
+        "            [--load-warm FILE] [--override JSON] [--json]\n" +
+        "  the whole recipe in this process only, with held-out evaluations (the recipe's tuning tool)\n" +
         "  --seed        seed of the DAPO phase (prompt order and rollout draws); the warm-start is the recipe's\n" +
         "  --override    JSON merged into the recipe, e.g. '{\"Dapo\":{\"LearningRate\":5e-4},\"WarmStart\":{\"MaxSteps\":400}}'\n" +
         "  --save-warm / --load-warm   weights after the warm-start, so variants can share one warm-start";
 
     private sealed record Args(
-        string Recipe, ulong? Seed, int? Steps, int? EvaluateEvery, string? SaveWarm, string? LoadWarm, string? Override, bool Json);
+        string Recipe, ulong? Seed, int? Steps, int? EvaluateEvery, string? SaveWarm, string? LoadWarm, string? Override, bool Json,
+        bool ReferenceOnly, bool Quick);
 
     public static int Command(string[] argv)
     {
@@ -38,12 +44,17 @@ internal static class DemoRecipeBenchmark
         try
         {
             args = Parse(argv);
+            if (!args.ReferenceOnly && (args.Recipe != "dapo" || args.Seed is not null || args.EvaluateEvery is not null
+                                        || args.SaveWarm is not null || args.LoadWarm is not null))
+                throw new ArgumentException("--recipe, --seed, --eval-every, --save-warm and --load-warm need --reference-only.");
             recipe = DemoRecipe.Named(args.Recipe);
+            if (!args.ReferenceOnly) recipe = recipe.WithOverrides(EmbeddedTrainRun.ShortWarmStart) with { Steps = args.Quick ? 15 : 40 };
             if (args.Override is not null) recipe = recipe.WithOverrides(args.Override);
             if (args.Seed is { } seed) recipe = recipe with { Dapo = recipe.Dapo with { Seed = seed } };
             if (args.Steps is { } steps) recipe = recipe with { Steps = steps };
             if (args.EvaluateEvery is { } every) recipe = recipe with { EvaluateEvery = every };
             recipe.EnsureValid();
+            if (!args.ReferenceOnly && recipe.Steps < 3) throw new ArgumentException("--steps: the comparison needs 3 or more steps.");
         }
         catch (Exception e) when (e is ArgumentException or KeyNotFoundException or FormatException or JsonException
                                       or OptionsValidationException)
@@ -51,10 +62,59 @@ internal static class DemoRecipeBenchmark
             Console.Error.WriteLine($"demo-recipe: {e.Message}\n{Usage}");
             return 2;
         }
-        return Run(recipe, args);
+        if (!args.ReferenceOnly) return Compare(recipe, args.Json);
+        if (Run(recipe, args) is not { } report) return 2;
+        if (args.Json) Console.WriteLine(report.ToJsonString());
+        return 0;
     }
 
-    private static int Run(DemoRecipe recipe, Args args)
+    /// <summary>
+    /// Step time of the embedded silo's `train` against this process's reference, on one recipe. A step's time on
+    /// the silo is the wall time between its metrics row and the previous one: everything the learner does for a step,
+    /// checkpoint and state writes included. The first step (it follows the warm-start) and the last (it evaluates) are
+    /// left out of both.
+    /// </summary>
+    private static int Compare(DemoRecipe recipe, bool json)
+    {
+        Console.WriteLine($"demo-recipe benchmark: {recipe.Steps} DAPO steps after a {recipe.WarmStart.MaxSteps}-step warm-start, " +
+                          "first in this process (the reference), then on the embedded silo (`dapo-silo train`)");
+        if (Run(recipe, new Args(recipe.Name, null, null, null, null, null, null, false, true, false)) is not { } report) return 2;
+        var reference = report["steps"]!.AsArray().Select(r => r!.AsObject()).ToList();
+        var rows = EmbeddedTrainRun.Train(recipe.Steps, JsonSerializer.Serialize(recipe), threads: null);
+        if (rows is null) return 1;
+        if (rows.Count != recipe.Steps)
+        {
+            Console.Error.WriteLine($"train wrote {rows.Count} metrics rows for {recipe.Steps} steps.");
+            return 1;
+        }
+        var times = rows.Select(r => DateTimeOffset.Parse(r["time"]!.GetValue<string>(), CultureInfo.InvariantCulture)).ToList();
+        var measured = Enumerable.Range(1, recipe.Steps - 2).ToList();  // 0-based indices of steps 2 .. N-1
+        var silo = measured.Select(i => (times[i] - times[i - 1]).TotalSeconds).ToList();
+        var local = measured.Select(i => reference[i]["step_seconds"]!.GetValue<double>()).ToList();
+        double Median(List<double> x) => x.Order().ElementAt(x.Count / 2);
+        string Describe(string name, List<double> seconds, IEnumerable<double> lengths, IEnumerable<double> filtered) =>
+            string.Create(CultureInfo.InvariantCulture,
+                $"  {name,-10} mean step {seconds.Average():F2} s, median {Median(seconds):F2} s over {seconds.Count} steps; " +
+                $"mean response length {lengths.Average():F1}, filtered groups per step {filtered.Average():F1}");
+        Console.WriteLine(Describe("reference", local, measured.Select(i => reference[i]["response_length/mean"]!.GetValue<double>()),
+            measured.Select(i => reference[i]["train/groups_filtered"]!.GetValue<double>())));
+        Console.WriteLine(Describe("embedded", silo, measured.Select(i => rows[i]["response_length/mean"]!.GetValue<double>()),
+            measured.Select(i => rows[i]["train/groups_filtered"]!.GetValue<double>())));
+        var (meanRatio, medianRatio) = (silo.Average() / local.Average(), Median(silo) / Median(local));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  embedded / reference: {meanRatio:F3}x mean step time ({(meanRatio - 1) * 100:+0.0;-0.0} %), {medianRatio:F3}x median (target: within 5 %)"));
+        if (json)
+            Console.WriteLine(new JsonObject
+            {
+                ["reference_step_s"] = new JsonArray(local.Select(x => (JsonNode)x).ToArray()),
+                ["embedded_step_s"] = new JsonArray(silo.Select(x => (JsonNode)x).ToArray()),
+                ["mean_ratio"] = meanRatio, ["median_ratio"] = medianRatio,
+            }.ToJsonString());
+        return 0;
+    }
+
+    /// <summary>The recipe in this process; its report (recipe, warm-start, evaluations, per-step rows), or null after saying why not.</summary>
+    private static JsonObject? Run(DemoRecipe recipe, Args args)
     {
         var total = Stopwatch.StartNew();
         TorchEngine.Threads = recipe.Threads;
@@ -81,7 +141,7 @@ internal static class DemoRecipeBenchmark
         if (model.Config with { Seed = m.Seed } != m)
         {
             Console.Error.WriteLine($"demo-recipe: {args.LoadWarm} holds a {model.Config} model, not the recipe's {m}.");
-            return 2;
+            return null;
         }
         Console.WriteLine($"  policy: {model.ParameterElementCount:N0} parameters");
         var warmWatch = Stopwatch.StartNew();
@@ -136,7 +196,8 @@ internal static class DemoRecipeBenchmark
                 $"clip {metrics.ClipFraction:F3} kl {metrics.ApproxKl:F4} gnorm {metrics.GradNorm:F2} " +
                 $"{tokens / stepSeconds:F0} tok/s (sample {sampled.GeneratedTokens / sampleSeconds:F0}, train {update?.TokensPerSecond ?? 0:F0}) {stepSeconds:F1}s" +
                 (update is null ? " (no informative group at the cap: no update)" : ""));
-            var row = JsonSerializer.SerializeToNode(metrics)!.AsObject();
+            var row = new JsonObject();  // metrics.jsonl's names
+            foreach (var (key, value) in metrics.ToDictionary()) row[key] = value;
             row["sampled_accuracy"] = sampled.Accuracy;
             row["step_seconds"] = stepSeconds;
             row["sample_seconds"] = sampleSeconds;
@@ -161,8 +222,7 @@ internal static class DemoRecipeBenchmark
         report["total_seconds"] = total.Elapsed.TotalSeconds;
         report["avg_at_k_before"] = before.AverageAtK;
         report["avg_at_k_after"] = last.AverageAtK;
-        if (args.Json) Console.WriteLine(report.ToJsonString());
-        return 0;
+        return report;
     }
 
     /// <summary>What one step's sampling produced.</summary>
@@ -223,7 +283,7 @@ internal static class DemoRecipeBenchmark
         ulong? seed = null;
         int? steps = null, every = null;
         string? save = null, load = null, patch = null;
-        var json = false;
+        bool json = false, referenceOnly = false, quick = false;
         for (var i = 0; i < argv.Length; i++)
         {
             string Value() => i + 1 < argv.Length ? argv[++i] : throw new ArgumentException($"{argv[i]} needs a value.");
@@ -237,10 +297,12 @@ internal static class DemoRecipeBenchmark
                 case "--load-warm": load = Value(); break;
                 case "--override": patch = Value(); break;
                 case "--json": json = true; break;
+                case "--reference-only": referenceOnly = true; break;
+                case "--quick": quick = true; break;
                 default: throw new ArgumentException($"unknown option {argv[i]}.");
             }
         }
-        return new Args(recipe, seed, steps, every, save, load, patch, json);
+        return new Args(recipe, seed, steps, every, save, load, patch, json, referenceOnly, quick);
     }
 
 }

@@ -10,27 +10,28 @@ namespace Dapo.Grains;
 /// </summary>
 public interface IPromptGrain : IGrainWithStringKey
 {
-    /// <summary>Stores the slots not stored before; when the group is complete, judges it and reports it
-    /// (<see cref="StoreAsync"/> then <see cref="ReportAsync"/>).</summary>
+    /// <summary>Stores the slots not stored before; when the group is complete, judges it and reports it to its step
+    /// (<see cref="StoreAsync"/>, then the step's <see cref="IStepGrain.ReportAsync"/> with its one report).</summary>
     Task<SubmitOutcome> SubmitAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker);
 
     /// <summary>
     /// Stores the slots not stored before and, when the group is complete, judges it, without reporting it:
     /// <see cref="SubmitOutcome.Stored"/> while slots are missing, <see cref="SubmitOutcome.Duplicate"/> when nothing was
-    /// new, <see cref="SubmitOutcome.Stale"/> for work of another draw, otherwise the verdict (Accepted or Filtered),
-    /// to report with <see cref="ReportAsync"/>. A rollout grain stores a batch's groups at once and reports them in draw
-    /// order, so the step's decisions do not depend on which write finished first.
+    /// new, <see cref="SubmitOutcome.Stale"/> for work of another draw, otherwise the verdict (Accepted or Filtered).
+    /// A complete group's report comes with it, stored or duplicate alike (a re-delivered group is reported again: the
+    /// step answers with the outcome it recorded). A rollout grain stores a batch's groups at once and reports them to
+    /// the step in one call, in draw order, so the step's decisions do not depend on which write finished first.
     /// </summary>
-    Task<SubmitOutcome> StoreAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker);
-
-    /// <summary>Reports the complete, judged group to its step (again, if it was reported before: the step answers
-    /// with the outcome it recorded). <see cref="SubmitOutcome.Stored"/> when the group is not complete.</summary>
-    Task<SubmitOutcome> ReportAsync();
+    Task<StoredGroup> StoreAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker);
 
     /// <summary>The group as stored; null when nothing was ever submitted.</summary>
     [ReadOnly]
     Task<PromptGroup?> GetAsync();
 }
+
+/// <summary>What <see cref="IPromptGrain.StoreAsync"/> did, and the report of the group when it is complete and judged.</summary>
+[GenerateSerializer, Immutable]
+public sealed record StoredGroup([property: Id(0)] SubmitOutcome Outcome, [property: Id(1)] GroupReport? Report);
 
 /// <summary>What a submission did.</summary>
 public enum SubmitOutcome

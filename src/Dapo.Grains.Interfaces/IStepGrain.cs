@@ -44,10 +44,11 @@ public interface IStepGrain : IGrainWithStringKey
     Task<int> ReleaseAsync(string worker);
 
     /// <summary>
-    /// A prompt grain's group is complete and judged: count it (once: a second report of the same prompt returns the
-    /// first outcome), and when it was filtered draw refills while the step needs groups and the cap allows.
+    /// Complete, judged groups, decided in the order given, as if reported one by one: each is counted once (a second
+    /// report of the same prompt returns the first outcome), and after a filtered one the step draws refills while it
+    /// needs groups and the cap allows. The outcomes, in the same order.
     /// </summary>
-    Task<ReportOutcome> ReportAsync(GroupReport report);
+    Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<GroupReport> reports);
 
     /// <summary>Returns once sampling stopped, or after <paramref name="maxWait"/>, with the ledger.</summary>
     [AlwaysInterleave]

@@ -14,7 +14,7 @@ public sealed class PromptState
 
 /// <summary>
 /// A drawn prompt's group (see <see cref="IPromptGrain"/>). One write per complete group: the slots with the verdict;
-/// then the group is reported and the step counts it. The step's ledger is the one record of outcomes, and counting is idempotent by
+/// then the group's report goes to the step (by this grain, or with its batch by the rollout grain), which counts it. The step's ledger is the one record of outcomes, and counting is idempotent by
 /// prompt id, so a complete group submitted again (its work item re-delivered after a crash anywhere) is simply
 /// reported again: the step answers with the outcome it recorded, or decides it now if it lost the decision.
 /// </summary>
@@ -26,12 +26,13 @@ public sealed class PromptGrain(
     public async Task<SubmitOutcome> SubmitAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker)
     {
         var stored = await StoreAsync(work, slots, worker);
-        if (stored is SubmitOutcome.Stored or SubmitOutcome.Stale) return stored;
-        var reported = await ReportAsync();
-        return stored == SubmitOutcome.Duplicate ? SubmitOutcome.Duplicate : reported;
+        if (stored.Report is not { } report) return stored.Outcome;
+        var step = GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(work.RunId, work.Step));
+        var reported = Outcome((await step.ReportAsync([report]))[0]);
+        return stored.Outcome == SubmitOutcome.Duplicate ? SubmitOutcome.Duplicate : reported;
     }
 
-    public async Task<SubmitOutcome> StoreAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker)
+    public async Task<StoredGroup> StoreAsync(WorkItem work, IReadOnlyList<SlotResult> slots, string worker)
     {
         if (work.PromptKey != this.GetPrimaryKeyString())
             throw new ArgumentException($"Work for prompt {work.PromptKey} was sent to prompt grain {this.GetPrimaryKeyString()}.", nameof(work));
@@ -39,13 +40,13 @@ public sealed class PromptGrain(
         var group = state.State.Group ?? new PromptGroup(work, run.Options.GroupSize, [], PromptStatus.Sampling, "drawn",
             Log("", "drawn", $"step {work.Step}, dataset example {work.DatasetIndex}"));
         // The grain holds the group of one draw: work naming another (a stale or foreign work item) is refused.
-        if (group.Work != work) return SubmitOutcome.Stale;
+        if (group.Work != work) return new StoredGroup(SubmitOutcome.Stale, null);
         foreach (var slot in slots)
             if (slot.Slot < 0 || slot.Slot >= group.GroupSize)
                 throw new ArgumentOutOfRangeException(nameof(slots), slot.Slot, $"Prompt {work.PromptKey} has {group.GroupSize} slots.");
         var known = group.Slots.Select(s => s.Slot).ToHashSet();
         var added = slots.Where(s => known.Add(s.Slot)).ToList();
-        if (added.Count == 0) return SubmitOutcome.Duplicate;
+        if (added.Count == 0) return new StoredGroup(SubmitOutcome.Duplicate, ReportOf(group));
         group = group with
         {
             Slots = group.Slots.Concat(added).OrderBy(s => s.Slot).ToList(),
@@ -56,27 +57,29 @@ public sealed class PromptGrain(
         await state.WriteStateAsync();
         return group.Status switch
         {
-            PromptStatus.Accepted => SubmitOutcome.Accepted,
-            PromptStatus.Filtered => SubmitOutcome.Filtered,
-            _ => SubmitOutcome.Stored,
+            PromptStatus.Accepted => new StoredGroup(SubmitOutcome.Accepted, ReportOf(group)),
+            PromptStatus.Filtered => new StoredGroup(SubmitOutcome.Filtered, ReportOf(group)),
+            _ => new StoredGroup(SubmitOutcome.Stored, null),
         };
     }
 
-    public async Task<SubmitOutcome> ReportAsync()
+    /// <summary>What the step counts a judged group by; null while the group is not complete.</summary>
+    private static GroupReport? ReportOf(PromptGroup group)
     {
-        if (state.State.Group is not { Status: PromptStatus.Accepted or PromptStatus.Filtered } group) return SubmitOutcome.Stored;
+        if (group.Status is not (PromptStatus.Accepted or PromptStatus.Filtered)) return null;
         var outcomes = Outcomes(group);
-        var step = GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(group.Work.RunId, group.Work.Step));
-        var outcome = await step.ReportAsync(new GroupReport(group.Work.PromptId, group.Work.PolicyVersion, group.Status == PromptStatus.Accepted,
-            group.Reason, outcomes.Average(o => o.Correct ? 1.0 : 0.0), outcomes.Average(o => (double)o.Length), outcomes.Length));
-        return outcome switch
-        {
-            ReportOutcome.Accepted => SubmitOutcome.Accepted,
-            ReportOutcome.Filtered => SubmitOutcome.Filtered,
-            ReportOutcome.Surplus or ReportOutcome.SurplusCarried => SubmitOutcome.Surplus,
-            _ => SubmitOutcome.Stale,
-        };
+        return new GroupReport(group.Work.PromptId, group.Work.PolicyVersion, group.Status == PromptStatus.Accepted,
+            group.Reason, outcomes.Average(o => o.Correct ? 1.0 : 0.0), outcomes.Average(o => (double)o.Length), outcomes.Length);
     }
+
+    /// <summary>A step's outcome as the submitter sees it.</summary>
+    private static SubmitOutcome Outcome(ReportOutcome outcome) => outcome switch
+    {
+        ReportOutcome.Accepted => SubmitOutcome.Accepted,
+        ReportOutcome.Filtered => SubmitOutcome.Filtered,
+        ReportOutcome.Surplus or ReportOutcome.SurplusCarried => SubmitOutcome.Surplus,
+        _ => SubmitOutcome.Stale,
+    };
 
     public Task<PromptGroup?> GetAsync() => Task.FromResult(state.State.Group);
 

@@ -137,21 +137,20 @@ public sealed partial class RolloutGrain(
                 return run.Generator.Generate(_model!, rolloutPrompts, run.Rollout);
             }, stop).WaitAsync(stop);  // a graceful stop does not wait for the batch: its leases go back at once (OnDeactivateAsync)
             _loaded = batch.Key;
-            // Every group is stored at once (each prompt grain writes its own state), then reported in draw order:
-            // the step decides in the same order however the writes interleave, so a run is reproducible.
+            // Every group is stored at once (each prompt grain writes its own state), then the judged ones are reported
+            // to the step in one call, in draw order: the step decides in the same order however the writes
+            // interleave, so a run is reproducible.
             stop.ThrowIfCancellationRequested();
             var slots = groups.Select(g => g.Slots.Select(s => new SlotResult(s.Slot, s.Tokens, s.LogProbs, s.Text, s.Score, s.OverlongPenalty,
                 s.Correct, s.Truncated, Key)).ToList()).ToList();
             var tokens = slots.Sum(g => g.Sum(s => (long)s.Tokens.Length));
             var prompts = items.Select(w => GrainFactory.GetGrain<IPromptGrain>(w.PromptKey)).ToList();
             var stored = await coordination.TimeGrainsAsync(() => Task.WhenAll(items.Select((w, i) => prompts[i].StoreAsync(w, slots[i], Key))));
-            for (var i = 0; i < items.Count; i++)
-            {
-                // A graceful stop: the groups not reported yet go back to the step (OnDeactivateAsync) for others.
-                stop.ThrowIfCancellationRequested();
-                if (stored[i] is SubmitOutcome.Accepted or SubmitOutcome.Filtered or SubmitOutcome.Duplicate)
-                    await coordination.TimeGrainsAsync(prompts[i].ReportAsync);
-            }
+            // A graceful stop: the groups not reported yet go back to the step (OnDeactivateAsync) for others.
+            stop.ThrowIfCancellationRequested();
+            var reports = stored.Where(s => s.Report is not null).Select(s => s.Report!).ToList();  // one lease: one step
+            if (reports.Count > 0)
+                await coordination.TimeGrainsAsync(() => GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(batch.Key.RunId, items[0].Step)).ReportAsync(reports));
             _info = _info with
             {
                 RunId = batch.Key.RunId, PolicyVersion = batch.Key.PolicyVersion, GroupsSubmitted = _info.GroupsSubmitted + items.Count,

@@ -125,7 +125,19 @@ public sealed partial class StepGrain(
         return Task.FromResult(mine.Count);
     }
 
-    public async Task<ReportOutcome> ReportAsync(GroupReport report)
+    public async Task<IReadOnlyList<ReportOutcome>> ReportAsync(IReadOnlyList<GroupReport> reports)
+    {
+        var drawsBefore = S.Ledger?.Draws;
+        var outcomes = reports.Select(Decide).ToList();
+        // New prompts must be stored before they can be leased (no lease interleaves with this turn); the end of
+        // sampling is stored at once too. Other decisions are written within FlushDelay.
+        if (S.Ledger is { } ledger && (ledger.Draws != drawsBefore || SamplingStopped)) await WriteAsync();
+        if (SamplingStopped) _samplingEnded.TrySetResult();
+        return outcomes;
+    }
+
+    /// <summary>Decides one reported group and continues sampling (refills, stop) as the policy says.</summary>
+    private ReportOutcome Decide(GroupReport report)
     {
         var index = S.Prompts.FindIndex(p => p.Step == _step && p.PromptId == report.PromptId);
         if (index < 0 || S.Ledger is not { } ledger) return ReportOutcome.Stale;
@@ -159,10 +171,7 @@ public sealed partial class StepGrain(
         S.Prompts[index] = entry;
         _leases.Remove(report.PromptId);
         S.Ledger = ContinueSampling(ledger);
-        // New prompts must be stored before they can be leased; the end of sampling is stored at once too.
-        if (S.Ledger.Draws != ledger.Draws || SamplingStopped) await WriteAsync();
-        else _dirty = true;
-        if (SamplingStopped) _samplingEnded.TrySetResult();
+        _dirty = true;
         return OutcomeOf(entry);
     }
 

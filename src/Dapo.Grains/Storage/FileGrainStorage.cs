@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -10,12 +11,12 @@ namespace Dapo.Grains.Storage;
 /// <summary>
 /// Grain state in files under one directory: the embedded default (one silo, one machine, no server). Each grain's
 /// state is one file, replaced atomically (written beside it, flushed, renamed over it), so a process killed at any
-/// instant leaves the old state or the new one. The ETag is the content's hash: a write whose ETag is not the stored
+/// instant leaves the old state or the new one; writes that arrive together are flushed together (group commit). The ETag is the content's hash: a write whose ETag is not the stored
 /// one is refused with <see cref="InconsistentStateException"/>, as the packaged providers do. Only one silo may use
 /// a directory at a time (the ETags are checked in this process). State files are JSON: readers without a silo (tests,
 /// the client on a finished run) read them with <see cref="Json"/>.
 /// </summary>
-public sealed class FileGrainStorage(string root) : IGrainStorage
+public sealed partial class FileGrainStorage(string root) : IGrainStorage
 {
     /// <summary>State files are JSON a person can read (enums by name).</summary>
     public static readonly JsonSerializerOptions Json = new() { Converters = { new JsonStringEnumConverter() } };
@@ -46,29 +47,106 @@ public sealed class FileGrainStorage(string root) : IGrainStorage
         return Task.CompletedTask;
     }
 
-    public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
-        var path = PathOf(stateName, grainId);
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(grainState.State, Json);
-        // The write and its flush to disk block: on a pool thread, never on the grain's scheduler thread.
-        return Task.Run(() =>
-        {
-            lock (LockOf(path))
-            {
-                Check(path, grainState.ETag, stateName, grainId);
-                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                var temporary = path + ".tmp";
-                using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-                {
-                    file.Write(bytes);
-                    file.Flush(flushToDisk: true);
-                }
-                File.Move(temporary, path, overwrite: true);
-                grainState.ETag = _etags[path] = ETagOf(bytes);
-                grainState.RecordExists = true;
-            }
-        });
+        var write = new PendingWrite(PathOf(stateName, grainId), JsonSerializer.SerializeToUtf8Bytes(grainState.State, Json),
+            grainState.ETag, stateName, grainId);
+        _pending.Enqueue(write);
+        // The writes and their flush to disk block: on a pool thread, never on the grain's scheduler thread.
+        if (Interlocked.CompareExchange(ref _committing, 1, 0) == 0) _ = Task.Run(CommitPending);
+        grainState.ETag = await write.Done.Task;
+        grainState.RecordExists = true;
     }
+
+    /// <summary>A state file waiting to be written; completes with its new ETag.</summary>
+    private sealed record PendingWrite(string Path, byte[] Bytes, string? ETag, string StateName, GrainId GrainId)
+    {
+        public TaskCompletionSource<string> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private readonly ConcurrentQueue<PendingWrite> _pending = new();
+    private int _committing;
+
+    /// <summary>
+    /// Group commit: one committer at a time takes every write waiting and commits them together, while the next ones
+    /// queue for the following batch. A batch is flushed to disk with one file-system sync instead of one per file (on
+    /// this kind of disk each sync costs about a millisecond and they do not overlap): many prompt grains store their
+    /// groups at the same moment.
+    /// </summary>
+    private void CommitPending()
+    {
+        while (true)
+        {
+            var batch = new List<PendingWrite>();
+            while (_pending.TryDequeue(out var write)) batch.Add(write);
+            if (batch.Count > 0) Commit(batch);
+            Volatile.Write(ref _committing, 0);
+            if (_pending.IsEmpty || Interlocked.CompareExchange(ref _committing, 1, 0) != 0) return;
+        }
+    }
+
+    /// <summary>
+    /// Writes each file beside its state, flushes them to disk (each file, or the file system once for several), then
+    /// renames each over its state: a process or machine that stops at any instant leaves the old state or the new one.
+    /// </summary>
+    private void Commit(List<PendingWrite> batch)
+    {
+        var syncOnce = batch.Count > 1 && OperatingSystem.IsLinux();
+        var written = new List<PendingWrite>();
+        foreach (var write in batch)
+        {
+            try
+            {
+                lock (LockOf(write.Path)) Check(write.Path, write.ETag, write.StateName, write.GrainId);
+                Directory.CreateDirectory(Path.GetDirectoryName(write.Path)!);
+                using var file = new FileStream(write.Path + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None);
+                file.Write(write.Bytes);
+                if (!syncOnce) file.Flush(flushToDisk: true);
+                written.Add(write);
+            }
+            catch (Exception e)
+            {
+                write.Done.TrySetException(e);
+            }
+        }
+        try
+        {
+            if (syncOnce && written.Count > 0) SyncFileSystem(written[0].Path + ".tmp");
+        }
+        catch (Exception e)
+        {
+            foreach (var write in written) write.Done.TrySetException(e);
+            return;
+        }
+        foreach (var write in written)
+        {
+            try
+            {
+                string etag;
+                lock (LockOf(write.Path))
+                {
+                    File.Move(write.Path + ".tmp", write.Path, overwrite: true);
+                    _etags[write.Path] = etag = ETagOf(write.Bytes);
+                }
+                write.Done.TrySetResult(etag);
+            }
+            catch (Exception e)
+            {
+                write.Done.TrySetException(e);
+            }
+        }
+    }
+
+    /// <summary>Flushes every file of the file system holding <paramref name="path"/> to disk (Linux's syncfs).</summary>
+    private static void SyncFileSystem(string path)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        if (SyncFs((int)handle.DangerousGetHandle()) != 0)
+            throw new IOException($"Flushing grain state files to disk failed (syncfs: error {Marshal.GetLastPInvokeError()}).");
+    }
+
+    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
+    private static partial int SyncFs(int fd);
 
     public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {

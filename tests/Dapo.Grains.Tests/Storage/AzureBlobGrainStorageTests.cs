@@ -1,5 +1,6 @@
 using Azure.Storage.Blobs;
 using Dapo.Grains.Grains;
+using Dapo.Grains.Hosting;
 using Dapo.Grains.Tests.Infrastructure;
 using Dapo.Testing;
 using Microsoft.Extensions.DependencyInjection;
@@ -23,11 +24,7 @@ public sealed class AzureBlobGrainStorageTests(AzuriteFixture azurite) : GrainSt
     {
         var container = $"{azurite.NewContainerName("dapo")}-grains";
         var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) => silo.AddAzureBlobGrainStorage(GrainStorage.Name, o =>
-        {
-            o.BlobServiceClient = new BlobServiceClient(azurite.ConnectionString);
-            o.ContainerName = container;
-        }));
+        builder.ConfigureSilo((_, silo) => silo.AddAzureBlobGrainState(new BlobServiceClient(azurite.ConnectionString), container));
         _silo = builder.Build();
         await _silo.DeployAsync();
         return _silo.Silos[0].ServiceProvider.GetRequiredKeyedService<IGrainStorage>(GrainStorage.Name);

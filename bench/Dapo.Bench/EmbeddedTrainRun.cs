@@ -1,0 +1,47 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Dapo.Testing;
+
+namespace Dapo.Bench;
+
+/// <summary>
+/// `dapo-silo train` run by a benchmark as a user runs it (one embedded silo, grain state in files, blobs in the run
+/// directory), and the metrics rows it wrote.
+/// </summary>
+internal static class EmbeddedTrainRun
+{
+    /// <summary>
+    /// The demo recipe with a short warm-start (the model's quality does not matter to a timing) and no evaluations
+    /// but the last step's.
+    /// </summary>
+    public const string ShortWarmStart = "{\"WarmStart\":{\"MaxSteps\":200,\"StopAtAccuracy\":null,\"EvaluateEvery\":0},\"EvaluateEvery\":0}";
+
+    /// <summary>Trains <paramref name="steps"/> DAPO steps in a fresh run directory; the rows of its metrics.jsonl, or null after saying why.</summary>
+    public static List<JsonObject>? Train(int steps, string overrides, string? threads)
+    {
+        var directory = Directory.CreateTempSubdirectory("dapo-bench-train-").FullName;
+        try
+        {
+            var runDir = Path.Combine(directory, "bench");
+            var train = SiloProcess.Start(SiloProcess.SiloDll,
+                ["train", "--run-dir", runDir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides],
+                threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads });
+            var code = train.WaitForExitAsync(TimeSpan.FromMinutes(30)).GetAwaiter().GetResult();
+            train.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            if (code != 0)
+            {
+                Console.Error.WriteLine($"train failed ({code}):\n{train.Tail()}");
+                return null;
+            }
+            return Read(runDir);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>The rows of a run directory's metrics.jsonl.</summary>
+    public static List<JsonObject> Read(string runDir) =>
+        File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+}
