@@ -17,6 +17,7 @@ internal static class CoordinationBenchmark
     {
         string? runDir = null;
         var steps = 40;
+        var quick = false;
         string? threads = null;
         for (var i = 0; i < args.Length; i++)
         {
@@ -24,7 +25,7 @@ internal static class CoordinationBenchmark
             {
                 case "--run-dir" when i + 1 < args.Length: runDir = args[++i]; break;
                 case "--steps" when i + 1 < args.Length && int.TryParse(args[i + 1], out steps): i++; break;
-                case "--quick": steps = 15; break;
+                case "--quick": steps = 15; quick = true; break;
                 case "--threads" when i + 1 < args.Length: threads = args[++i]; break;
                 default:
                     Console.Error.WriteLine($"unknown option {args[i]}; known: --run-dir DIR, --steps N, --threads N, --quick");
@@ -34,9 +35,9 @@ internal static class CoordinationBenchmark
         List<JsonObject>? rows;
         if (runDir is null)
         {
-            Console.WriteLine($"coordination benchmark: the demo recipe for {steps} steps (embedded silo, grain state in files, checkpoint every step), " +
-                              $"engine threads: {threads ?? "the recipe's, as `train` runs it"}");
-            rows = EmbeddedTrainRun.Train(steps, EmbeddedTrainRun.ShortWarmStart, threads);
+            Console.WriteLine($"coordination benchmark: the demo recipe for {steps} steps after {(quick ? "a short warm-start" : "its warm-start")} " +
+                              $"(embedded silo, grain state in files, checkpoint every step), engine threads: {threads ?? "the recipe's, as `train` runs it"}");
+            rows = EmbeddedTrainRun.Train(steps, quick ? EmbeddedTrainRun.ShortWarmStart : EmbeddedTrainRun.NoEvaluations, threads);
             if (rows is null) return 1;
         }
         else rows = EmbeddedTrainRun.Read(runDir);

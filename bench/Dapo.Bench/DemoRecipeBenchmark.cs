@@ -16,16 +16,16 @@ namespace Dapo.Bench;
 /// <summary>
 /// The demo recipe in one process, without a cluster: supervised warm-start, then DAPO steps with plain in-memory
 /// dynamic sampling (over-sample, drop all-equal groups, refill until the prompt batch is full, cap on generation
-/// rounds). By default it is the reference the cluster is measured against: the same recipe (short warm-start, no
-/// evaluations) run here and then by `dapo-silo train` on the embedded silo, and their step times compared. With
+/// rounds). By default it is the reference the cluster is measured against: the same recipe (no evaluations between
+/// steps) run here and then by `dapo-silo train` on the embedded silo, and their step times compared. With
 /// <c>--reference-only</c> it is the tuning tool of <see cref="DemoRecipe"/>: the whole recipe with held-out evaluations.
 /// </summary>
 internal static class DemoRecipeBenchmark
 {
     private const string Usage =
         "demo-recipe [--steps N] [--quick] [--override JSON] [--json]\n" +
-        "  compares the step time of `train` (the embedded silo) with this process's reference, on the demo recipe with a\n" +
-        "  short warm-start: --steps DAPO steps (40; --quick: 15), --override JSON merged into the recipe of both\n" +
+        "  compares the step time of `train` (the embedded silo) with this process's reference, on the demo recipe without\n" +
+        "  evaluations: --steps DAPO steps (40; --quick: 15 after a short warm-start), --override JSON merged into both\n" +
         "demo-recipe --reference-only [--recipe dapo|grpo] [--seed N] [--steps N] [--eval-every N] [--save-warm FILE]\n" +
         "            [--load-warm FILE] [--override JSON] [--json]\n" +
         "  the whole recipe in this process only, with held-out evaluations (the recipe's tuning tool)\n" +
@@ -48,7 +48,8 @@ internal static class DemoRecipeBenchmark
                                         || args.SaveWarm is not null || args.LoadWarm is not null))
                 throw new ArgumentException("--recipe, --seed, --eval-every, --save-warm and --load-warm need --reference-only.");
             recipe = DemoRecipe.Named(args.Recipe);
-            if (!args.ReferenceOnly) recipe = recipe.WithOverrides(EmbeddedTrainRun.ShortWarmStart) with { Steps = args.Quick ? 15 : 40 };
+            if (!args.ReferenceOnly)
+                recipe = recipe.WithOverrides(args.Quick ? EmbeddedTrainRun.ShortWarmStart : EmbeddedTrainRun.NoEvaluations) with { Steps = args.Quick ? 15 : 40 };
             if (args.Override is not null) recipe = recipe.WithOverrides(args.Override);
             if (args.Seed is { } seed) recipe = recipe with { Dapo = recipe.Dapo with { Seed = seed } };
             if (args.Steps is { } steps) recipe = recipe with { Steps = steps };
@@ -76,7 +77,7 @@ internal static class DemoRecipeBenchmark
     /// </summary>
     private static int Compare(DemoRecipe recipe, bool json)
     {
-        Console.WriteLine($"demo-recipe benchmark: {recipe.Steps} DAPO steps after a {recipe.WarmStart.MaxSteps}-step warm-start, " +
+        Console.WriteLine($"demo-recipe benchmark: {recipe.Steps} DAPO steps after the warm-start (at most {recipe.WarmStart.MaxSteps} steps), " +
                           "first in this process (the reference), then on the embedded silo (`dapo-silo train`)");
         if (Run(recipe, new Args(recipe.Name, null, null, null, null, null, null, false, true, false)) is not { } report) return 2;
         var reference = report["steps"]!.AsArray().Select(r => r!.AsObject()).ToList();

@@ -11,8 +11,14 @@ namespace Dapo.Bench;
 internal static class EmbeddedTrainRun
 {
     /// <summary>
-    /// The demo recipe with a short warm-start (the model's quality does not matter to a timing) and no evaluations
-    /// but the last step's.
+    /// The demo recipe as `train` runs it, without the held-out evaluations between DAPO steps (the last step's
+    /// remains): the steps a user's run takes, whose share of filtered groups depends on the warm-start's quality.
+    /// </summary>
+    public const string NoEvaluations = "{\"EvaluateEvery\":0}";
+
+    /// <summary>
+    /// <see cref="NoEvaluations"/> after a short warm-start, for a quick look: a weaker policy, so many more groups
+    /// are filtered and refilled per step, and a step has more coordination per unit of engine work.
     /// </summary>
     public const string ShortWarmStart = "{\"WarmStart\":{\"MaxSteps\":200,\"StopAtAccuracy\":null,\"EvaluateEvery\":0},\"EvaluateEvery\":0}";
 
