@@ -77,11 +77,21 @@ internal static class DemoRecipeBenchmark
     /// </summary>
     private static int Compare(DemoRecipe recipe, bool json)
     {
-        Console.WriteLine($"demo-recipe benchmark: {recipe.Steps} DAPO steps after the warm-start (at most {recipe.WarmStart.MaxSteps} steps), " +
-                          "first in this process (the reference), then on the embedded silo (`dapo-silo train`)");
-        if (Run(recipe, new Args(recipe.Name, null, null, null, null, null, null, false, true, false)) is not { } report) return 2;
-        var reference = report["steps"]!.AsArray().Select(r => r!.AsObject()).ToList();
-        var rows = EmbeddedTrainRun.Train(recipe.Steps, JsonSerializer.Serialize(recipe), threads: null);
+        Console.WriteLine($"demo-recipe benchmark: {recipe.Steps} DAPO steps after the warm-start, first in this process (the reference), " +
+                          "then on the embedded silo (`dapo-silo train`) from the same warm-start weights");
+        var warm = Path.GetTempFileName();
+        List<JsonObject>? rows;
+        List<JsonObject> reference;
+        try
+        {
+            if (Run(recipe, new Args(recipe.Name, null, null, null, warm, null, null, false, true, false)) is not { } report) return 2;
+            reference = report["steps"]!.AsArray().Select(r => r!.AsObject()).ToList();
+            rows = EmbeddedTrainRun.Train(recipe.Steps, JsonSerializer.Serialize(recipe), threads: null, initWeights: warm);
+        }
+        finally
+        {
+            File.Delete(warm);
+        }
         if (rows is null) return 1;
         if (rows.Count != recipe.Steps)
         {

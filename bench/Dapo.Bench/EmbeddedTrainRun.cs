@@ -22,15 +22,19 @@ internal static class EmbeddedTrainRun
     /// </summary>
     public const string ShortWarmStart = "{\"WarmStart\":{\"MaxSteps\":200,\"StopAtAccuracy\":null,\"EvaluateEvery\":0},\"EvaluateEvery\":0}";
 
-    /// <summary>Trains <paramref name="steps"/> DAPO steps in a fresh run directory; the rows of its metrics.jsonl, or null after saying why.</summary>
-    public static List<JsonObject>? Train(int steps, string overrides, string? threads)
+    /// <summary>
+    /// Trains <paramref name="steps"/> DAPO steps in a fresh run directory, after the recipe's warm-start or from
+    /// <paramref name="initWeights"/>; the rows of its metrics.jsonl, or null after saying why.
+    /// </summary>
+    public static List<JsonObject>? Train(int steps, string overrides, string? threads, string? initWeights = null)
     {
         var directory = Directory.CreateTempSubdirectory("dapo-bench-train-").FullName;
         try
         {
             var runDir = Path.Combine(directory, "bench");
             var train = SiloProcess.Start(SiloProcess.SiloDll,
-                ["train", "--run-dir", runDir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides],
+                ["train", "--run-dir", runDir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides,
+                 .. initWeights is null ? Array.Empty<string>() : ["--init-weights", initWeights]],
                 threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads });
             var code = train.WaitForExitAsync(TimeSpan.FromMinutes(30)).GetAwaiter().GetResult();
             train.DisposeAsync().AsTask().GetAwaiter().GetResult();
