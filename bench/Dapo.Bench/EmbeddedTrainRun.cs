@@ -51,6 +51,52 @@ internal static class EmbeddedTrainRun
         }
     }
 
+    /// <summary>
+    /// The same on a cluster on Azure Storage (an Azurite started for it): one `dapo-silo join` silo with both roles
+    /// (Orleans clustering, reminders and grain state in Azurite's tables and blobs, checkpoints and policies in its
+    /// blobs) and the run created by `start-run`; the rows of the learner's metrics.jsonl once it wrote the last step's.
+    /// </summary>
+    public static async Task<List<JsonObject>?> TrainOnAzuriteAsync(int steps, string overrides, string? threads)
+    {
+        var directory = Directory.CreateTempSubdirectory("dapo-bench-azurite-").FullName;
+        try
+        {
+            await using var azurite = await AzuriteProcess.StartNewAsync(tables: true);
+            string[] cluster = ["--storage", azurite.ConnectionString, "--cluster-id", "dapo-bench"];
+            var environment = threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads };
+            await using var silo = SiloProcess.Start(SiloProcess.SiloDll, ["join", "--roles", "learner,rollout", "--run-dir", directory, .. cluster],
+                environment, logFile: Path.Combine(directory, "silo.log"));
+            await silo.WaitForLineAsync("BLAS:", TimeSpan.FromMinutes(2));
+            await using (var start = SiloProcess.Start(SiloProcess.SiloDll,
+                             ["start-run", "--run", "bench", "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides, .. cluster], environment))
+            {
+                if (await start.WaitForExitAsync(TimeSpan.FromMinutes(2)) != 0)
+                {
+                    Console.Error.WriteLine($"start-run failed:\n{start.Tail()}\n{silo.Tail()}");
+                    return null;
+                }
+            }
+            var metrics = Path.Combine(directory, "bench", "metrics.jsonl");
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(60);
+            while (!File.Exists(metrics) || File.ReadLines(metrics).Count(l => l.Length > 0) < steps)
+            {
+                if (silo.HasExited || DateTime.UtcNow > deadline)
+                {
+                    Console.Error.WriteLine($"The run did not write {steps} metrics rows ({(silo.HasExited ? "the silo exited" : "timed out")}):\n{silo.Tail()}");
+                    return null;
+                }
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+            silo.Terminate();
+            await silo.WaitForExitAsync(TimeSpan.FromMinutes(1));
+            return Read(Path.GetDirectoryName(metrics)!);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     /// <summary>The rows of a run directory's metrics.jsonl.</summary>
     public static List<JsonObject> Read(string runDir) =>
         File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();

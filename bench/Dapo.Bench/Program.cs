@@ -12,7 +12,8 @@ var benchmarks = new (string Name, Func<string[], int> Run, string Description, 
         "--quick, --json, --storage memory|azure-blob (default: both)"),
     ("coordination", CoordinationBenchmark.Command,
         "share of step time outside engine compute (grain calls, state writes, blob I/O, waiting) over demo steps on the embedded silo",
-        "--steps N (40), --quick (15 steps after a short warm-start), --threads N (default: the recipe's), --run-dir DIR"),
+        "--steps N (40), --quick (15 steps after a short warm-start), --azurite (a `join` silo on Azure Storage: Azurite), " +
+        "--threads N (default: the recipe's), --run-dir DIR"),
     ("demo-recipe", DemoRecipeBenchmark.Command,
         "step time of `train` on the embedded silo against the demo recipe run in one process without the cluster",
         "--steps N (40), --quick (15 after a short warm-start), --override JSON, --json; --reference-only [--recipe NAME --seed S " +
