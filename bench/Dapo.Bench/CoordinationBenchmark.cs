@@ -58,7 +58,7 @@ internal static class CoordinationBenchmark
             $"sampling {sampling:F1} s ({sampling / step:P1}), training {training:F1} s ({training / step:P1})"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"  outside engine compute: {outside:F2} s = {outside / step:P1} of step time (target < {(azurite ? "5 % on Azurite" : "3 % embedded")}; " +
-            "the store-based runtime: 6.0 %)"));
+            $"the store-based runtime: 6.0 %)"));
         return 0;
     }
 }
