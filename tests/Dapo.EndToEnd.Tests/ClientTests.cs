@@ -51,8 +51,9 @@ public sealed class ClientTests : IDisposable
         Assert.Equal(("live", "running", LiveSteps), ((string)firstRun["runId"]!, (string)firstRun["status"]!, (int)firstRun["totalSteps"]!));
         Assert.Contains("live", (string)first.Json["source"]!);
         Assert.EndsWith("(read-only)", (string)first.Json["source"]!);
-        // Follows the metrics from here until the silo stops: the client then reads the history, and ends.
-        var follow = Client(["metrics", .. at, "--follow", "--json"]);
+        // Follows the metrics from here until the silo stops: the client then reads the history, and ends. It runs
+        // through all the checks below, so it gets the test's timeout, not one command's.
+        var follow = ClientProcess.RunAsync(["metrics", .. at, "--follow", "--json"], timeout: Timeout);
 
         // The silo: one, active, running the learner and the rollout grains the client lists.
         var silo = Assert.Single((await Client(["silos", .. at, "--json"])).Json["silos"]!.AsArray())!;

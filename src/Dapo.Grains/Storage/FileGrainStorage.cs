@@ -93,8 +93,16 @@ public sealed partial class FileGrainStorage(string root) : IGrainStorage
     {
         var syncOnce = batch.Count > 1 && OperatingSystem.IsLinux();
         var written = new List<PendingWrite>();
+        var paths = new HashSet<string>();
         foreach (var write in batch)
         {
+            // A second write of one file (two activations of a grain) waits for the next batch, so that it is
+            // checked against the first one's ETag.
+            if (!paths.Add(write.Path))
+            {
+                _pending.Enqueue(write);
+                continue;
+            }
             try
             {
                 lock (LockOf(write.Path)) Check(write.Path, write.ETag, write.StateName, write.GrainId);

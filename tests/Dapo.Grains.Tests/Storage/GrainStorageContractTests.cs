@@ -102,6 +102,37 @@ public abstract class GrainStorageContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Of_two_writes_from_one_version_at_the_same_moment_one_wins_and_the_other_is_refused()
+    {
+        var grain = NewGrain("learner");
+        await Storage.WriteStateAsync("learner", grain, new Handle<LearnerState> { State = new LearnerState { SpecJson = "{}", Epoch = 1 } });
+        var a = await ReadAsync<LearnerState>("learner", grain);
+        var b = await ReadAsync<LearnerState>("learner", grain);
+        a.State.Epoch = 2;
+        b.State.Epoch = 3;
+
+        // Both at once, beside writes of other grains (an embedded silo commits writes that arrive together as one batch).
+        var others = Enumerable.Range(0, 16).Select(i => (Grain: NewGrain("prompt"), State: new Handle<PromptState> { State = GrainStateSamples.Prompt() })).ToList();
+        var writes = new[] { Storage.WriteStateAsync("learner", grain, a), Storage.WriteStateAsync("learner", grain, b) }
+            .Concat(others.Select(o => Storage.WriteStateAsync("prompt", o.Grain, o.State))).ToList();
+        await Task.WhenAll(writes.Select(async w => { try { await w; } catch (InconsistentStateException) { } }));
+
+        Assert.Equal(1, writes.Take(2).Count(w => w.IsCompletedSuccessfully));
+        var loser = writes[0].IsCompletedSuccessfully ? writes[1] : writes[0];
+        Assert.IsType<InconsistentStateException>(loser.Exception!.InnerException);
+        var winner = writes[0].IsCompletedSuccessfully ? a : b;
+        var stored = await ReadAsync<LearnerState>("learner", grain);
+        Assert.Equal(winner.State.Epoch, stored.State.Epoch);
+        Assert.Equal(winner.ETag, stored.ETag);
+        foreach (var (other, state) in others)
+        {
+            var read = await ReadAsync<PromptState>("prompt", other);
+            Assert.Equal(Json(state.State), Json(read.State));
+            Assert.Equal(state.ETag, read.ETag);
+        }
+    }
+
+    [Fact]
     public async Task Creating_a_state_that_another_writer_created_first_is_refused()
     {
         var grain = NewGrain("prompt");
