@@ -14,9 +14,10 @@ public sealed class PromptState
 
 /// <summary>
 /// A drawn prompt's group (see <see cref="IPromptGrain"/>). One write per complete group: the slots with the verdict;
-/// then the group's report goes to the step (by this grain, or with its batch by the rollout grain), which counts it. The step's ledger is the one record of outcomes, and counting is idempotent by
-/// prompt id, so a complete group submitted again (its work item re-delivered after a crash anywhere) is simply
-/// reported again: the step answers with the outcome it recorded, or decides it now if it lost the decision.
+/// then the group's report goes to the step (by this grain, or with its batch by the rollout grain), which counts it.
+/// The step's ledger is the one record of outcomes, and counting is idempotent by prompt id, so a complete group
+/// submitted again (its work item re-delivered after a crash anywhere) is simply reported again: the step answers with
+/// the outcome it recorded, or decides it now if it lost the decision.
 /// </summary>
 [CollectionAgeLimit(Minutes = 2)]
 public sealed class PromptGrain(

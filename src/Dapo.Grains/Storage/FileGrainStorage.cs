@@ -11,8 +11,9 @@ namespace Dapo.Grains.Storage;
 /// <summary>
 /// Grain state in files under one directory: the embedded default (one silo, one machine, no server). Each grain's
 /// state is one file, replaced atomically (written beside it, flushed, renamed over it), so a process killed at any
-/// instant leaves the old state or the new one; writes that arrive together are flushed together (group commit). The ETag is the content's hash: a write whose ETag is not the stored
-/// one is refused with <see cref="InconsistentStateException"/>, as the packaged providers do. Only one silo may use
+/// instant leaves the old state or the new one; writes that arrive together are flushed together (group commit). The
+/// ETag is the content's hash: a write whose ETag is not the stored one is refused with
+/// <see cref="InconsistentStateException"/>, as the packaged providers do. Only one silo may use
 /// a directory at a time (the ETags are checked in this process). State files are JSON: readers without a silo (tests,
 /// the client on a finished run) read them with <see cref="Json"/>.
 /// </summary>
@@ -61,6 +62,9 @@ public sealed partial class FileGrainStorage(string root) : IGrainStorage
     /// <summary>A state file waiting to be written; completes with its new ETag.</summary>
     private sealed record PendingWrite(string Path, byte[] Bytes, string? ETag, string StateName, GrainId GrainId)
     {
+        /// <summary>Where the new state is written before it is renamed over <see cref="Path"/>.</summary>
+        public string Temporary => Path + ".tmp";
+
         public TaskCompletionSource<string> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -107,7 +111,7 @@ public sealed partial class FileGrainStorage(string root) : IGrainStorage
             {
                 lock (LockOf(write.Path)) Check(write.Path, write.ETag, write.StateName, write.GrainId);
                 Directory.CreateDirectory(Path.GetDirectoryName(write.Path)!);
-                using var file = new FileStream(write.Path + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None);
+                using var file = new FileStream(write.Temporary, FileMode.Create, FileAccess.Write, FileShare.None);
                 file.Write(write.Bytes);
                 if (!syncOnce) file.Flush(flushToDisk: true);
                 written.Add(write);
@@ -119,7 +123,7 @@ public sealed partial class FileGrainStorage(string root) : IGrainStorage
         }
         try
         {
-            if (syncOnce && written.Count > 0) SyncFileSystem(written[0].Path + ".tmp");
+            if (syncOnce && written.Count > 0) SyncFileSystem(written[0].Temporary);
         }
         catch (Exception e)
         {
@@ -133,7 +137,7 @@ public sealed partial class FileGrainStorage(string root) : IGrainStorage
                 string etag;
                 lock (LockOf(write.Path))
                 {
-                    File.Move(write.Path + ".tmp", write.Path, overwrite: true);
+                    File.Move(write.Temporary, write.Path, overwrite: true);
                     _etags[write.Path] = etag = ETagOf(write.Bytes);
                 }
                 write.Done.TrySetResult(etag);
