@@ -58,6 +58,10 @@ public sealed partial class LearnerGrain(
     private readonly CancellationTokenSource _stop = new();
     private Task? _loop;
     private EngineThread? _engine;
+    /// <summary>A step's checkpoint, taken but not yet written (<see cref="StartCheckpointWrite"/>).</summary>
+    private (CheckpointMeta Meta, Task<byte[]> State)? _unwritten;
+    /// <summary>The checkpoint being written (<see cref="WriteCheckpointInBackgroundAsync"/>).</summary>
+    private Task _checkpointing = Task.CompletedTask;
     private RunResources _run = null!;
     private CheckpointStore _checkpoints = null!;
     private volatile string _phase = "idle", _detail = "";
@@ -157,6 +161,12 @@ public sealed partial class LearnerGrain(
             }
             finally
             {
+                // A stopping silo's learner writes the checkpoint it took; a failed or deposed one does not (its run
+                // resumes from the checkpoint before, exactly).
+                if (stop.IsCancellationRequested) StartCheckpointWrite();
+                _unwritten = null;
+                try { await _checkpointing; }
+                catch (Exception e) { LogCheckpointFailed(logger, RunId, e.Message); }
                 await engine.RunAsync(() => { optimizer.Dispose(); model.Dispose(); }, CancellationToken.None);
             }
         }
@@ -276,6 +286,7 @@ public sealed partial class LearnerGrain(
         var stepGrain = Step(step);
         var ledger = await coordination.TimeGrainsAsync(() => stepGrain.OpenAsync(new StepOpening(S.Epoch, S.PolicyVersion, S.CursorJson, S.Carry)));
         await Announce();
+        StartCheckpointWrite();  // the previous step's, now that rollouts of this one can start
         while (ledger.StopReason is null && ledger.Phase == StepPhase.Sampling)
         {
             stop.ThrowIfCancellationRequested();
@@ -342,13 +353,13 @@ public sealed partial class LearnerGrain(
         await MetricsLog.AppendAsync(MetricsFile(), blobs, RunId, step, MetricsJson(report));
         if (checkpoint is not null)
         {
-            Phase("checkpointing", step, $"writing the checkpoint of step {step}");
+            await _checkpointing;  // one checkpoint at a time, in step order
             var meta = new CheckpointMeta(step, step, CursorState.FromJson(closed.CursorJson), Recipe.Dapo.Seed, S.SpecJson, time.GetUtcNow())
             {
                 Carry = closed.CarryOut,
             };
-            await WriteCheckpointAsync(new Checkpoint(meta, await engine.RunAsync(() => TrainingState.Save(model, optimizer), stop)));
-            await WithBlobRetriesAsync("pruning old checkpoints", ct => _checkpoints.PruneAsync(_options.KeepCheckpoints, step - 1, ct));
+            // Taken on the engine thread before the next step's training (the thread works in order): this step's state.
+            _unwritten = (meta, engine.RunAsync(() => TrainingState.Save(model, optimizer), CancellationToken.None));
         }
 
         await coordination.TimeGrainsAsync(() => stepGrain.CompleteAsync(S.Epoch));
@@ -356,8 +367,12 @@ public sealed partial class LearnerGrain(
         S.PolicyVersion = step;
         S.CursorJson = closed.CursorJson;
         S.Carry = closed.CarryOut.ToList();
-        S.LatestCheckpoint = checkpoint ?? S.LatestCheckpoint;
-        if (step >= Recipe.Steps) S.Status = RunStatus.Completed;
+        if (step >= Recipe.Steps)
+        {
+            StartCheckpointWrite();
+            await _checkpointing;  // a completed run has its last checkpoint
+            S.Status = RunStatus.Completed;
+        }
         S.UpdatedAt = Now;
         await state.WriteStateAsync();
         if (S.Status == RunStatus.Completed) await Announce();
@@ -416,6 +431,30 @@ public sealed partial class LearnerGrain(
     }
 
     /// <summary>
+    /// Starts writing the checkpoint taken at the end of the last step, if any. It is written while the next step
+    /// samples, off the steps' path, and after that step's opening, whose state writes it would otherwise slow down
+    /// (one disk, or one storage account).
+    /// </summary>
+    private void StartCheckpointWrite()
+    {
+        if (_unwritten is not var (meta, trainingState)) return;
+        _unwritten = null;
+        _checkpointing = WriteCheckpointInBackgroundAsync(meta, trainingState);
+    }
+
+    /// <summary>
+    /// Writes a checkpoint and prunes old ones. A crash before the write ends resumes from the checkpoint before, and
+    /// the steps after it are done again exactly, as after a crash anywhere in a step. The learner's state names the
+    /// checkpoint once it is complete.
+    /// </summary>
+    private async Task WriteCheckpointInBackgroundAsync(CheckpointMeta meta, Task<byte[]> trainingState)
+    {
+        await WriteCheckpointAsync(new Checkpoint(meta, await trainingState));
+        await WithBlobRetriesAsync("pruning old checkpoints", ct => _checkpoints.PruneAsync(_options.KeepCheckpoints, meta.Step - 1, ct));
+        S.LatestCheckpoint = meta.Step;
+    }
+
+    /// <summary>
     /// Writes a checkpoint, retrying while blob storage is unavailable. The write is not cancelled by shutdown: a
     /// stopping learner finishes its current checkpoint.
     /// </summary>
@@ -447,6 +486,9 @@ public sealed partial class LearnerGrain(
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Information, Message = "Run {Run}: wrote the {What} on attempt {Attempt}")]
     private static partial void LogBlobRecovered(ILogger logger, string run, string what, int attempt);
+
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Warning, Message = "Run {Run}: the last checkpoint was not written: {Error}")]
+    private static partial void LogCheckpointFailed(ILogger logger, string run, string error);
 
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning,
         Message = "Run {Run}: policy version {Version} was published already by a learner deposed before completing its step; " +

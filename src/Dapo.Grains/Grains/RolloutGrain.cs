@@ -127,6 +127,10 @@ public sealed partial class RolloutGrain(
             var run = await catalog.GetAsync(batch.Key.RunId);
             var weights = batch.Key == _loaded ? null : await FetchPolicyAsync(batch.Key.RunId, batch.Key.PolicyVersion, stop);
             var rolloutPrompts = items.Select(w => run.Prompt(w.DatasetIndex, w.DrawOrdinal)).ToList();
+            // The prompt grains activate (each reads its state from storage) while the engine generates: storing the
+            // groups afterwards is then one write each on the batch's path.
+            var prompts = items.Select(w => GrainFactory.GetGrain<IPromptGrain>(w.PromptKey)).ToList();
+            var activated = Task.WhenAll(prompts.Select(p => p.GetAsync()));
             var groups = await _engine!.RunAsync(() =>
             {
                 if (weights is not null)
@@ -144,8 +148,11 @@ public sealed partial class RolloutGrain(
             var slots = groups.Select(g => g.Slots.Select(s => new SlotResult(s.Slot, s.Tokens, s.LogProbs, s.Text, s.Score, s.OverlongPenalty,
                 s.Correct, s.Truncated, Key)).ToList()).ToList();
             var tokens = slots.Sum(g => g.Sum(s => (long)s.Tokens.Length));
-            var prompts = items.Select(w => GrainFactory.GetGrain<IPromptGrain>(w.PromptKey)).ToList();
-            var stored = await coordination.TimeGrainsAsync(() => Task.WhenAll(items.Select((w, i) => prompts[i].StoreAsync(w, slots[i], Key))));
+            var stored = await coordination.TimeGrainsAsync(async () =>
+            {
+                await activated;
+                return await Task.WhenAll(items.Select((w, i) => prompts[i].StoreAsync(w, slots[i], Key)));
+            });
             // A graceful stop: the groups not reported yet go back to the step (OnDeactivateAsync) for others.
             stop.ThrowIfCancellationRequested();
             var reports = stored.Where(s => s.Report is not null).Select(s => s.Report!).ToList();  // one lease: one step
