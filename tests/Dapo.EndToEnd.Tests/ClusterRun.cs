@@ -37,6 +37,9 @@ internal sealed class ClusterRun : IAsyncDisposable
             ["DAPO_Silo__WorkVisibility"] = "00:00:05",
             // Small batches: the work of a step spreads over the rollout silos, and a silo holds leases often.
             ["DAPO_Silo__RolloutBatch"] = "2",
+            // Silos join while others warm-start and sample on the same 2 cores: joining can take longer than the
+            // default's 15 seconds there (a rollout silo once gave up after 15 s while two others were busy).
+            ["DAPO_Silo__StartupTimeout"] = "00:01:00",
         };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) Environment[key] = value;
     }
