@@ -35,7 +35,7 @@ internal static class EmbeddedTrainRun
             var train = SiloProcess.Start(SiloProcess.SiloDll,
                 ["train", "--run-dir", runDir, "--steps", steps.ToString(CultureInfo.InvariantCulture), "--override", overrides,
                  .. initWeights is null ? Array.Empty<string>() : ["--init-weights", initWeights]],
-                threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads });
+                Environment(threads));
             var code = train.WaitForExitAsync(TimeSpan.FromMinutes(30)).GetAwaiter().GetResult();
             train.DisposeAsync().AsTask().GetAwaiter().GetResult();
             if (code != 0)
@@ -63,7 +63,7 @@ internal static class EmbeddedTrainRun
         {
             await using var azurite = await AzuriteProcess.StartNewAsync(tables: true);
             string[] cluster = ["--storage", azurite.ConnectionString, "--cluster-id", "dapo-bench"];
-            var environment = threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads };
+            var environment = Environment(threads);
             await using var silo = SiloProcess.Start(SiloProcess.SiloDll, ["join", "--roles", "learner,rollout", "--run-dir", directory, .. cluster],
                 environment, logFile: Path.Combine(directory, "silo.log"));
             await silo.WaitForLineAsync("BLAS:", TimeSpan.FromMinutes(2));
@@ -96,6 +96,10 @@ internal static class EmbeddedTrainRun
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    /// <summary>The silo's environment: engine threads as given, else the recipe's.</summary>
+    private static Dictionary<string, string> Environment(string? threads) =>
+        threads is null ? new Dictionary<string, string>() : new Dictionary<string, string> { ["DAPO_THREADS"] = threads };
 
     /// <summary>The rows of a run directory's metrics.jsonl.</summary>
     public static List<JsonObject> Read(string runDir) =>
