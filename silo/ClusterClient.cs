@@ -15,7 +15,7 @@ internal sealed class ClusterOptions
     {
         Description = "Azure Storage connection string: membership, reminders, grain state and blobs (or Blobs:ConnectionString / DAPO_Blobs__ConnectionString)",
     };
-    private readonly Option<string> _container = new("--container") { Description = "Blob container (default dapo; grain state goes to CONTAINER-grains)" };
+    private readonly Option<string> _container = new("--container") { Description = "Blob container (default dapo; grain state goes to the table CONTAINERgrains)" };
     private readonly Option<string> _clusterId = new("--cluster-id") { Description = "Orleans cluster id (default dapo)" };
 
     public static ClusterOptions Add(Command command)

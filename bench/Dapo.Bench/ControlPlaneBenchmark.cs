@@ -22,15 +22,15 @@ namespace Dapo.Bench;
 /// Control-plane throughput: slot submissions per second through prompt grains (a group's G slots in one call: the
 /// prompt grain stores them, judges the group, reports it to its step grain, which counts it and stores its ledger)
 /// with 1, 2 and 4 concurrent submitters, on a two-silo cluster in this process (Orleans places the grains on either
-/// silo), with grain state in memory (Orleans' memory storage) and in Azure blobs on an Azurite
-/// started for the run (Orleans' AzureBlobGrainStorage, the cluster's provider). The baseline is one submitter on the
+/// silo), with grain state in memory (Orleans' memory storage) and in an Azure table (written in batches) on an Azurite
+/// started for the run (Dapo's TableGrainStorage, the cluster's provider). The baseline is one submitter on the
 /// same storage.
 /// </summary>
 internal static class ControlPlaneBenchmark
 {
     private const int Group = 16, ResponseTokens = 64;
 
-    private static readonly string[] StorageNames = ["memory", "azure-blob"];
+    private static readonly string[] StorageNames = ["memory", "azure-table"];
 
     /// <summary>Parses <c>--quick --json --storage NAME</c> and runs.</summary>
     public static int Command(string[] args)
@@ -57,17 +57,17 @@ internal static class ControlPlaneBenchmark
         int GroupsPerRun(string storage) => (storage == "memory" ? 4096 : 512) / (args.Quick ? 4 : 1);
         var results = new JsonObject();
         Console.WriteLine($"control-plane benchmark: submissions of {Group} slots ({ResponseTokens} tokens each) to prompt grains on a " +
-                          $"two-silo cluster in this process, {GroupsPerRun("memory")} groups per run in memory, {GroupsPerRun("azure-blob")} on Azurite, " +
+                          $"two-silo cluster in this process, {GroupsPerRun("memory")} groups per run in memory, {GroupsPerRun("azure-table")} on Azurite, " +
                           $"median of {repeats} run(s) after a warm-up run");
         // Azurite only when its storage is measured.
-        await using var azurite = only.Contains("azure-blob") ? await AzuriteProcess.StartNewAsync() : null;
+        await using var azurite = only.Contains("azure-table") ? await AzuriteProcess.StartNewAsync(tables: true) : null;
         var directory = Directory.CreateTempSubdirectory("dapo-bench-").FullName;
         try
         {
             var storages = new (string Name, Action<ISiloBuilder> Configure)[]
             {
                 ("memory", s => s.AddMemoryGrainState()),
-                ("azure-blob", s => s.AddAzureBlobGrainState(new Azure.Storage.Blobs.BlobServiceClient(azurite!.ConnectionString), "bench-grains")),
+                ("azure-table", s => s.AddTableGrainState(azurite!.ConnectionString, "bench")),
             };
             foreach (var (name, storage) in storages.Where(s => only.Contains(s.Name)))
             {
@@ -90,9 +90,9 @@ internal static class ControlPlaneBenchmark
                 results[name + "_slots_per_s"] = row;
             }
             if (results["memory_slots_per_s"]?["1"]?.GetValue<double>() is { } memory
-                && results["azure-blob_slots_per_s"]?["1"]?.GetValue<double>() is { } blob)
+                && results["azure-table_slots_per_s"]?["1"]?.GetValue<double>() is { } table)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  azure-blob / memory, one submitter: {blob / memory:F2}x (the cost of durable grain state on Azurite)"));
+                    $"  azure-table / memory, one submitter: {table / memory:F2}x (the cost of durable grain state on Azurite)"));
         }
         finally
         {

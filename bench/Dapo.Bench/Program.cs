@@ -9,7 +9,7 @@ var benchmarks = new (string Name, Func<string[], int> Run, string Description, 
         "--quick (about a minute), --json, --no-peer (skip PyTorch)"),
     ("control-plane", ControlPlaneBenchmark.Command,
         "prompt-grain slot submissions per second on a two-silo cluster in this process, grain state in memory and on Azurite, 1/2/4 submitters",
-        "--quick, --json, --storage memory|azure-blob (default: both)"),
+        "--quick, --json, --storage memory|azure-table (default: both)"),
     ("coordination", CoordinationBenchmark.Command,
         "share of step time outside engine compute (grain calls, state writes, blob I/O, waiting) over demo steps on the embedded silo",
         "--steps N (40), --quick (15 steps after a short warm-start), --azurite (a `join` silo on Azure Storage: Azurite), " +

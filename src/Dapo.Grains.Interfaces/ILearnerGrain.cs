@@ -64,6 +64,13 @@ public interface IRunRegistryGrain : IGrainWithStringKey
 
     [ReadOnly]
     Task<IReadOnlyList<ActiveRun>> ListAsync();
+
+    /// <summary>
+    /// The runs, once they differ from <paramref name="known"/> (a step opened, a run started or ended), or after
+    /// <paramref name="maxWait"/>. An idle rollout grain waits here for the next step instead of polling.
+    /// </summary>
+    [AlwaysInterleave, ReadOnly]
+    Task<IReadOnlyList<ActiveRun>> WaitForChangeAsync(IReadOnlyList<ActiveRun> known, TimeSpan maxWait);
 }
 
 /// <summary>A run and the step it is sampling.</summary>

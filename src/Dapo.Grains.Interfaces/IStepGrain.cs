@@ -40,6 +40,14 @@ public interface IStepGrain : IGrainWithStringKey
     /// </summary>
     Task<IReadOnlyList<WorkItem>> LeaseAsync(string worker, int max, TimeSpan visibility);
 
+    /// <summary>
+    /// Returns true once the step has groups <paramref name="worker"/> can lease (drawn, given back, or their lease
+    /// lapsed), or after <paramref name="maxWait"/> while the step still samples; false at once when the step is not
+    /// sampling. An idle rollout grain waits here instead of polling.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<bool> WaitForWorkAsync(string worker, TimeSpan maxWait);
+
     /// <summary>Gives back the worker's leases (a rollout grain stopping gracefully): others take them at once.</summary>
     Task<int> ReleaseAsync(string worker);
 

@@ -19,6 +19,9 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
 
     // Enough work per step (8 prompts x G 8, refills) that a step lasts a while on one core per silo.
     private static readonly string Recipe = TestRecipes.Tiny(steps: 10, group: 8, batch: 8, evaluateEvery: 0);
+    // Silos joining mid-run need steps left when they are up: starting one takes up to ten seconds on a busy machine.
+    private const int LongSteps = 30;
+    private static readonly string LongRecipe = TestRecipes.Tiny(steps: LongSteps, group: 8, batch: 8, evaluateEvery: 0);
 
     private ClusterRun NewRun(IReadOnlyDictionary<string, string>? environment = null, string? connectionString = null) =>
         ClusterRun.Create(connectionString ?? azurite.ConnectionString, azurite.NewContainerName("run"), environment);
@@ -37,7 +40,7 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
         // rollout-1 leases a whole step's draw at once, so that it holds groups most of a step, to give back when stopped.
         var first = run.Join("rollout-1", "rollout", new Dictionary<string, string> { ["DAPO_Silo__RolloutBatch"] = "8" });
         run.Join("rollout-2", "rollout");
-        await run.StartRunAsync(Recipe);
+        await run.StartRunAsync(LongRecipe);
         await run.WaitForStepAsync(3, Long);
 
         // Scale out: a third rollout silo receives work within seconds.
@@ -56,7 +59,7 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
         Assert.True(returned is not null, $"rollout-1 did not say it returned its leases:\n{first.Tail()}");
         output.WriteLine(returned);
         var done = await run.WaitForCompletionAsync(Long);
-        Assert.Equal(11, done.Step);
+        Assert.Equal(LongSteps + 1, done.Step);
         await AssertSoundAsync(run);
     }
 

@@ -90,11 +90,16 @@ public sealed partial class RolloutGrain(
                 var registry = GrainFactory.GetGrain<IRunRegistryGrain>(IRunRegistryGrain.Key);
                 var runs = await registry.ListAsync();
                 var worked = false;
+                var idle = new List<IStepGrain>();
                 foreach (var run in runs.Where(r => r.Status == RunStatus.Running && (_options.Run.Length == 0 || r.RunId == _options.Run)))
                 {
                     var step = GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(run.RunId, run.Step));
                     var work = await step.LeaseAsync(Key, _options.RolloutBatch, _options.WorkVisibility);
-                    if (work.Count == 0) continue;
+                    if (work.Count == 0)
+                    {
+                        idle.Add(step);
+                        continue;
+                    }
                     _holding = (run.RunId, run.Step);
                     _info = _info with { RunId = run.RunId, PolicyVersion = run.PolicyVersion };
                     await SampleAndSubmitAsync(work, stop);
@@ -102,7 +107,7 @@ public sealed partial class RolloutGrain(
                     worked = true;
                     break;
                 }
-                if (!worked) await Task.Delay(_options.PollInterval, time, stop);
+                if (!worked) await WaitForWorkAsync(registry, runs, idle, stop);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -116,6 +121,30 @@ public sealed partial class RolloutGrain(
                 catch (OperationCanceledException) { return; }
             }
         }
+    }
+
+    /// <summary>Longest an idle grain waits in one call before it looks again (well under Orleans' call timeout).</summary>
+    private static readonly TimeSpan IdleWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Idle, the grain waits to be woken rather than polling (which would take CPU from the engine while the learner
+    /// trains): by a step that samples, once it has groups to lease; by the registry, once a step opens or a run
+    /// starts or ends. A step that is not sampling answers at once, and the registry is what to wait for then.
+    /// </summary>
+    private async Task WaitForWorkAsync(IRunRegistryGrain registry, IReadOnlyList<ActiveRun> runs, List<IStepGrain> steps,
+        CancellationToken stop)
+    {
+        var changed = registry.WaitForChangeAsync(runs, IdleWait);
+        var waits = steps.Select(s => s.WaitForWorkAsync(Key, IdleWait)).ToList();
+        var pending = new List<Task>(waits) { changed };
+        while (true)
+        {
+            var done = await Task.WhenAny(pending).WaitAsync(stop);
+            if (done == changed || await (Task<bool>)done) break;
+            pending.Remove(done);
+        }
+        // The calls not awaited end by themselves within IdleWait; their failures are the next round's to see.
+        foreach (var call in pending) _ = call.ContinueWith(t => t.Exception, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously);
     }
 
     private async Task SampleAndSubmitAsync(IReadOnlyList<WorkItem> work, CancellationToken stop)

@@ -39,6 +39,8 @@ public sealed partial class StepGrain(
 {
     private readonly Dictionary<long, (string Worker, DateTimeOffset Until)> _leases = new();
     private TaskCompletionSource _samplingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Completed (and replaced) when groups may have become leasable or sampling ended: idle rollout grains wait for it.</summary>
+    private TaskCompletionSource _workChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private RunResources _run = null!;
     private int _step;
     private bool _dirty;
@@ -99,6 +101,7 @@ public sealed partial class StepGrain(
         _samplingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
         S.Ledger = ContinueSampling(ledger);
         await WriteAsync();
+        WakeWorkers();
         LogOpened(logger, _run.RunId, _step, S.Ledger.Opening, S.Ledger.PolicyVersion, S.Ledger.Draws);
         return S.Ledger;
     }
@@ -118,10 +121,31 @@ public sealed partial class StepGrain(
         return Task.FromResult<IReadOnlyList<WorkItem>>(leased);
     }
 
+    public async Task<bool> WaitForWorkAsync(string worker, TimeSpan maxWait)
+    {
+        if (SamplingStopped || S.Ledger is null) return false;
+        var now = time.GetUtcNow();
+        var waiting = CurrentOpening().Where(p => p.Status == PromptStatus.Sampling)
+            .Select(p => _leases.TryGetValue(p.PromptId, out var lease) && lease.Worker != worker && lease.Until > now ? lease.Until - now : TimeSpan.Zero)
+            .DefaultIfEmpty(maxWait).Min();
+        // Nothing leasable: wait for a change, or for the first lease of another worker to lapse.
+        if (waiting > TimeSpan.Zero) await Task.WhenAny(_workChanged.Task, Task.Delay(waiting < maxWait ? waiting : maxWait, time));
+        return !SamplingStopped;
+    }
+
+    /// <summary>Wakes the rollout grains waiting in <see cref="WaitForWorkAsync"/>.</summary>
+    private void WakeWorkers()
+    {
+        var changed = _workChanged;
+        _workChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        changed.TrySetResult();
+    }
+
     public Task<int> ReleaseAsync(string worker)
     {
         var mine = _leases.Where(l => l.Value.Worker == worker).Select(l => l.Key).ToList();
         foreach (var id in mine) _leases.Remove(id);
+        if (mine.Count > 0) WakeWorkers();
         return Task.FromResult(mine.Count);
     }
 
@@ -131,7 +155,11 @@ public sealed partial class StepGrain(
         var outcomes = reports.Select(Decide).ToList();
         // New prompts must be stored before they can be leased (no lease interleaves with this turn); the end of
         // sampling is stored at once too. Other decisions are written within FlushDelay.
-        if (S.Ledger is { } ledger && (ledger.Draws != drawsBefore || SamplingStopped)) await WriteAsync();
+        if (S.Ledger is { } ledger && (ledger.Draws != drawsBefore || SamplingStopped))
+        {
+            await WriteAsync();
+            WakeWorkers();
+        }
         if (SamplingStopped) _samplingEnded.TrySetResult();
         return outcomes;
     }
@@ -193,6 +221,7 @@ public sealed partial class StepGrain(
             S.Ledger = ledger with { Phase = StepPhase.Training, InFlight = 0, Abandoned = ledger.Abandoned + open };
             _leases.Clear();
             await WriteAsync();
+            WakeWorkers();
         }
         else if (ledger.Phase != StepPhase.Training && ledger.Phase != StepPhase.Done)
             throw new InvalidOperationException($"Step {_step} is {ledger.Phase.ToString().ToLowerInvariant()}: it cannot be closed.");
@@ -223,6 +252,7 @@ public sealed partial class StepGrain(
         EndOpening(reason);
         _leases.Clear();
         await WriteAsync();
+        WakeWorkers();
     }
 
     public Task<StepLedger?> GetAsync() => Task.FromResult(S.Ledger);

@@ -41,7 +41,7 @@ public static class DapoSiloBuilderExtensions
             case ClusterStorage.AzureStorage:
                 var connection = blobs.ConnectionString!;
                 silo.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
-                silo.AddAzureBlobGrainState(new Azure.Storage.Blobs.BlobServiceClient(connection), $"{blobs.Container}-grains");
+                silo.AddTableGrainState(connection, blobs.Container);
                 silo.UseAzureTableReminderService(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
                 break;
         }
@@ -91,20 +91,21 @@ public static class DapoSiloBuilderExtensions
     }
 
     /// <summary>
-    /// Grain state in Azure blobs of <paramref name="container"/>, written with the Orleans serializer of our
-    /// [GenerateSerializer] state classes, not the provider's default (Newtonsoft with type names: several times the
-    /// CPU per write, and it refuses some collection types).
+    /// Grain state in the table named after <paramref name="container"/> (letters and digits of "{container}grains"),
+    /// written in batches (<see cref="TableGrainStorage"/>), states too large for an entity in the blob container
+    /// "{container}-grains"; serialized with the Orleans serializer of our [GenerateSerializer] state classes.
     /// </summary>
-    public static ISiloBuilder AddAzureBlobGrainState(this ISiloBuilder silo, Azure.Storage.Blobs.BlobServiceClient client, string container) =>
-        silo.AddAzureBlobGrainStorage(GrainStorage.Name, (OptionsBuilder<AzureBlobStorageOptions> builder) =>
-            builder.Configure<Orleans.Serialization.Serializer>((o, serializer) =>
-            {
-                o.BlobServiceClient = client;
-                o.ContainerName = container;
-                o.GrainStorageSerializer = new Orleans.Storage.OrleansGrainStorageSerializer(serializer);
-            }));
+    public static ISiloBuilder AddTableGrainState(this ISiloBuilder silo, string connectionString, string container)
+    {
+        silo.Services.AddGrainStorage(GrainStorage.Name, (sp, _) => new TableGrainStorage(
+            new Azure.Data.Tables.TableServiceClient(connectionString).GetTableClient(TableGrainStorage.TableNameFor($"{container}grains")),
+            new Azure.Storage.Blobs.BlobServiceClient(connectionString).GetBlobContainerClient($"{container}-grains"),
+            new Orleans.Storage.OrleansGrainStorageSerializer(sp.GetRequiredService<Orleans.Serialization.Serializer>()),
+            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<TableGrainStorage>>()));
+        return silo;
+    }
 
-    /// <summary>Grain state in this silo's memory (tests and benchmarks), with the Orleans serializer as in <see cref="AddAzureBlobGrainState"/>.</summary>
+    /// <summary>Grain state in this silo's memory (tests and benchmarks), with the Orleans serializer as in <see cref="AddTableGrainState"/>.</summary>
     public static ISiloBuilder AddMemoryGrainState(this ISiloBuilder silo) =>
         silo.AddMemoryGrainStorage(GrainStorage.Name, (OptionsBuilder<MemoryGrainStorageOptions> builder) =>
             builder.Configure<Orleans.Serialization.Serializer>((o, serializer) =>

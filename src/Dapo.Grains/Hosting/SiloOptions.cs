@@ -69,9 +69,6 @@ public sealed class SiloOptions
     /// <summary>Visibility timeout of leased rollout work: after it, another rollout grain can take the group.</summary>
     public TimeSpan WorkVisibility { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How often an idle rollout grain looks for work.</summary>
-    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(20);
-
     /// <summary>Rollout grains (devices) of this silo, each with its own copy of the policy.</summary>
     public int RolloutWorkers { get; set; } = 1;
 
@@ -127,7 +124,6 @@ public static class SiloOptionsValidator
         Positive(errors, o.ProbeTimeout, "ProbeTimeout");
         Positive(errors, o.LearnerReminderPeriod, "LearnerReminderPeriod");
         Positive(errors, o.WorkVisibility, "WorkVisibility");
-        Positive(errors, o.PollInterval, "PollInterval");
         Positive(errors, o.RetryBudget, "RetryBudget");
         Positive(errors, o.StartupTimeout, "StartupTimeout");
         if (o.MissedProbesLimit < 1) errors.Add($"Silo:MissedProbesLimit is {o.MissedProbesLimit}: use 1 or more.");

@@ -165,7 +165,7 @@ public sealed class DapoTestCluster : IAsyncDisposable
             // Short timings: silos declared dead within seconds, a dead learner back within seconds, leases of a dead
             // rollout grain offered again soon.
             ProbeTimeout = TimeSpan.FromSeconds(1), MissedProbesLimit = 2, VotesForDeath = 1,
-            LearnerReminderPeriod = TimeSpan.FromSeconds(2), WorkVisibility = TimeSpan.FromSeconds(3), PollInterval = TimeSpan.FromMilliseconds(50),
+            LearnerReminderPeriod = TimeSpan.FromSeconds(2), WorkVisibility = TimeSpan.FromSeconds(3),
             RolloutWorkers = 1, RolloutBatch = 1, RetryBudget = TimeSpan.FromSeconds(30),
         };
         _configure(options);

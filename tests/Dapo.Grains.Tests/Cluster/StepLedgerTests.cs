@@ -80,6 +80,64 @@ public sealed class StepLedgerTests(LearnerSilosFixture fixture) : IClassFixture
         Assert.Equal(StepPhase.Done, (await step.GetAsync())!.Phase);
     }
 
+    [Fact]
+    public async Task An_idle_worker_is_woken_by_a_refill_a_release_or_a_lapsed_lease_and_told_at_once_when_sampling_ended()
+    {
+        // Far longer than any wake-up here takes: a call that returns before it was woken, not timed out.
+        var wait = TimeSpan.FromSeconds(60);
+        var (run, step, _) = await OpenRunAsync(target: 2, """ "OverSamplingFactor":1.0,"MaxGenerationRounds":3 """);
+        Assert.False(await Grains.GetGrain<IStepGrain>(GrainKeys.Step(run, 2)).WaitForWorkAsync("w", wait));  // not opened
+        Assert.True(await step.WaitForWorkAsync("other", wait).WaitAsync(TimeSpan.FromSeconds(10)));  // drawn: leasable now
+        var first = await step.LeaseAsync("w", 10, TimeSpan.FromSeconds(3));
+
+        // Everything leased to w: "other" waits until w's leases lapse (3 s), not for its whole wait.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.True(await step.WaitForWorkAsync("other", wait));
+        Assert.InRange(clock.Elapsed.TotalSeconds, 1.5, 30);
+        var taken = await step.LeaseAsync("other", 10, Visibility);
+        Assert.Equal(first.Select(w => w.PromptId), taken.Select(w => w.PromptId));
+
+        // Given back: a waiting worker is woken.
+        var woken = step.WaitForWorkAsync("w", wait);
+        await Task.Delay(200);
+        Assert.False(woken.IsCompleted);
+        Assert.Equal(2, await step.ReleaseAsync("other"));
+        Assert.True(await woken.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        // A filtered group draws a refill: a waiting worker is woken for it.
+        first = await step.LeaseAsync("w", 10, Visibility);
+        woken = step.WaitForWorkAsync("other", wait);
+        Assert.Equal(SubmitOutcome.Filtered, await SubmitAsync(first[0], Uninformative));
+        Assert.True(await woken.WaitAsync(TimeSpan.FromSeconds(10)));
+        var refill = Assert.Single(await step.LeaseAsync("other", 10, Visibility));
+
+        // Sampling ends (the target is met): a waiting worker is told so, and asking again answers at once.
+        woken = step.WaitForWorkAsync("third", wait);
+        Assert.Equal(SubmitOutcome.Accepted, await SubmitAsync(first[1], Informative));
+        Assert.Equal(SubmitOutcome.Accepted, await SubmitAsync(refill, Informative));
+        Assert.False(await woken.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.False(await step.WaitForWorkAsync("third", wait).WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task The_registry_wakes_a_waiting_worker_when_a_run_moves_to_its_next_step()
+    {
+        var registry = Grains.GetGrain<IRunRegistryGrain>(IRunRegistryGrain.Key);
+        var run = $"registry-{Guid.NewGuid():N}"[..20];
+        await registry.AnnounceAsync(new ActiveRun(run, RunStatus.Running, 1, 0, 1));
+        var known = await registry.ListAsync();
+
+        var changed = registry.WaitForChangeAsync(known, TimeSpan.FromSeconds(60));
+        await Task.Delay(200);
+        Assert.False(changed.IsCompleted);
+        await registry.AnnounceAsync(new ActiveRun(run, RunStatus.Running, 2, 1, 1));
+        var runs = await changed.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(2, runs.Single(r => r.RunId == run).Step);
+
+        // What the caller knows is already out of date: the answer comes at once.
+        Assert.Equal(2, (await registry.WaitForChangeAsync(known, TimeSpan.FromSeconds(60)).WaitAsync(TimeSpan.FromSeconds(10))).Single(r => r.RunId == run).Step);
+    }
+
     [Theory]
     [InlineData("TrainOnAccepted", "CapReachedTrainOnAccepted")]
     [InlineData("Fail", "CapReachedFail")]
