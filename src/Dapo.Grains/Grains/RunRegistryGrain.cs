@@ -41,6 +41,6 @@ public sealed class RunRegistryGrain([PersistentState("registry", GrainStorage.N
 /// <summary>Names of the providers the grains use.</summary>
 public static class GrainStorage
 {
-    /// <summary>The grain storage of every Dapo grain: a local directory (embedded) or Azure Blobs (cluster).</summary>
+    /// <summary>The grain storage of every Dapo grain: a local directory (embedded) or an Azure table (cluster).</summary>
     public const string Name = "dapo";
 }
