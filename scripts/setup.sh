@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh            system packages for the engine, native library, .NET solution (Release)
 #   scripts/setup.sh --test     also what the tests run against: python3 (the reward's reference
-#                               oracle), and azurite (the Azure Storage emulator, into the git-ignored .tools/)
+#                               oracle), python3-torch (the peer of the Hugging Face format tests), and azurite
+#                               (the Azure Storage emulator, into the git-ignored .tools/)
 #   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark) and azurite
 #                               (the blob storage benchmark)
 set -euo pipefail
@@ -14,7 +15,7 @@ packages=(cmake g++ libtorch-dev libopenblas0-openmp)
 azurite=0
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(python3); azurite=1 ;;
+    --test) packages+=(python3 python3-torch); azurite=1 ;;
     --bench) packages+=(python3-torch); azurite=1 ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac
