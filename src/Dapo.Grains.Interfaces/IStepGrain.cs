@@ -42,8 +42,9 @@ public interface IStepGrain : IGrainWithStringKey
 
     /// <summary>
     /// Returns true once the step has groups <paramref name="worker"/> can lease (drawn, given back, or their lease
-    /// lapsed), or after <paramref name="maxWait"/> while the step still samples; false at once when the step is not
-    /// sampling. An idle rollout grain waits here instead of polling.
+    /// lapsed), or after <paramref name="maxWait"/> while the step still samples; false at once when its sampling
+    /// ended. A step not opened yet (or abandoned, to be opened again) is waited on until it opens. An idle rollout
+    /// grain waits here instead of polling.
     /// </summary>
     [AlwaysInterleave]
     Task<bool> WaitForWorkAsync(string worker, TimeSpan maxWait);

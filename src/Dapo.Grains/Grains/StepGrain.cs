@@ -123,7 +123,14 @@ public sealed partial class StepGrain(
 
     public async Task<bool> WaitForWorkAsync(string worker, TimeSpan maxWait)
     {
-        if (SamplingStopped || S.Ledger is null) return false;
+        // Not opened yet, or abandoned and about to be opened again: a restarted learner announces its step before it
+        // opens it, so the registry does not change at the opening. Wait for the opening itself.
+        if (S.Ledger is null or { Phase: StepPhase.Abandoned })
+        {
+            await Task.WhenAny(_workChanged.Task, Task.Delay(maxWait, time));
+            return S.Ledger is { Phase: StepPhase.Sampling, StopReason: null };
+        }
+        if (SamplingStopped) return false;
         var now = time.GetUtcNow();
         var waiting = CurrentOpening().Where(p => p.Status == PromptStatus.Sampling)
             .Select(p => _leases.TryGetValue(p.PromptId, out var lease) && lease.Worker != worker && lease.Until > now ? lease.Until - now : TimeSpan.Zero)

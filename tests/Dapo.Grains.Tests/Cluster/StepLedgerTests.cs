@@ -85,8 +85,7 @@ public sealed class StepLedgerTests(LearnerSilosFixture fixture) : IClassFixture
     {
         // Far longer than any wake-up here takes: a call that returns before it was woken, not timed out.
         var wait = TimeSpan.FromSeconds(60);
-        var (run, step, _) = await OpenRunAsync(target: 2, """ "OverSamplingFactor":1.0,"MaxGenerationRounds":3 """);
-        Assert.False(await Grains.GetGrain<IStepGrain>(GrainKeys.Step(run, 2)).WaitForWorkAsync("w", wait));  // not opened
+        var (_, step, _) = await OpenRunAsync(target: 2, """ "OverSamplingFactor":1.0,"MaxGenerationRounds":3 """);
         Assert.True(await step.WaitForWorkAsync("other", wait).WaitAsync(TimeSpan.FromSeconds(10)));  // drawn: leasable now
         var first = await step.LeaseAsync("w", 10, TimeSpan.FromSeconds(3));
 
@@ -117,6 +116,31 @@ public sealed class StepLedgerTests(LearnerSilosFixture fixture) : IClassFixture
         Assert.Equal(SubmitOutcome.Accepted, await SubmitAsync(refill, Informative));
         Assert.False(await woken.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.False(await step.WaitForWorkAsync("third", wait).WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
+    public async Task A_worker_waiting_on_a_step_not_yet_opened_or_abandoned_is_woken_by_its_opening()
+    {
+        var wait = TimeSpan.FromSeconds(60);
+        var run = $"opening-{Guid.NewGuid():N}"[..20];
+        var resources = await fixture.Cluster.WriteSpecAsync(run, GrainRecipes.Tiny(steps: 2, group: 2, batch: 2, """ "OverSamplingFactor":1.0 """));
+        var step = Grains.GetGrain<IStepGrain>(GrainKeys.Step(run, 1));
+
+        // A restarted learner announces its step, then opens it: the opening is what wakes the worker.
+        var woken = step.WaitForWorkAsync("w", wait);
+        await Task.Delay(200);
+        Assert.False(woken.IsCompleted);
+        await step.OpenAsync(new StepOpening(1, 0, resources.InitialCursor.ToJson(), []));
+        Assert.True(await woken.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        // Abandoned by a learner that restarts from an earlier checkpoint, then opened again by it.
+        await step.AbandonAsync(2, "abandoned: the learner restarted");
+        woken = step.WaitForWorkAsync("w", wait);
+        await Task.Delay(200);
+        Assert.False(woken.IsCompleted);
+        await step.OpenAsync(new StepOpening(2, 0, resources.InitialCursor.ToJson(), []));
+        Assert.True(await woken.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(2, (await step.LeaseAsync("w", 10, Visibility)).Count);
     }
 
     [Fact]
