@@ -4,7 +4,15 @@ minimal codec of the format (8-byte little-endian header length, JSON header, ra
     torch_peer.py write FILE   writes sample tensors (F32, F16, BF16, an empty one) and prints, as JSON, each
                                tensor's fp32 source values, its stored bits and torch's fp32 reading of them
     torch_peer.py read FILE    prints every tensor of FILE as torch reads it: dtype, shape, fp32 values
+    torch_peer.py qwen2 DIR SPEC
+                               writes a random Qwen2 model directory (config.json, model.safetensors or two shards with
+                               an index) of the shape SPEC (JSON) gives
+    torch_peer.py forward DIR REQUEST
+                               loads DIR with this file's reader and runs an independent Qwen2 forward pass in fp32:
+                               for each sequence of REQUEST (JSON: {"sequences": [[ids]], "greedy": [[prompt]], "new": N})
+                               the log-probability of each token after the first, and N greedy tokens after each prompt
 """
+import math
 import json
 import struct
 import sys
@@ -54,6 +62,156 @@ def write(path):
     print(json.dumps(report))
 
 
+def tensors_of(path):
+    with open(path, "rb") as f:
+        content = f.read()
+    (length,) = struct.unpack("<Q", content[:8])
+    header = json.loads(content[8:8 + length])
+    header.pop("__metadata__", None)
+    data = content[8 + length:]
+    out = {}
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        dtype = DTYPES[entry["dtype"]]
+        chunk = bytearray(data[begin:end])
+        t = torch.frombuffer(chunk, dtype=torch.float32) if dtype == torch.float32 else torch.frombuffer(chunk, dtype=torch.int16).view(dtype)
+        out[name] = t.reshape(entry["shape"]).float()
+    return out
+
+
+def write_file(path, tensors, dtype):
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, t in tensors.items():
+        data = raw(t.to(dtype))
+        header[name] = {"dtype": NAMES[dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for data in blobs:
+            f.write(data)
+
+
+def qwen2(directory, spec_json):
+    spec = json.loads(spec_json)
+    torch.manual_seed(spec.get("seed", 1))
+    d, heads, kv, ff, vocab, layers = spec["hidden"], spec["heads"], spec["kv_heads"], spec["ff"], spec["vocab"], spec["layers"]
+    hd = d // heads
+    tied = spec["tied"]
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec["dtype"]]
+    w = lambda *shape: torch.randn(*shape) * spec.get("scale", 0.2)
+    # Embedding and head at a larger scale: logits spread widely, so greedy decoding has no near-ties.
+    head = lambda: torch.randn(vocab, d) * spec.get("head_scale", 1.0)
+    t = {"model.embed_tokens.weight": head(), "model.norm.weight": 1 + 0.1 * torch.randn(d)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        t[p + "input_layernorm.weight"] = 1 + 0.1 * torch.randn(d)
+        t[p + "post_attention_layernorm.weight"] = 1 + 0.1 * torch.randn(d)
+        t[p + "self_attn.q_proj.weight"], t[p + "self_attn.q_proj.bias"] = w(heads * hd, d), w(heads * hd)
+        t[p + "self_attn.k_proj.weight"], t[p + "self_attn.k_proj.bias"] = w(kv * hd, d), w(kv * hd)
+        t[p + "self_attn.v_proj.weight"], t[p + "self_attn.v_proj.bias"] = w(kv * hd, d), w(kv * hd)
+        t[p + "self_attn.o_proj.weight"] = w(d, heads * hd)
+        t[p + "mlp.gate_proj.weight"], t[p + "mlp.up_proj.weight"] = w(ff, d), w(ff, d)
+        t[p + "mlp.down_proj.weight"] = w(d, ff)
+    if not tied:
+        t["lm_head.weight"] = head()
+    config = {
+        "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu", "hidden_size": d,
+        "intermediate_size": ff, "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+        "vocab_size": vocab, "rms_norm_eps": 1e-6, "rope_theta": spec.get("rope_theta", 10000.0),
+        "max_position_embeddings": spec.get("max_positions", 128), "tie_word_embeddings": tied, "torch_dtype": spec["dtype"],
+        "use_sliding_window": False, "sliding_window": 4096, "max_window_layers": 21, "rope_scaling": None,
+        "attention_dropout": 0.0, "bos_token_id": 0, "eos_token_id": 1,
+    }
+    with open(f"{directory}/config.json", "w") as f:
+        json.dump(config, f, indent=2)
+    if spec.get("shards", 1) == 1:
+        write_file(f"{directory}/model.safetensors", t, dtype)
+        print(json.dumps({"files": ["model.safetensors"]}))
+        return
+    names = list(t)
+    half = len(names) // 2
+    shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
+    weight_map = {}
+    for file, part in shards.items():
+        write_file(f"{directory}/{file}", {n: t[n] for n in part}, dtype)
+        weight_map.update({n: file for n in part})
+    with open(f"{directory}/model.safetensors.index.json", "w") as f:
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=2)
+    print(json.dumps({"files": list(shards)}))
+
+
+def load(directory):
+    import os
+    with open(f"{directory}/config.json") as f:
+        config = json.load(f)
+    weights = {}
+    index = f"{directory}/model.safetensors.index.json"
+    if os.path.exists(index):
+        with open(index) as f:
+            for file in sorted(set(json.load(f)["weight_map"].values())):
+                weights.update(tensors_of(f"{directory}/{file}"))
+    else:
+        weights = tensors_of(f"{directory}/model.safetensors")
+    return config, weights
+
+
+def rms_norm(x, weight, eps):
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def logits_of(config, W, ids):
+    """Qwen2's decoder as the Hugging Face implementation computes it, written out in plain torch ops (fp32)."""
+    d, H, KV = config["hidden_size"], config["num_attention_heads"], config["num_key_value_heads"]
+    hd, eps, T = d // H, config["rms_norm_eps"], len(ids)
+    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    angles = torch.outer(torch.arange(T, dtype=torch.float32), inv_freq)
+    cos, sin = torch.cat([angles.cos()] * 2, -1)[:, None, :], torch.cat([angles.sin()] * 2, -1)[:, None, :]
+
+    def rope(x):
+        rotated = torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1)
+        return x * cos + rotated * sin
+
+    x = W["model.embed_tokens.weight"][torch.tensor(ids)]
+    causal = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        q = (h @ W[p + "self_attn.q_proj.weight"].T + W[p + "self_attn.q_proj.bias"]).view(T, H, hd)
+        k = (h @ W[p + "self_attn.k_proj.weight"].T + W[p + "self_attn.k_proj.bias"]).view(T, KV, hd)
+        v = (h @ W[p + "self_attn.v_proj.weight"].T + W[p + "self_attn.v_proj.bias"]).view(T, KV, hd)
+        q, k = rope(q), rope(k)
+        k, v = k.repeat_interleave(H // KV, dim=1), v.repeat_interleave(H // KV, dim=1)
+        scores = torch.einsum("thd,shd->hts", q, k) / math.sqrt(hd)
+        attention = scores.masked_fill(causal, float("-inf")).softmax(-1)
+        x = x + torch.einsum("hts,shd->thd", attention, v).reshape(T, H * hd) @ W[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
+        gate, up = h @ W[p + "mlp.gate_proj.weight"].T, h @ W[p + "mlp.up_proj.weight"].T
+        x = x + (torch.nn.functional.silu(gate) * up) @ W[p + "mlp.down_proj.weight"].T
+    head = W["model.embed_tokens.weight"] if config["tie_word_embeddings"] else W["lm_head.weight"]
+    return rms_norm(x, W["model.norm.weight"], eps) @ head.T
+
+
+def forward(directory, request_json):
+    request = json.loads(request_json)
+    config, W = load(directory)
+    with torch.no_grad():
+        scored = []
+        for ids in request["sequences"]:
+            logp = logits_of(config, W, ids).log_softmax(-1)
+            scored.append([logp[t - 1, ids[t]].item() for t in range(1, len(ids))])
+        greedy = []
+        for prompt in request["greedy"]:
+            ids = list(prompt)
+            for _ in range(request["new"]):
+                ids.append(int(logits_of(config, W, ids)[-1].argmax()))
+            greedy.append(ids[len(prompt):])
+    print(json.dumps({"logprobs": scored, "greedy": greedy}))
+
+
 def read(path):
     with open(path, "rb") as f:
         content = f.read()
@@ -75,4 +233,4 @@ def read(path):
 
 
 if __name__ == "__main__":
-    {"write": write, "read": read}[sys.argv[1]](sys.argv[2])
+    {"write": write, "read": read, "qwen2": qwen2, "forward": forward}[sys.argv[1]](*sys.argv[2:])
