@@ -42,48 +42,46 @@ def write(path):
         "special.f16": (torch.float16, special.clamp(-65504, 65504)),
         "empty": (torch.float32, torch.zeros(0, 3)),
     }
-    header, blobs, offset, report = {"__metadata__": {"format": "pt"}}, [], 0, {}
+    stored = {name: source.to(dtype) for name, (dtype, source) in sources.items()}
+    write_file(path, stored)
+    report = {}
     for name, (dtype, source) in sources.items():
-        stored = source.to(dtype)
-        data = raw(stored)
-        header[name] = {"dtype": NAMES[dtype], "shape": list(stored.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-        bits = list(struct.unpack(f"<{stored.numel()}H", data)) if dtype != torch.float32 else None
-        report[name] = {"dtype": NAMES[dtype], "shape": list(stored.shape), "source": source.flatten().tolist(),
-                        "bits": bits, "values": stored.float().flatten().tolist()}
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for data in blobs:
-            f.write(data)
+        t = stored[name]
+        bits = list(struct.unpack(f"<{t.numel()}H", raw(t))) if dtype != torch.float32 else None
+        report[name] = {"dtype": NAMES[dtype], "shape": list(t.shape), "source": source.flatten().tolist(),
+                        "bits": bits, "values": t.float().flatten().tolist()}
     print(json.dumps(report))
 
 
 def tensors_of(path):
+    """The metadata and tensors of a safetensors file, each in its stored dtype."""
     with open(path, "rb") as f:
         content = f.read()
     (length,) = struct.unpack("<Q", content[:8])
     header = json.loads(content[8:8 + length])
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", {})
     data = content[8 + length:]
     out = {}
     for name, entry in header.items():
         begin, end = entry["data_offsets"]
         dtype = DTYPES[entry["dtype"]]
         chunk = bytearray(data[begin:end])
-        t = torch.frombuffer(chunk, dtype=torch.float32) if dtype == torch.float32 else torch.frombuffer(chunk, dtype=torch.int16).view(dtype)
-        out[name] = t.reshape(entry["shape"]).float()
-    return out
+        if not chunk:
+            t = torch.zeros(0, dtype=dtype)
+        elif dtype == torch.float32:
+            t = torch.frombuffer(chunk, dtype=torch.float32)
+        else:
+            t = torch.frombuffer(chunk, dtype=torch.int16).view(dtype)
+        out[name] = t.reshape(entry["shape"])
+    return metadata, out
 
 
-def write_file(path, tensors, dtype):
+def write_file(path, tensors):
+    """Writes tensors, each in its own dtype, as a safetensors file (header padded to 8 bytes)."""
     header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
     for name, t in tensors.items():
-        data = raw(t.to(dtype))
-        header[name] = {"dtype": NAMES[dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        data = raw(t)
+        header[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
     text = json.dumps(header).encode()
@@ -129,7 +127,7 @@ def qwen2(directory, spec_json):
     with open(f"{directory}/config.json", "w") as f:
         json.dump(config, f, indent=2)
     if spec.get("shards", 1) == 1:
-        write_file(f"{directory}/model.safetensors", t, dtype)
+        write_file(f"{directory}/model.safetensors", {n: x.to(dtype) for n, x in t.items()})
         print(json.dumps({"files": ["model.safetensors"]}))
         return
     names = list(t)
@@ -137,7 +135,7 @@ def qwen2(directory, spec_json):
     shards = {"model-00001-of-00002.safetensors": names[:half], "model-00002-of-00002.safetensors": names[half:]}
     weight_map = {}
     for file, part in shards.items():
-        write_file(f"{directory}/{file}", {n: t[n] for n in part}, dtype)
+        write_file(f"{directory}/{file}", {n: t[n].to(dtype) for n in part})
         weight_map.update({n: file for n in part})
     with open(f"{directory}/model.safetensors.index.json", "w") as f:
         json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=2)
@@ -153,10 +151,10 @@ def load(directory):
     if os.path.exists(index):
         with open(index) as f:
             for file in sorted(set(json.load(f)["weight_map"].values())):
-                weights.update(tensors_of(f"{directory}/{file}"))
+                weights.update(tensors_of(f"{directory}/{file}")[1])
     else:
-        weights = tensors_of(f"{directory}/model.safetensors")
-    return config, weights
+        weights = tensors_of(f"{directory}/model.safetensors")[1]
+    return config, {name: t.float() for name, t in weights.items()}
 
 
 def rms_norm(x, weight, eps):
@@ -213,22 +211,10 @@ def forward(directory, request_json):
 
 
 def read(path):
-    with open(path, "rb") as f:
-        content = f.read()
-    (length,) = struct.unpack("<Q", content[:8])
-    header = json.loads(content[8:8 + length])
-    data = content[8 + length:]
-    report = {"__metadata__": header.pop("__metadata__", {})}
-    for name, entry in header.items():
-        begin, end = entry["data_offsets"]
-        dtype = DTYPES[entry["dtype"]]
-        chunk = bytearray(data[begin:end])
-        if dtype == torch.float32:
-            t = torch.frombuffer(chunk, dtype=torch.float32) if chunk else torch.zeros(0)
-        else:
-            t = (torch.frombuffer(chunk, dtype=torch.int16) if chunk else torch.zeros(0, dtype=torch.int16)).view(dtype)
-        t = t.reshape(entry["shape"])
-        report[name] = {"dtype": entry["dtype"], "shape": list(t.shape), "values": t.float().flatten().tolist()}
+    metadata, tensors = tensors_of(path)
+    report = {"__metadata__": metadata}
+    for name, t in tensors.items():
+        report[name] = {"dtype": NAMES[t.dtype], "shape": list(t.shape), "values": t.float().flatten().tolist()}
     print(json.dumps(report))
 
 
