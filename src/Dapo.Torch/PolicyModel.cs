@@ -184,6 +184,17 @@ public sealed unsafe class PolicyModel : IDisposable
             NativeMethods.Check(NativeMethods.dapo_model_import_weights(Handle, p, weights.Length));
     }
 
+    /// <summary>The logits of every position of <paramref name="tokens"/> (row t: the distribution of token t + 1), flat, tokens × vocabulary.</summary>
+    public float[] Logits(ReadOnlySpan<int> tokens)
+    {
+        ThrowIfDisposed();
+        var logits = new float[checked(tokens.Length * Config.VocabSize)];
+        fixed (int* t = tokens)
+        fixed (float* l = logits)
+            NativeMethods.Check(NativeMethods.dapo_model_logits(Handle, t, tokens.Length, l, logits.Length));
+        return logits;
+    }
+
     public float[] ReadParameter(int index)
     {
         var values = new float[ParameterAt(index).ElementCount];

@@ -37,6 +37,16 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void Bad_logits_requests_are_rejected_clearly()
+    {
+        using var model = TinyModels.Create();
+        AssertRejected(() => model.Logits([1, 32]), "token 1: id 32 is outside the vocabulary [0, 32)");
+        AssertRejected(() => model.Logits([]), "the sequence has 0 tokens; the model takes 1 to 96");
+        AssertRejected(() => model.Logits(new int[97]), "the sequence has 97 tokens; the model takes 1 to 96");
+        Assert.Equal(2 * 32, model.Logits([1, 2]).Length);
+    }
+
+    [Fact]
     public void Bad_scoring_requests_are_rejected_clearly()
     {
         using var model = TinyModels.Create();

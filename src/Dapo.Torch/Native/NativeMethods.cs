@@ -99,6 +99,7 @@ internal static unsafe partial class NativeMethods
         long* shape, int shapeCapacity, out int ndim);
     [LibraryImport(Library)] internal static partial int dapo_model_param_read(ModelHandle model, long index, float* output, long count);
     [LibraryImport(Library)] internal static partial int dapo_model_param_write(ModelHandle model, long index, float* values, long count);
+    [LibraryImport(Library)] internal static partial int dapo_model_logits(ModelHandle model, int* tokens, long count, float* output, long outputCount);
     [LibraryImport(Library)] internal static partial int dapo_model_grad_read(ModelHandle model, long index, float* output, long count);
     [LibraryImport(Library)] internal static partial int dapo_model_zero_grad(ModelHandle model);
     [LibraryImport(Library)] internal static partial BufferHandle dapo_model_export_weights(ModelHandle model);

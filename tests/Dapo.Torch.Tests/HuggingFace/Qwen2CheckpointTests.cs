@@ -6,8 +6,8 @@ namespace Dapo.Torch.Tests.HuggingFace;
 
 /// <summary>
 /// Hugging Face Qwen2 checkpoints written by PyTorch (random weights, <c>torch_peer.py qwen2</c>), loaded into the
-/// engine and compared with an independent forward pass in PyTorch (<c>torch_peer.py forward</c>): log-probabilities of
-/// every token and greedy generation. Then exported and compared with the original, byte for byte.
+/// engine and compared with an independent forward pass in PyTorch (<c>torch_peer.py forward</c>): the logits of every
+/// position (within 1e-4), the scored log-probabilities and greedy generation. Then exported and compared with the original, byte for byte.
 /// </summary>
 public sealed class Qwen2CheckpointTests : IDisposable
 {
@@ -43,6 +43,15 @@ public sealed class Qwen2CheckpointTests : IDisposable
     private static void AssertSameAsTorch(PolicyModel model, string directory)
     {
         var torch = TorchPeer.Run("forward", directory, JsonSerializer.Serialize(new { sequences = Sequences, greedy = Prompts, @new = NewTokens }));
+        var expectedLogits = torch.GetProperty("logits").EnumerateArray().Select(TorchPeer.Floats).ToArray();
+        for (var s = 0; s < Sequences.Length; s++)
+        {
+            var logits = model.Logits(Sequences[s]);
+            Assert.Equal(expectedLogits[s].Length, logits.Length);
+            var worst = Enumerable.Range(0, logits.Length).MaxBy(i => Math.Abs(expectedLogits[s][i] - logits[i]));
+            Assert.True(Math.Abs(expectedLogits[s][worst] - logits[worst]) <= 1e-4,
+                $"sequence {s}, position {worst / model.Config.VocabSize}, token {worst % model.Config.VocabSize}: PyTorch logit {expectedLogits[s][worst]}, engine {logits[worst]}");
+        }
         var expected = torch.GetProperty("logprobs").EnumerateArray().Select(TorchPeer.Floats).ToArray();
         var actual = EngineLogProbs(model);
         for (var s = 0; s < Sequences.Length; s++)

@@ -10,7 +10,8 @@ minimal codec of the format (8-byte little-endian header length, JSON header, ra
     torch_peer.py forward DIR REQUEST
                                loads DIR with this file's reader and runs an independent Qwen2 forward pass in fp32:
                                for each sequence of REQUEST (JSON: {"sequences": [[ids]], "greedy": [[prompt]], "new": N})
-                               the log-probability of each token after the first, and N greedy tokens after each prompt
+                               the logits of every position, the log-probability of each token after the first, and N
+                               greedy tokens after each prompt
 """
 import math
 import json
@@ -197,9 +198,11 @@ def forward(directory, request_json):
     request = json.loads(request_json)
     config, W = load(directory)
     with torch.no_grad():
-        scored = []
+        scored, logits = [], []
         for ids in request["sequences"]:
-            logp = logits_of(config, W, ids).log_softmax(-1)
+            out = logits_of(config, W, ids)
+            logits.append(out.flatten().tolist())
+            logp = out.log_softmax(-1)
             scored.append([logp[t - 1, ids[t]].item() for t in range(1, len(ids))])
         greedy = []
         for prompt in request["greedy"]:
@@ -207,7 +210,7 @@ def forward(directory, request_json):
             for _ in range(request["new"]):
                 ids.append(int(logits_of(config, W, ids)[-1].argmax()))
             greedy.append(ids[len(prompt):])
-    print(json.dumps({"logprobs": scored, "greedy": greedy}))
+    print(json.dumps({"logits": logits, "logprobs": scored, "greedy": greedy}))
 
 
 def read(path):

@@ -101,6 +101,8 @@ DAPO_API int32_t dapo_model_param_read(dapo_model* model, int64_t index, float* 
 DAPO_API int32_t dapo_model_param_write(dapo_model* model, int64_t index, const float* values, int64_t count);
 /* The accumulated gradient (zeros when none has been accumulated). */
 DAPO_API int32_t dapo_model_grad_read(dapo_model* model, int64_t index, float* out, int64_t count);
+/* The logits (n_tokens x vocab, row-major) of every position of one sequence, without gradients. */
+DAPO_API int32_t dapo_model_logits(dapo_model* model, const int32_t* tokens, int64_t n_tokens, float* out, int64_t count);
 DAPO_API int32_t dapo_model_zero_grad(dapo_model* model);
 DAPO_API dapo_buffer* dapo_model_export_weights(dapo_model* model);
 DAPO_API int32_t dapo_model_import_weights(dapo_model* model, const uint8_t* data, int64_t size);

@@ -294,6 +294,32 @@ int32_t dapo_model_param_read(dapo_model* model, int64_t index, float* out, int6
     });
 }
 
+int32_t dapo_model_logits(dapo_model* model, const int32_t* tokens, int64_t n_tokens, float* out, int64_t count) {
+    return guarded<int32_t>(-1, [&] {
+        auto& m = model_of(model);
+        std::lock_guard<std::mutex> lock(m.lock());
+        const auto& c = m.config();
+        dapo::require(n_tokens > 0 && n_tokens <= c.max_seq_len, "the sequence has ", n_tokens, " tokens; the model takes 1 to ",
+                      c.max_seq_len);
+        require_buffer(tokens, n_tokens, n_tokens, "tokens");
+        require_buffer(out, count, n_tokens * c.vocab_size, "logits output");
+        std::vector<int64_t> ids(tokens, tokens + n_tokens);
+        for (int64_t t = 0; t < n_tokens; ++t)
+            dapo::require(ids[t] >= 0 && ids[t] < c.vocab_size, "token ", t, ": id ", ids[t], " is outside the vocabulary [0, ",
+                          c.vocab_size, ")");
+        c10::InferenceMode inference;
+        const auto dev = m.device();
+        const int64_t T = n_tokens;
+        auto ids_t = dapo::int64_tensor(ids, {1, T}, dev);
+        auto pos_t = torch::arange(0, T, torch::TensorOptions().dtype(torch::kInt64).device(dev)).view({1, T});
+        auto blocked = torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(dev)).triu(1);
+        auto h = m.hidden(ids_t, pos_t, blocked.view({1, 1, 1, T, T}), nullptr);
+        auto logits = m.logits(h.view({T, c.d_model})).to(torch::kCPU).contiguous();
+        std::memcpy(out, logits.data_ptr<float>(), sizeof(float) * static_cast<size_t>(T * c.vocab_size));
+        return 0;
+    });
+}
+
 int32_t dapo_model_param_write(dapo_model* model, int64_t index, const float* values, int64_t count) {
     return guarded<int32_t>(-1, [&] {
         auto& m = model_of(model);
