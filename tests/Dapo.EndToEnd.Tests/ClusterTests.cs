@@ -19,8 +19,9 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
 
     // Enough work per step (8 prompts x G 8, refills) that a step lasts a while on one core per silo.
     private static readonly string Recipe = TestRecipes.Tiny(steps: 10, group: 8, batch: 8, evaluateEvery: 0);
-    // Silos joining mid-run need steps left when they are up: starting one takes up to ten seconds on a busy machine.
-    private const int LongSteps = 30;
+    // Silos joining mid-run need steps left when they are up: a step takes about a second, and starting a silo took
+    // up to a minute on the busy 2-core machine during the full suite.
+    private const int LongSteps = 150;
     private static readonly string LongRecipe = TestRecipes.Tiny(steps: LongSteps, group: 8, batch: 8, evaluateEvery: 0);
 
     private ClusterRun NewRun(IReadOnlyDictionary<string, string>? environment = null, string? connectionString = null) =>
