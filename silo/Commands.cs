@@ -23,7 +23,12 @@ internal static class Commands
     };
     private static readonly Option<string> Dataset = new("--dataset")
     {
-        Description = "JSONL prompts (DAPO-Math-17K or {\"prompt\",\"answer\"}) instead of the synthetic task; needs --init-weights",
+        Description = "JSONL prompts (DAPO-Math-17K or {\"prompt\",\"answer\"}) instead of the synthetic task; needs --model or --init-weights",
+    };
+    internal static readonly Option<string> Model = new("--model")
+    {
+        Description = "A Hugging Face Qwen2/Qwen2.5/Qwen3-architecture model directory to train (its weights, tokenizer and chat " +
+                      "template; the paper's DAPO options); the trained policy is written back in its format when the run completes",
     };
     private static readonly Option<string> Override = new("--override")
     {
@@ -36,7 +41,7 @@ internal static class Commands
         var runDir = new Option<string>("--run-dir") { Description = "Directory of the run (grain state, blobs, checkpoints, metrics)", DefaultValueFactory = _ => "runs/demo" };
         var workers = new Option<int>("--rollout-workers") { Description = "Rollout grains (each with its own copy of the policy)", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Progress as one JSON object per line" };
-        var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume") { runDir, Recipe, Steps, Seed, InitWeights, Dataset, Override, workers, json };
+        var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume") { runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json };
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
@@ -47,8 +52,16 @@ internal static class Commands
                 Console.WriteLine("Stopped; run the same command again to resume from the latest checkpoint.");
             var (warm, last, k) = outcome.Reporter.HeldOut;
             if (outcome.Reporter.Finished.IsCompleted && outcome.Status == RunStatus.Completed && warm is not null && last is not null)
+            {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"Done: held-out avg@{k} {warm:P1} at the start -> {last:P1} after {recipe.Steps} DAPO steps ({(last - warm) * 100:+0.0;-0.0} points)."));
+                if (recipe.ModelDirectory is not null)
+                {
+                    var directory = Path.GetFullPath(result.GetValue(runDir)!);
+                    var export = Path.Combine(directory, "blobs", Dapo.Grains.Checkpoints.HuggingFaceModel.ExportPrefix(Path.GetFileName(directory.TrimEnd('/'))));
+                    Console.WriteLine($"The trained policy, in the model's Hugging Face format: {export}");
+                }
+            }
             else if (outcome.Reporter.Finished.IsCompleted && outcome.Status == RunStatus.Failed)
                 Console.WriteLine($"The run failed: {outcome.Reporter.Finished.Result.Error}");
             return outcome.Code;
@@ -89,7 +102,7 @@ internal static class Commands
     public static Command StartRun()
     {
         var name = new Option<string>("--run") { Description = "Name of the run", Required = true };
-        var command = new Command("start-run", "Start a run on the cluster (its learner grain activates on a learner silo)") { name, Recipe, Steps, Seed, InitWeights, Dataset, Override };
+        var command = new Command("start-run", "Start a run on the cluster (its learner grain activates on a learner silo)") { name, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override };
         var cluster = ClusterOptions.Add(command);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -138,10 +151,11 @@ internal static class Commands
         try
         {
             recipe = DemoRecipe.Named(result.GetValue(Recipe)!);
+            if (result.GetValue(Model) is { } model) recipe = ModelRecipe(model, result.GetValue(Recipe)!);
         }
-        catch (KeyNotFoundException e)
+        catch (Exception e) when (e is KeyNotFoundException or IOException or InvalidDataException or UnauthorizedAccessException)
         {
-            Console.Error.WriteLine(e.Message);
+            Console.Error.WriteLine(e is KeyNotFoundException ? e.Message : $"--model: {e.Message}");
             return null;
         }
         if (result.GetValue(Override) is { } overrides)
@@ -178,7 +192,27 @@ internal static class Commands
         return errors.Count == 0 ? recipe : null;
     }
 
-    internal static string Describe(DemoRecipe r) => string.Create(CultureInfo.InvariantCulture,
+    /// <summary>The real-model recipe of <paramref name="directory"/>, as the named recipe ("grpo": its naive-GRPO ablation).</summary>
+    internal static DemoRecipe ModelRecipe(string directory, string name)
+    {
+        var recipe = DemoRecipe.ForModel(directory);
+        return name == "grpo" ? recipe.AsNaiveGrpo() : recipe;
+    }
+
+    internal static string Describe(DemoRecipe r) => r.ModelDirectory is { } model
+        ? string.Create(CultureInfo.InvariantCulture,
+            $"recipe '{r.Name}', model {model} (d_model {r.Model.DModel} x {r.Model.Layers} layers, vocabulary {r.Model.VocabSize}), " +
+            $"{(r.Dataset is null ? $"synthetic levels {string.Join(",", r.Levels)}" : $"dataset {r.Dataset}")}, {r.Steps} DAPO steps " +
+            $"(G {r.Dapo.GroupSize}, {r.Dapo.PromptBatchSize} prompts/step, responses up to {r.Dapo.MaxResponseLength} tokens); " +
+            $"{r.Model.ParameterCount / 1e6:F1}M parameters: the learner holds {Dapo.Torch.ModelConfig.LearnerBytesPerParameter} bytes each " +
+            $"({Gib(r.Model.ParameterCount * Dapo.Torch.ModelConfig.LearnerBytesPerParameter)}: fp32 weights, gradients, AdamW moments), " +
+            $"each rollout worker {Dapo.Torch.ModelConfig.RolloutBytesPerParameter} ({Gib(r.Model.ParameterCount * Dapo.Torch.ModelConfig.RolloutBytesPerParameter)}), " +
+            $"plus activations and key/value caches")
+        : DescribeDemo(r);
+
+    private static string Gib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):F2} GiB");
+
+    private static string DescribeDemo(DemoRecipe r) => string.Create(CultureInfo.InvariantCulture,
         $"recipe '{r.Name}', model d_model {r.Model.DModel} x {r.Model.Layers} layers, levels {string.Join(",", r.Levels)}, " +
         $"warm-start up to {r.WarmStart.MaxSteps} steps{(r.WarmStart.StopAtAccuracy is { } target ? $" (it stops as soon as held-out accuracy reaches {target:P0})" : "")}, then {r.Steps} DAPO steps (G {r.Dapo.GroupSize}, {r.Dapo.PromptBatchSize} prompts/step)");
 }

@@ -38,7 +38,13 @@ internal static class EmbeddedTraining
         builder.Services.AddSingleton<ITrainingReporter>(reporter);
         try
         {
-            _ = new RunResources(runId, recipe);
+            var run = new RunResources(runId, recipe);
+            if (recipe.ModelDirectory is not null)
+            {
+                // What the policy is given, as its tokenizer encodes it (the model's own prompts are easy to get wrong).
+                var first = run.Data.Train[0].Tokens;
+                reporter.Message(runId, $"prompt 1 of {run.Data.Train.Count}, {first.Length} tokens:\n{run.Data.Encoder.Tokenizer.Decode(first, skipSpecialTokens: false)}");
+            }
         }
         catch (Exception e) when (e is DatasetFormatException or ArgumentException or IOException)
         {

@@ -25,20 +25,29 @@ internal static class ExperimentsCommand
         var steps = new Option<int?>("--steps") { Description = "DAPO steps per run (default: the recipe's)" };
         var evaluate = new Option<int?>("--eval-every") { Description = "Held-out evaluation every N steps (default: the recipe's)" };
         var overrides = new Option<string>("--override") { Description = "JSON merged into the base recipe (applies to every rung)" };
+        var dataset = new Option<string>("--dataset") { Description = "JSONL prompts (DAPO-Math-17K format) for a --model run" };
         var command = new Command("experiments", "Run the ablation suite (naive GRPO -> DAPO) and write results, plots and a table")
         {
-            output, seeds, rungs, steps, evaluate, overrides,
+            output, seeds, rungs, steps, evaluate, overrides, Commands.Model, dataset,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
             var baseRecipe = DemoRecipe.Default;
             try
             {
+                // A model's runs start from its weights; the demo's share one warm-start.
+                if (result.GetValue(Commands.Model) is { } model) baseRecipe = Commands.ModelRecipe(model, "dapo");
+                if (result.GetValue(dataset) is { } path) baseRecipe = baseRecipe with { Dataset = Path.GetFullPath(path) };
                 if (result.GetValue(overrides) is { } json) baseRecipe = baseRecipe.WithOverrides(json);
             }
-            catch (FormatException e)
+            catch (Exception e) when (e is FormatException or IOException or InvalidDataException or UnauthorizedAccessException)
             {
-                Console.Error.WriteLine($"--override: {e.Message}");
+                Console.Error.WriteLine(e is FormatException ? $"--override: {e.Message}" : $"--model: {e.Message}");
+                return 2;
+            }
+            if (baseRecipe.Dataset is not null && baseRecipe.ModelDirectory is null)
+            {
+                Console.Error.WriteLine("--dataset: the experiments' shared warm-start needs the synthetic task's worked solutions; a dataset needs --model.");
                 return 2;
             }
             if (result.GetValue(steps) is { } n) baseRecipe = baseRecipe with { Steps = n };
@@ -81,7 +90,7 @@ internal static class ExperimentsCommand
         Directory.CreateDirectory(directory);
         var total = Stopwatch.StartNew();
         Console.WriteLine($"experiments: {ladder.Count} recipe(s) x {seeds.Count} seed(s), {baseRecipe.Steps} steps each, into {directory}");
-        var (weights, warmAccuracy) = await WarmStartAsync(directory, baseRecipe, cancellationToken);
+        var (weights, warmAccuracy) = baseRecipe.ModelDirectory is null ? await WarmStartAsync(directory, baseRecipe, cancellationToken) : (null, double.NaN);
         var runs = new List<ExperimentRun>();
         var index = 0;
         foreach (var rung in ladder)
@@ -90,7 +99,7 @@ internal static class ExperimentsCommand
             index++;
             var name = $"{rung.Key}-seed{seed}";
             var runDirectory = Path.Combine(directory, "runs", name);
-            var recipe = rung.Recipe with { Dapo = rung.Recipe.Dapo with { Seed = seed }, InitialWeights = weights };
+            var recipe = rung.Recipe with { Dapo = rung.Recipe.Dapo with { Seed = seed }, InitialWeights = weights ?? rung.Recipe.InitialWeights };
             var watch = Stopwatch.StartNew();
             var reporter = new ConsoleReporter(json: false, prefix: $"[{index}/{ladder.Count * seeds.Count} {name}] ", stepEvery: 25);
             var outcome = await EmbeddedTraining.RunAsync(runDirectory, recipe, reporter, rolloutWorkers: 1, cancellationToken);
@@ -100,6 +109,8 @@ internal static class ExperimentsCommand
                 return outcome.Code;
             }
             runs.Add(ExperimentRun.Load(rung, seed, Path.Combine(runDirectory, "metrics.jsonl")));
+            // A model's runs all start from its weights: the first run's evaluation of them is the report's start.
+            if (double.IsNaN(warmAccuracy) && outcome.Reporter.HeldOut.AfterWarmStart is { } start) warmAccuracy = start;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"[{index}/{ladder.Count * seeds.Count} {name}] done in {watch.Elapsed.TotalMinutes:F1} min, total {total.Elapsed.TotalMinutes:F1} min"));
         }

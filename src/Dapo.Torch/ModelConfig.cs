@@ -41,6 +41,24 @@ public sealed record ModelConfig
 
     public int HeadDim => DModel / Heads;
 
+    /// <summary>Number of parameters: embedding (and an untied head), per block the fused q/k/v projection with its
+    /// bias, the output projection, gate/up/down and two norms, and the final norm.</summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long d = DModel, qkv = DModel + 2L * KvHeads * HeadDim;
+            var block = d * qkv + (AttentionBias ? qkv : 0) + d * d + 3L * DFf * d + 2 * d;
+            return (TieEmbeddings ? 1 : 2) * (long)VocabSize * d + Layers * block + d;
+        }
+    }
+
+    /// <summary>Bytes per parameter the learner holds: fp32 weights, gradients and AdamW's two moments.</summary>
+    public const int LearnerBytesPerParameter = 16;
+
+    /// <summary>Bytes per parameter a rollout worker holds: its fp32 copy of the policy.</summary>
+    public const int RolloutBytesPerParameter = 4;
+
     internal NativeModelConfig ToNative() => new()
     {
         VocabSize = VocabSize, DModel = DModel, Layers = Layers, Heads = Heads, KvHeads = KvHeads, DFf = DFf,

@@ -23,7 +23,12 @@ public sealed record DemoData(
     {
         ArgumentNullException.ThrowIfNull(recipe);
         recipe.EnsureValid();
-        var encoder = PromptEncoder.Create(template: recipe.PromptTemplate);
+        var encoder = recipe.ModelDirectory is { } model
+            ? PromptEncoder.ForModel(model, recipe.PromptTemplate)
+            : PromptEncoder.Create(template: recipe.PromptTemplate);
+        if (encoder.Tokenizer.VocabSize > recipe.Model.VocabSize)
+            throw new ArgumentException(
+                $"The tokenizer has {encoder.Tokenizer.VocabSize} ids, more than the model's vocabulary of {recipe.Model.VocabSize}.", nameof(recipe));
         if (recipe.Dataset is { } path) return FromJsonl(encoder, path, recipe);
         var train = new List<RolloutPrompt>();
         var supervised = new List<SupervisedExample>();

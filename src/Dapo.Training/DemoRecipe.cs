@@ -4,6 +4,7 @@ using Dapo.Core.Options;
 using Dapo.Core.Rewards;
 using Dapo.Core.Text;
 using Dapo.Torch;
+using Dapo.Torch.HuggingFace;
 
 namespace Dapo.Training;
 
@@ -137,6 +138,14 @@ public sealed record DemoRecipe
     /// </summary>
     public string? InitialWeights { get; init; }
 
+    /// <summary>
+    /// A Hugging Face Qwen2-family model directory (config.json, model.safetensors or shards, tokenizer.json,
+    /// tokenizer_config.json) to train instead of the tiny policy: its weights are the start (no warm-start), its
+    /// tokenizer and chat turns make the prompts, and the trained policy is written back in the same format when the
+    /// run completes. Every silo reads it at this path. <see cref="ForModel"/> builds the recipe around one.
+    /// </summary>
+    public string? ModelDirectory { get; init; }
+
     /// <summary>Held-out evaluation settings (derived, so not serialised): k = <see cref="DapoOptions.EvalSamplesPerPrompt"/> samples at the
     /// paper's temperature 1.0 and top-p 0.7.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -211,6 +220,35 @@ public sealed record DemoRecipe
         }
     }
 
+    /// <summary>
+    /// The real-model recipe for the Hugging Face model in <paramref name="directory"/>: the paper's DAPO options as
+    /// <see cref="DapoOptions"/> defaults them (G 16, 512 prompts per step in 16 mini-batches, prompts up to 2,048 and
+    /// responses up to 20,480 tokens of the model's tokenizer with a 4,096-token overlong cache, learning rate 1e-6
+    /// after 20 warm-up steps, the DAPO-Math reward, avg@32), the DAPO-Math-17K prompt in the model's chat turns, the
+    /// model's own shape, and every core for the engine. A machine without a GPU needs far smaller batches and lengths:
+    /// the README shows a CPU command with <c>--override</c>.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The directory has no config.json.</exception>
+    /// <exception cref="InvalidDataException">config.json is not a Qwen2 config the engine supports (the message names the field).</exception>
+    public static DemoRecipe ForModel(string directory)
+    {
+        directory = Path.GetFullPath(directory);
+        var options = new DapoOptions();
+        var config = Qwen2Config.Read(directory);
+        return new DemoRecipe
+        {
+            Name = "dapo",
+            ModelDirectory = directory,
+            Model = config.ToModelConfig(Math.Min(config.MaxPositionEmbeddings, options.MaxPromptLength + options.MaxResponseLength)),
+            PromptTemplate = PromptTemplates.Dapo,
+            Dapo = options,
+            // Real models' matrices are large enough to split across every core.
+            Threads = Environment.ProcessorCount,
+            Steps = 100,
+            EvaluateEvery = 10,
+        };
+    }
+
     /// <summary>The recipe names <see cref="Named"/> knows.</summary>
     public static IReadOnlyList<string> Names { get; } = ["dapo", "grpo"];
 
@@ -231,8 +269,9 @@ public sealed record DemoRecipe
         if (Levels.Count == 0) errors.Add("Levels is empty.");
         if (TrainProblemsPerLevel.Count != Levels.Count || HeldOutProblemsPerLevel.Count != Levels.Count)
             errors.Add($"TrainProblemsPerLevel and HeldOutProblemsPerLevel need one count per level ({Levels.Count}).");
-        if (Model.VocabSize != new CharTokenizer().VocabSize)
+        if (ModelDirectory is null && Model.VocabSize != new CharTokenizer().VocabSize)
             errors.Add($"Model.VocabSize must be the character tokenizer's {new CharTokenizer().VocabSize}; got {Model.VocabSize}.");
+        if (ModelDirectory is not null) errors.AddRange(ValidateModelDirectory(ModelDirectory));
         if (Dapo.MaxPromptLength + Dapo.MaxResponseLength > Model.MaxSeqLen)
             errors.Add($"MaxPromptLength + MaxResponseLength ({Dapo.MaxPromptLength + Dapo.MaxResponseLength}) exceeds Model.MaxSeqLen ({Model.MaxSeqLen}).");
         if (Threads < 1) errors.Add($"Threads must be at least 1; got {Threads}.");
@@ -241,10 +280,32 @@ public sealed record DemoRecipe
             errors.Add($"InitialWeights: there is no file {InitialWeights}.");
         if (Dataset is not null && !File.Exists(Dataset))
             errors.Add($"Dataset: there is no file {Dataset}.");
-        else if (Dataset is not null && InitialWeights is null)
-            errors.Add("Dataset: a JSONL dataset has no worked solutions to warm-start on; give InitialWeights (--init-weights) too.");
+        else if (Dataset is not null && InitialWeights is null && ModelDirectory is null)
+            errors.Add("Dataset: a JSONL dataset has no worked solutions to warm-start on; give InitialWeights (--init-weights) or a model (--model) too.");
+        if (ModelDirectory is not null && InitialWeights is not null)
+            errors.Add("ModelDirectory and InitialWeights both give the starting weights; give one.");
         if (EvaluateEvery < 0) errors.Add($"EvaluateEvery must be non-negative; got {EvaluateEvery}.");
         return errors;
+    }
+
+    /// <summary>The model directory's problems: a missing directory or config.json, a config the engine does not
+    /// support, or a <see cref="Model"/> of another shape than config.json's.</summary>
+    private IEnumerable<string> ValidateModelDirectory(string directory)
+    {
+        if (!Directory.Exists(directory)) return [$"ModelDirectory: there is no directory {directory}."];
+        Qwen2Config config;
+        try
+        {
+            config = Qwen2Config.Read(directory);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return [$"ModelDirectory: {e.Message}"];
+        }
+        if (Model.MaxSeqLen > config.MaxPositionEmbeddings)
+            return [$"Model.MaxSeqLen {Model.MaxSeqLen} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}."];
+        var expected = config.ToModelConfig(Model.MaxSeqLen) with { Seed = Model.Seed, Device = Model.Device, DeviceIndex = Model.DeviceIndex };
+        return Model == expected ? [] : [$"Model ({Model}) is not the shape of {directory}/config.json ({expected})."];
     }
 
     /// <summary>Returns this recipe, or throws listing every bad field.</summary>

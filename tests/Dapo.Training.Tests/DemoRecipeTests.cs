@@ -49,4 +49,37 @@ public sealed class DemoRecipeTests
         Assert.Contains("dapo, grpo", e.Message);
         Assert.Throws<OptionsValidationException>(() => (DemoRecipe.Default with { Steps = -1 }).EnsureValid());
     }
+
+    [Fact]
+    public void A_model_directory_gives_the_papers_options_and_the_models_shape()
+    {
+        var directory = Directory.CreateTempSubdirectory("dapo-recipe-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, "config.json"), """
+                {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
+                 "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
+                 "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "max_position_embeddings": 32768, "tie_word_embeddings": true,
+                 "torch_dtype": "bfloat16", "use_sliding_window": false, "hidden_act": "silu"}
+                """);
+            var recipe = DemoRecipe.ForModel(directory);
+            Assert.Equal(directory, recipe.ModelDirectory);
+            Assert.Equal((896, 24, 151936, 22528), (recipe.Model.DModel, recipe.Model.Layers, recipe.Model.VocabSize, recipe.Model.MaxSeqLen));
+            Assert.Equal(new DapoOptions(), recipe.Dapo);  // the paper's: G 16, 512 prompts, 20480 + 4096 cache, lr 1e-6
+            Assert.Equal(Dapo.Core.Data.PromptTemplates.Dapo, recipe.PromptTemplate);
+            Assert.Empty(recipe.Validate());
+
+            var wrong = recipe with { Model = recipe.Model with { Layers = 12 } };
+            Assert.Contains(wrong.Validate(), e => e.Contains("is not the shape of") && e.Contains("config.json"));
+            var both = recipe with { InitialWeights = Path.Combine(directory, "config.json") };
+            Assert.Contains(both.Validate(), e => e.Contains("give one"));
+            var gone = recipe with { ModelDirectory = Path.Combine(directory, "missing") };
+            Assert.Contains(gone.Validate(), e => e.Contains("there is no directory"));
+            Assert.Empty(recipe.AsNaiveGrpo().Validate());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }

@@ -211,6 +211,12 @@ public sealed partial class LearnerGrain(
             reporter.Message(RunId, $"no checkpoint: starting from the weights in {initial}");
             model = await engine.RunAsync(() => LoadInitialWeights(initial), stop);
         }
+        else if (Recipe.ModelDirectory is { } directory)
+        {
+            reporter.Message(RunId, $"no checkpoint: starting from the Hugging Face model in {directory}");
+            Phase("loading the model", 0, directory);
+            model = await engine.RunAsync(() => HuggingFaceModel.Load(directory, Recipe.Model), stop);
+        }
         else
         {
             reporter.Message(RunId, "no checkpoint: supervised warm-start first");
@@ -230,7 +236,7 @@ public sealed partial class LearnerGrain(
             reporter.Message(RunId, result.Describe(Recipe.WarmStart));
         }
         var start = await engine.RunAsync(() => evaluator.Evaluate(model, _run.Data.HeldOut), stop);
-        reporter.Evaluated(RunId, Recipe.InitialWeights is null ? "after warm-start" : "of the initial weights", start);
+        reporter.Evaluated(RunId, Recipe.InitialWeights is null && Recipe.ModelDirectory is null ? "after warm-start" : "of the initial weights", start);
         S.StartAccuracy = start.AverageAtK;
         var optimizer = await engine.RunAsync(() => PolicyUpdater.CreateOptimizer(model, Recipe.Dapo), stop);
         var meta = new CheckpointMeta(0, 0, _run.InitialCursor, Recipe.Dapo.Seed, S.SpecJson, time.GetUtcNow());
@@ -371,6 +377,13 @@ public sealed partial class LearnerGrain(
         {
             StartCheckpointWrite();
             await _checkpointing;  // a completed run has its last checkpoint
+            if (Recipe.ModelDirectory is { } directory)
+            {
+                // ... and a model given in Hugging Face format is given back in it.
+                Phase("exporting", step, $"the trained policy to blob {HuggingFaceModel.ExportPrefix(RunId)}");
+                var files = await HuggingFaceModel.ExportAsync(engine, model, directory, blobs, RunId, stop);
+                reporter.Message(RunId, $"the trained policy in Hugging Face format: blobs {HuggingFaceModel.ExportPrefix(RunId)}{{{string.Join(", ", files)}}}");
+            }
             S.Status = RunStatus.Completed;
         }
         S.UpdatedAt = Now;
