@@ -68,14 +68,19 @@ internal static class RealModelBenchmark
                 Console.WriteLine($"  PyTorch eager {peer["torch_version"]}: sampling {Get(peer, "sample_tokens_per_s"):F1} tokens/s, " +
                                   $"training {Get(peer, "train_tokens_per_s"):F1} tokens/s; peak RSS after sampling " +
                                   $"{Gb((long)Get(peer, "peak_rss_after_sampling_bytes"))}, after training " +
-                                  $"{Gb((long)Get(peer, "peak_rss_bytes"))} ({peer["parameters"]} parameters)");
+                                  $"{Gb((long)Get(peer, "peak_rss_bytes"))} ({peer["parameters"]} parameters); fp32 matmul " +
+                                  $"2048^3 at its start {Get(peer, "matmul_gflops"):F1} GFLOP/s");
             results["pytorch"] = peer;
         }
 
+        // The machine is shared: a matmul rate far from the peer's says the two sides ran under different loads.
+        var matmulNow = TorchEngine.MatmulGflops(2048, 3);
+        results["matmul_gflops_before_ours"] = matmulNow;
         var startRss = PeakRss();
         using var model = PolicyModel.Create(c);
         var parameters = model.ParameterElementCount;
-        Console.WriteLine($"  ours: {parameters / 1e6:F1} M parameters; process peak RSS before the model {Gb(startRss)}");
+        Console.WriteLine($"  ours: {parameters / 1e6:F1} M parameters; process peak RSS before the model {Gb(startRss)}; " +
+                          $"fp32 matmul 2048^3 at the start {matmulNow:F1} GFLOP/s");
         results["parameters"] = parameters;
         var rng = new Random(3);
 

@@ -128,6 +128,18 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def matmul_gflops(n=2048, repeats=3):
+    """fp32 matmul rate at the peer's start, to tell a busier machine from a slower implementation."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / sorted(times)[len(times) // 2] / 1e9
+
+
 def main():
     a = argparse.ArgumentParser()
     for name in ["threads", "vocab", "d-model", "layers", "heads", "kv-heads", "d-ff", "batch", "seq", "prompt",
@@ -143,6 +155,7 @@ def main():
     args = a.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    matmul = matmul_gflops()
     model = Model(args.vocab, args.d_model, args.layers, args.heads, args.kv_heads, args.d_ff,
                   args.prompt + args.new_tokens + args.seq, args.rope_theta, args.norm_eps, args.tied)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -169,6 +182,7 @@ def main():
     print(json.dumps({
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "matmul_gflops": matmul,
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds_per_step": train_s,
         "train_tokens_per_s": args.batch * args.seq / train_s,
