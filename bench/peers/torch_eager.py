@@ -1,12 +1,15 @@
 """PyTorch eager peer of the Dapo engine benchmark: the same Qwen2-style model, batch and thread count on the
 same libtorch (Debian's python3-torch), written the way one would in eager PyTorch.
 
-Prints one JSON object: training tokens/s (forward, token log-probabilities, backward, AdamW) and sampling new
-tokens/s with a preallocated key/value cache. Exit code 3 when torch is not installed.
+Prints one JSON object: sampling new tokens/s with a preallocated key/value cache, then training tokens/s (forward,
+token log-probabilities, backward, AdamW), and the process's peak resident memory after each (sampling first, so
+that the first is what a rollout process holds: no gradients, no optimizer state). Exit code 3 when torch is not
+installed.
 """
 import argparse
 import json
 import math
+import resource
 import sys
 import time
 
@@ -20,7 +23,7 @@ except ImportError:
 class Model(torch.nn.Module):
     """Token embedding, pre-norm blocks (RMSNorm, rotary GQA attention with q/k/v bias, SwiGLU), norm, LM head."""
 
-    def __init__(self, vocab, d, layers, heads, kv_heads, d_ff, max_len, theta=10000.0, eps=1e-6):
+    def __init__(self, vocab, d, layers, heads, kv_heads, d_ff, max_len, theta=10000.0, eps=1e-6, tied=False):
         super().__init__()
         self.d, self.h, self.kv, self.hd, self.eps = d, heads, kv_heads, d // heads, eps
         p = lambda *shape: torch.nn.Parameter(torch.randn(*shape) * 0.02)
@@ -37,7 +40,7 @@ class Model(torch.nn.Module):
             b.w_down = p(d, d_ff)
             self.blocks.append(b)
         self.final_norm = torch.nn.Parameter(torch.ones(d))
-        self.lm_head = p(vocab, d)
+        self.lm_head = self.embed if tied else p(vocab, d)  # tied: one parameter, counted once by parameters()
         inv = theta ** (-torch.arange(0, self.hd // 2, dtype=torch.float64) * 2 / self.hd)
         ang = torch.outer(torch.arange(max_len, dtype=torch.float64), inv)
         self.register_buffer("cos", ang.cos().float())
@@ -111,20 +114,55 @@ def sample(model, prompts, new_tokens, kv, hd, layers):
     return torch.cat(out, 1)
 
 
+def peak_rss_bytes():
+    """This process's peak resident set: VmHWM where /proc has it. ru_maxrss is not enough for a child: Linux keeps
+    the larger of the parent's peak at fork and the child's across execve, so a peer started by a benchmark that
+    already holds 12 GB would report 12 GB."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def matmul_gflops(n=2048, repeats=3):
+    """fp32 matmul rate at the peer's start, to tell a busier machine from a slower implementation."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / sorted(times)[len(times) // 2] / 1e9
+
+
 def main():
     a = argparse.ArgumentParser()
     for name in ["threads", "vocab", "d-model", "layers", "heads", "kv-heads", "d-ff", "batch", "seq", "prompt",
                  "new-tokens", "repeats"]:
         a.add_argument("--" + name, type=int, required=True)
+    a.add_argument("--sample-batch", type=int, help="prompts sampled at once (default: --batch)")
+    a.add_argument("--train-repeats", type=int, help="timed training steps (default: max(2, --repeats + 1))")
+    a.add_argument("--sample-warmup-tokens", type=int,
+                   help="new tokens of the untimed warm-up sampling run (default: --new-tokens)")
+    a.add_argument("--rope-theta", type=float, default=10000.0)
+    a.add_argument("--norm-eps", type=float, default=1e-6)
+    a.add_argument("--tied", action="store_true", help="the LM head is the token embedding")
     args = a.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    matmul = matmul_gflops()
     model = Model(args.vocab, args.d_model, args.layers, args.heads, args.kv_heads, args.d_ff,
-                  args.prompt + args.new_tokens + args.seq)
+                  args.prompt + args.new_tokens + args.seq, args.rope_theta, args.norm_eps, args.tied)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    sample_batch = args.sample_batch or args.batch
 
-    def median(fn, repeats):
-        fn()
+    def median(fn, repeats, warmup=None):
+        (warmup or fn)()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -132,18 +170,27 @@ def main():
             times.append(time.perf_counter() - start)
         return sorted(times)[len(times) // 2]
 
+    prompts = torch.randint(args.vocab, (sample_batch, args.prompt))
+    hd = args.d_model // args.heads
+    warmup_tokens = args.sample_warmup_tokens or args.new_tokens
+    sample_s = median(lambda: sample(model, prompts, args.new_tokens, args.kv_heads, hd, args.layers), args.repeats,
+                      lambda: sample(model, prompts, warmup_tokens, args.kv_heads, hd, args.layers))
+    sample_rss = peak_rss_bytes()
     ids = torch.randint(args.vocab, (args.batch, args.seq))
-    train_s = median(lambda: train_step(model, opt, ids), max(2, args.repeats + 1))
-    prompts = torch.randint(args.vocab, (args.batch, args.prompt))
-    sample_s = median(lambda: sample(model, prompts, args.new_tokens, args.kv_heads, args.d_model // args.heads,
-                                     args.layers), args.repeats)
+    train_repeats = args.train_repeats or max(2, args.repeats + 1)
+    train_s = median(lambda: train_step(model, opt, ids), train_repeats)
     print(json.dumps({
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "matmul_gflops": matmul,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "train_seconds_per_step": train_s,
         "train_tokens_per_s": args.batch * args.seq / train_s,
         "sample_seconds": sample_s,
-        "sample_tokens_per_s": args.batch * args.new_tokens / sample_s,
+        "sample_tokens_per_s": sample_batch * args.new_tokens / sample_s,
+        "peak_rss_after_sampling_bytes": sample_rss,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }))
 
 
