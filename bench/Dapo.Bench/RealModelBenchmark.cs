@@ -128,6 +128,13 @@ internal static class RealModelBenchmark
             results["sample_ratio_to_pytorch"] = sampleRatio;
             results["train_ratio_to_pytorch"] = trainRatio;
         }
+        // The model's other half: its tokenizer's encoding rate against the JavaScript peer.
+        if (TokenizerBenchmark.Run(args.NoPeer) is { } tokenizer)
+            foreach (var (key, value) in tokenizer.ToList())
+            {
+                tokenizer.Remove(key);
+                results[key] = value;
+            }
         if (args.Json) Console.WriteLine(results.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return 0;
     }

@@ -59,6 +59,6 @@ public sealed class HelpTests
         Assert.Equal((2, true), (code, output.Contains("unknown command 'nope'")));
         (code, output) = await RunAsync("dotnet", Bench, "nope");
         Assert.Equal(2, code);
-        Assert.Contains("known: engine, control-plane", output);
+        Assert.Contains("known: engine, real-model, control-plane", output);
     }
 }
