@@ -295,6 +295,7 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
     }
 
     /// <inheritdoc />
+    /// <remarks>An id with no token (past the vocabulary, as in a padded embedding table) decodes to nothing.</remarks>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true)
     {
         var text = new StringBuilder();
@@ -308,8 +309,10 @@ public sealed class ByteLevelBpeTokenizer : ITokenizer
         }
         foreach (var id in ids)
         {
-            if (id < 0 || id >= VocabSize || _tokens[id] is null)
-                throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {id} is outside the vocabulary (0 .. {VocabSize - 1}).");
+            if (id < 0) throw new ArgumentOutOfRangeException(nameof(ids), $"Token id {id} is negative.");
+            // A model's embedding table is often padded past its tokenizer (Qwen2.5: 151,936 rows for 151,665 tokens),
+            // and a sampling policy can draw those rows. Like Hugging Face's tokenizers, they decode to nothing.
+            if (id >= VocabSize || _tokens[id] is null) continue;
             if (_added[id])
             {
                 if (skipSpecialTokens && _special[id]) continue;

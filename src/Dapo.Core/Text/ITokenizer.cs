@@ -21,7 +21,7 @@ public interface ITokenizer
 
     /// <summary>The text of <paramref name="ids"/>; special tokens are dropped unless
     /// <paramref name="skipSpecialTokens"/> is false (then they appear as their text: &lt;eos&gt;, &lt;|im_end|&gt;).</summary>
-    /// <exception cref="ArgumentOutOfRangeException">An id is outside the vocabulary.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An id is not a token id (each implementation says which).</exception>
     string Decode(ReadOnlySpan<int> ids, bool skipSpecialTokens = true);
 
     /// <summary>Whether <paramref name="id"/> is a special token (pad, bos, eos; a Hugging Face tokenizer's special added
