@@ -148,7 +148,10 @@ internal static class ExperimentsCommand
                 }, cancellationToken);
         }, cancellationToken);
         var accuracy = evaluator.Evaluate(model, data.HeldOut).AverageAtK;
-        await File.WriteAllBytesAsync(weights, model.ExportWeights(), cancellationToken);
+        using (var exported = model.ExportWeights())
+        await using (var file = File.Create(weights))
+        await using (var content = exported.OpenRead())
+            await content.CopyToAsync(file, cancellationToken);
         await File.WriteAllTextAsync(info, JsonSerializer.Serialize(new WarmStartInfo(result.Steps, accuracy, watch.Elapsed.TotalSeconds)), cancellationToken);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"warm-start: {result.Steps} steps ({result.Stop}) in {watch.Elapsed.TotalSeconds:F0}s, held-out avg@k {accuracy:P1}"));

@@ -169,7 +169,11 @@ internal static class DemoRecipeBenchmark
                 });
             Console.WriteLine($"  warm-start: {warm.Steps} steps, stopped by {warm.Stop}, {warm.Elapsed.TotalSeconds:F1}s");
             report["warm_start"] = JsonSerializer.SerializeToNode(warm);
-            if (args.SaveWarm is { } save) File.WriteAllBytes(save, model.ExportWeights());
+            if (args.SaveWarm is { } save)
+            {
+                using var weights = model.ExportWeights();
+                File.WriteAllBytes(save, weights.ToArray());
+            }
         }
         var warmSeconds = warmWatch.Elapsed.TotalSeconds;
         var before = Evaluate(evaluator, model, data, "after warm-start");
@@ -178,7 +182,7 @@ internal static class DemoRecipeBenchmark
         // ---- DAPO steps -------------------------------------------------------------------------------------------
         var rlWatch = Stopwatch.StartNew();
         using var optimizer = PolicyUpdater.CreateOptimizer(model, o);
-        var updater = new PolicyUpdater(model, optimizer, o);
+        var updater = new PolicyUpdater(model, optimizer, o, recipe.MaxTokensPerMicroBatch);
         var policy = DynamicSamplingPolicy.FromOptions(o);
         var cursor = new DatasetCursor(data.Train.Count, o.Seed, o.ShuffleData);
         var steps = new JsonArray();

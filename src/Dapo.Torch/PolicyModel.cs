@@ -56,10 +56,18 @@ public sealed unsafe class PolicyModel : IDisposable
     /// <summary>A new model with the architecture and weights of <paramref name="weights"/> (from <see cref="ExportWeights"/>).</summary>
     public static PolicyModel FromWeights(ReadOnlySpan<byte> weights)
     {
-        var model = Create(TorchEngine.ReadConfig(weights));
+        fixed (byte* p = weights) return FromWeights(p, weights.Length);
+    }
+
+    /// <inheritdoc cref="FromWeights(ReadOnlySpan{byte})"/>
+    public static PolicyModel FromWeights(NativeBytes weights) => weights.Use((p, length) => FromWeights((byte*)p, length));
+
+    private static PolicyModel FromWeights(byte* weights, long length)
+    {
+        var model = Create(TorchEngine.ReadConfig(weights, length));
         try
         {
-            model.ImportWeights(weights);
+            model.ImportWeights(weights, length);
             return model;
         }
         catch
@@ -168,20 +176,32 @@ public sealed unsafe class PolicyModel : IDisposable
         }
     }
 
-    /// <summary>The weights as bytes, with the configuration, for <see cref="ImportWeights"/> or <see cref="FromWeights"/>.</summary>
-    public byte[] ExportWeights()
+    /// <summary>The weights as bytes, with the configuration, for <see cref="ImportWeights(NativeBytes)"/> or
+    /// <see cref="FromWeights(NativeBytes)"/>; in native memory (fp32: 4 bytes a parameter, past 2 GB from 537M
+    /// parameters).</summary>
+    public NativeBytes ExportWeights()
     {
         ThrowIfDisposed();
-        using var buffer = NativeMethods.Check(NativeMethods.dapo_model_export_weights(Handle));
-        return buffer.ToArray();
+        return NativeBytes.Of(NativeMethods.Check(NativeMethods.dapo_model_export_weights(Handle)));
     }
 
     /// <summary>Replaces the weights. Rejects weights of another architecture and leaves the model unchanged then.</summary>
     public void ImportWeights(ReadOnlySpan<byte> weights)
     {
+        fixed (byte* p = weights) ImportWeights(p, weights.Length);
+    }
+
+    /// <inheritdoc cref="ImportWeights(ReadOnlySpan{byte})"/>
+    public void ImportWeights(NativeBytes weights) => weights.Use((p, length) =>
+    {
+        ImportWeights((byte*)p, length);
+        return 0;
+    });
+
+    private void ImportWeights(byte* weights, long length)
+    {
         ThrowIfDisposed();
-        fixed (byte* p = weights)
-            NativeMethods.Check(NativeMethods.dapo_model_import_weights(Handle, p, weights.Length));
+        NativeMethods.Check(NativeMethods.dapo_model_import_weights(Handle, weights, length));
     }
 
     /// <summary>The logits of every position of <paramref name="tokens"/> (row t: the distribution of token t + 1), flat, tokens × vocabulary.</summary>

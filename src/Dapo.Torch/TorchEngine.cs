@@ -73,11 +73,13 @@ public static unsafe class TorchEngine
     /// <summary>The model configuration at the head of exported weights or a saved training state.</summary>
     public static ModelConfig ReadConfig(ReadOnlySpan<byte> data)
     {
-        fixed (byte* p = data)
-        {
-            NativeMethods.Check(NativeMethods.dapo_read_config(p, data.Length, out var config));
-            return ModelConfig.FromNative(config);
-        }
+        fixed (byte* p = data) return ReadConfig(p, data.Length);
+    }
+
+    internal static ModelConfig ReadConfig(byte* data, long length)
+    {
+        NativeMethods.Check(NativeMethods.dapo_read_config(data, length, out var config));
+        return ModelConfig.FromNative(config);
     }
 }
 

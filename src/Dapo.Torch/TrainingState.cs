@@ -2,33 +2,52 @@ using Dapo.Torch.Native;
 
 namespace Dapo.Torch;
 
-/// <summary>Full training state as bytes: weights, AdamW moments, step count and options.</summary>
+/// <summary>Full training state as bytes: weights, AdamW moments, step count and options (12 bytes a parameter, in
+/// native memory: see <see cref="NativeBytes"/>).</summary>
 public static unsafe class TrainingState
 {
-    public static byte[] Save(PolicyModel model, AdamW optimizer)
+    public static NativeBytes Save(PolicyModel model, AdamW optimizer)
     {
         CheckPair(model, optimizer);
-        using var buffer = NativeMethods.Check(NativeMethods.dapo_state_save(model.Handle, optimizer.Handle));
-        return buffer.ToArray();
+        return NativeBytes.Of(NativeMethods.Check(NativeMethods.dapo_state_save(model.Handle, optimizer.Handle)));
     }
 
     /// <summary>Loads a saved state into a model and its optimizer; a rejected state changes neither.</summary>
     public static void Load(ReadOnlySpan<byte> state, PolicyModel model, AdamW optimizer)
     {
-        CheckPair(model, optimizer);
-        fixed (byte* p = state)
-            NativeMethods.Check(NativeMethods.dapo_state_load(model.Handle, optimizer.Handle, p, state.Length));
+        fixed (byte* p = state) Load(p, state.Length, model, optimizer);
     }
+
+    /// <inheritdoc cref="Load(ReadOnlySpan{byte}, PolicyModel, AdamW)"/>
+    public static void Load(NativeBytes state, PolicyModel model, AdamW optimizer) => state.Use((p, length) =>
+    {
+        Load((byte*)p, length, model, optimizer);
+        return 0;
+    });
 
     /// <summary>A fresh model and optimizer holding the saved state.</summary>
     public static (PolicyModel Model, AdamW Optimizer) Restore(ReadOnlySpan<byte> state)
     {
-        var model = PolicyModel.Create(TorchEngine.ReadConfig(state));
+        fixed (byte* p = state) return Restore(p, state.Length);
+    }
+
+    /// <inheritdoc cref="Restore(ReadOnlySpan{byte})"/>
+    public static (PolicyModel Model, AdamW Optimizer) Restore(NativeBytes state) => state.Use((p, length) => Restore((byte*)p, length));
+
+    private static void Load(byte* state, long length, PolicyModel model, AdamW optimizer)
+    {
+        CheckPair(model, optimizer);
+        NativeMethods.Check(NativeMethods.dapo_state_load(model.Handle, optimizer.Handle, state, length));
+    }
+
+    private static (PolicyModel Model, AdamW Optimizer) Restore(byte* state, long length)
+    {
+        var model = PolicyModel.Create(TorchEngine.ReadConfig(state, length));
         AdamW? optimizer = null;
         try
         {
             optimizer = new AdamW(model);
-            Load(state, model, optimizer);
+            Load(state, length, model, optimizer);
             return (model, optimizer);
         }
         catch

@@ -33,7 +33,7 @@ public sealed class StateTests
         using var a = TinyModels.Create(seed: 1);
         using var b = TinyModels.Create(seed: 1);
         using var c = TinyModels.Create(seed: 2);
-        Assert.Equal(a.ExportWeights(), b.ExportWeights());
+        Assert.Equal(a.ExportWeights().Take(), b.ExportWeights().Take());
         Assert.NotEqual(a.ReadParameter(0), c.ReadParameter(0));
     }
 
@@ -43,7 +43,7 @@ public sealed class StateTests
         using var model = TinyModels.Create(seed: 3);
         using var optimizer = new AdamW(model, new AdamWOptions { WeightDecay = 0.05 });
         Train(model, optimizer, 3);
-        var state = TrainingState.Save(model, optimizer);
+        var state = TrainingState.Save(model, optimizer).Take();
 
         var (restored, restoredOptimizer) = TrainingState.Restore(state);
         using (restored)
@@ -61,8 +61,8 @@ public sealed class StateTests
             // The optimizer moments came along: the next step lands on bit-identical weights.
             Train(model, optimizer, 1);
             Train(restored, restoredOptimizer, 1);
-            Assert.Equal(model.ExportWeights(), restored.ExportWeights());
-            Assert.Equal(TrainingState.Save(model, optimizer), TrainingState.Save(restored, restoredOptimizer));
+            Assert.Equal(model.ExportWeights().Take(), restored.ExportWeights().Take());
+            Assert.Equal(TrainingState.Save(model, optimizer).Take(), TrainingState.Save(restored, restoredOptimizer).Take());
         }
     }
 
@@ -72,10 +72,10 @@ public sealed class StateTests
         using var source = TinyModels.Create(seed: 4, tie: true);
         using var optimizer = new AdamW(source);
         Train(source, optimizer, 2);
-        var weights = source.ExportWeights();
+        var weights = source.ExportWeights().Take();
         using var copy = PolicyModel.FromWeights(weights);
         Assert.True(copy.Config.TieEmbeddings);
-        Assert.Equal(weights, copy.ExportWeights());
+        Assert.Equal(weights, copy.ExportWeights().Take());
         var options = new SampleOptions { SamplesPerPrompt = 2, MaxNewTokens = 20, Seed = 8 };
         Assert.Equal(source.Sample(Prompts, options).Select(r => r.LogProbs), copy.Sample(Prompts, options).Select(r => r.LogProbs));
 
@@ -90,7 +90,7 @@ public sealed class StateTests
     public void Rejected_imports_leave_the_model_unchanged()
     {
         using var model = TinyModels.Create(seed: 5);
-        var original = model.ExportWeights();
+        var original = model.ExportWeights().Take();
         using var wider = PolicyModel.Create(TinyModels.Config() with { DFf = 96 });
         var error = Assert.Throws<TorchException>(() => model.ImportWeights(wider.ExportWeights()));
         Assert.Contains("d_ff: saved 96, this model 64", error.Message);
@@ -102,10 +102,10 @@ public sealed class StateTests
         Assert.Contains("DAPOENG1", garbage.Message);
 
         using var optimizer = new AdamW(model);
-        var state = TrainingState.Save(model, optimizer);
+        var state = TrainingState.Save(model, optimizer).Take();
         var kind = Assert.Throws<TorchException>(() => model.ImportWeights(state));
         Assert.Contains("training state", kind.Message);
 
-        Assert.Equal(original, model.ExportWeights());
+        Assert.Equal(original, model.ExportWeights().Take());
     }
 }

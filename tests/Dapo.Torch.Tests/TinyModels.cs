@@ -28,3 +28,12 @@ internal static class TinyModels
         return model.Score(sequences, temperature, requiresGrad);
     }
 }
+
+internal static class NativeBytesExtensions
+{
+    /// <summary>The bytes in a managed array, the native ones freed.</summary>
+    public static byte[] Take(this NativeBytes bytes)
+    {
+        using (bytes) return bytes.ToArray();
+    }
+}

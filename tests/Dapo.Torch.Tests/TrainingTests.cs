@@ -166,13 +166,13 @@ public sealed class TrainingTests(ITestOutputHelper output)
     {
         using var model = TinyModels.Create(seed: 24);
         using var optimizer = new AdamW(model);
-        var before = model.ExportWeights();
+        var before = model.ExportWeights().Take();
         using (var score = model.Score(Batch(1), requiresGrad: true))
             score.Backward(Enumerable.Repeat(float.NaN, score.Count).ToArray());
         var result = optimizer.Step(1e-2);
         Assert.False(result.Applied);
         Assert.True(double.IsNaN(result.GradNorm));
-        Assert.Equal(before, model.ExportWeights());
+        Assert.Equal(before, model.ExportWeights().Take());
         Assert.Equal(0, optimizer.StepCount);
     }
 

@@ -257,7 +257,7 @@ public sealed class AzureBlobStore : IBlobStore
             }
         }, cancellationToken);
         if (created)
-            BlobLog.Uploaded(_logger, name, length ?? source!.BytesRead);
+            BlobLog.Uploaded(_logger, name, length ?? source!.ContentLength);
         else
             BlobLog.CreateLost(_logger, name, Container);
         return created;
@@ -362,17 +362,31 @@ public sealed class AzureBlobStore : IBlobStore
 
     /// <summary>
     /// The caller's content stream, as the SDK reads it: counts what was read and remembers a failure of the stream
-    /// itself, so that it reaches the caller unchanged instead of passing for a storage error.
+    /// itself, so that it reaches the caller unchanged instead of passing for a storage error. A seekable stream
+    /// stays seekable (weights in memory, a file): the SDK then knows its length, sends small content in one Put
+    /// Blob as it does bytes, and seeks back to retry a block instead of buffering it.
     /// </summary>
     private sealed class SourceStream(Stream inner) : ForwardReadStream
     {
         public ExceptionDispatchInfo? Failure { get; private set; }
 
+        /// <summary>Bytes read, retries included.</summary>
         public long BytesRead { get; private set; }
 
-        // Read forward once, as the interface promises: the SDK buffers each block it sends.
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
+        /// <summary>The content's length: the stream's when it is seekable, else what was read.</summary>
+        public long ContentLength => inner.CanSeek ? inner.Length : BytesRead;
+
+        // Otherwise read forward once, as the interface promises: the SDK buffers each block it sends.
+        public override bool CanSeek => inner.CanSeek;
+        public override long Length => inner.CanSeek ? inner.Length : throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => inner.CanSeek ? inner.Position : BytesRead;
+            set => Seek(value, SeekOrigin.Begin);
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => inner.CanSeek ? inner.Seek(offset, origin) : throw new NotSupportedException();
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Dapo.Grains.Blobs;
 using Dapo.Core.Data;
+using Dapo.Torch;
 
 namespace Dapo.Grains.Checkpoints;
 
@@ -18,8 +19,12 @@ public sealed record CheckpointMeta(int Step, int PolicyVersion, CursorState Cur
     public IReadOnlyList<PromptEntry>? Carry { get; init; }
 }
 
-/// <summary>A verified checkpoint: its metadata and the engine's training state (weights, optimizer, step count).</summary>
-public sealed record Checkpoint(CheckpointMeta Meta, byte[] TrainingState);
+/// <summary>A verified checkpoint: its metadata and the engine's training state (weights, optimizer, step count), which
+/// it owns: dispose it.</summary>
+public sealed record Checkpoint(CheckpointMeta Meta, NativeBytes TrainingState) : IDisposable
+{
+    public void Dispose() => TrainingState.Dispose();
+}
 
 /// <summary>How publishing a policy version went (<see cref="CheckpointStore.PublishPolicyAsync"/>).</summary>
 public enum PolicyPublication
@@ -62,23 +67,24 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
     /// content says whether it is this publication already (<see cref="PolicyPublication.AlreadyPublished"/>) or
     /// another learner's (<see cref="PolicyPublication.Conflict"/>); what to do about the latter is the caller's call.
     /// </summary>
-    public async Task<PolicyPublication> PublishPolicyAsync(int version, byte[] weights, CancellationToken cancellationToken)
+    public async Task<PolicyPublication> PublishPolicyAsync(int version, NativeBytes weights, CancellationToken cancellationToken)
     {
         var name = PolicyName(version);
         while (true)
         {
             try
             {
-                if (await blobs.TryCreateAsync(name, weights, cancellationToken))
+                await using var content = weights.OpenRead();
+                if (await blobs.TryCreateAsync(name, content, cancellationToken))
                     return PolicyPublication.Created;
             }
             catch (BlobStorageException e) when (e.ErrorCode == BlobErrorCodes.UncommittedBlocks)
             {
                 return PolicyPublication.Conflict;
             }
-            var existing = await blobs.GetAsync(name, cancellationToken);
+            await using var existing = await blobs.OpenReadAsync(name, cancellationToken);
             if (existing is not null)
-                return existing.AsSpan().SequenceEqual(weights) ? PolicyPublication.AlreadyPublished : PolicyPublication.Conflict;
+                return await weights.ContentEqualsAsync(existing, cancellationToken) ? PolicyPublication.AlreadyPublished : PolicyPublication.Conflict;
             // Deleted (pruned) between the two calls: try to create it again.
         }
     }
@@ -87,23 +93,30 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
     /// Overwrites policy version <paramref name="version"/> with <paramref name="weights"/>: only for a caller that
     /// has established that the version in storage is an orphan no one will read (see <c>LearnerLoop</c>).
     /// </summary>
-    public Task ReplacePolicyAsync(int version, byte[] weights, CancellationToken cancellationToken) =>
-        blobs.PutAsync(PolicyName(version), weights, cancellationToken);
+    public async Task ReplacePolicyAsync(int version, NativeBytes weights, CancellationToken cancellationToken)
+    {
+        await using var content = weights.OpenRead();
+        await blobs.PutAsync(PolicyName(version), content, cancellationToken);
+    }
 
-    public Task<byte[]?> GetPolicyAsync(int version, CancellationToken cancellationToken) =>
-        blobs.GetAsync(PolicyName(version), cancellationToken);
+    /// <summary>Policy version <paramref name="version"/>, read into native memory; null when it is not there.</summary>
+    public Task<NativeBytes?> GetPolicyAsync(int version, CancellationToken cancellationToken) => ReadAsync(PolicyName(version), cancellationToken);
 
     /// <summary>Writes a checkpoint: data first, manifest last.</summary>
     public async Task WriteAsync(Checkpoint checkpoint, CancellationToken cancellationToken)
     {
         var folder = Folder(checkpoint.Meta.Step);
         var meta = JsonSerializer.SerializeToUtf8Bytes(checkpoint.Meta, Json);
-        await blobs.PutAsync($"{folder}/state.bin", checkpoint.TrainingState, cancellationToken);
+        string stateSha256;
+        await using (var state = checkpoint.TrainingState.OpenRead())
+            stateSha256 = await Sha256Async(state, cancellationToken);
+        await using (var state = checkpoint.TrainingState.OpenRead())
+            await blobs.PutAsync($"{folder}/state.bin", state, cancellationToken);
         await blobs.PutAsync($"{folder}/meta.json", meta, cancellationToken);
         var manifest = new Manifest(checkpoint.Meta.Step,
         [
-            new ManifestFile("state.bin", checkpoint.TrainingState.Length, Sha256(checkpoint.TrainingState)),
-            new ManifestFile("meta.json", meta.Length, Sha256(meta)),
+            new ManifestFile("state.bin", checkpoint.TrainingState.Length, stateSha256),
+            new ManifestFile("meta.json", meta.Length, Convert.ToHexStringLower(SHA256.HashData(meta))),
         ]);
         await blobs.PutAsync($"{folder}/manifest.json", JsonSerializer.SerializeToUtf8Bytes(manifest, Json), cancellationToken);
     }
@@ -132,9 +145,13 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
                 continue;
             }
             var folder = Folder(step);
-            var state = await blobs.GetAsync($"{folder}/state.bin", cancellationToken);
             var meta = await blobs.GetAsync($"{folder}/meta.json", cancellationToken);
-            if (state is null || meta is null) continue;  // deleted since it was verified
+            var state = await ReadAsync($"{folder}/state.bin", cancellationToken);
+            if (state is null || meta is null)  // deleted since it was verified
+            {
+                state?.Dispose();
+                continue;
+            }
             return new Checkpoint(JsonSerializer.Deserialize<CheckpointMeta>(meta)!, state);
         }
         return null;
@@ -201,14 +218,25 @@ public sealed class CheckpointStore(IBlobStore blobs, string runId)
         if (manifest is null || manifest.Step != step) return "manifest does not describe this step";
         foreach (var file in manifest.Files)
         {
-            var data = await blobs.GetAsync($"{folder}/{file.Name}", cancellationToken);
+            await using var data = await blobs.OpenReadAsync($"{folder}/{file.Name}", cancellationToken);
             if (data is null) return $"{file.Name} is missing";
-            if (data.Length != file.Size || Sha256(data) != file.Sha256) return $"{file.Name} does not match its checksum";
+            // The checksum alone decides: equal SHA-256 means equal bytes, so equal sizes too.
+            if (await Sha256Async(data, cancellationToken) != file.Sha256) return $"{file.Name} does not match its checksum";
         }
         return null;
     }
 
-    private static string Sha256(byte[] data) => Convert.ToHexStringLower(SHA256.HashData(data));
+    /// <summary>A blob read into native memory (a training state can pass a managed array's 2 GB); null when it is not there.</summary>
+    private async Task<NativeBytes?> ReadAsync(string name, CancellationToken cancellationToken)
+    {
+        var info = await blobs.GetInfoAsync(name, cancellationToken);
+        if (info is null) return null;
+        await using var content = await blobs.OpenReadAsync(name, cancellationToken);
+        return content is null ? null : await NativeBytes.ReadAsync(content, info.Size, cancellationToken);
+    }
+
+    private static async Task<string> Sha256Async(Stream data, CancellationToken cancellationToken) =>
+        Convert.ToHexStringLower(await SHA256.HashDataAsync(data, cancellationToken));
 
     private sealed record Manifest(int Step, IReadOnlyList<ManifestFile> Files);
 

@@ -59,7 +59,7 @@ public sealed partial class LearnerGrain(
     private Task? _loop;
     private EngineThread? _engine;
     /// <summary>A step's checkpoint, taken but not yet written (<see cref="StartCheckpointWrite"/>).</summary>
-    private (CheckpointMeta Meta, Task<byte[]> State)? _unwritten;
+    private (CheckpointMeta Meta, Task<NativeBytes> State)? _unwritten;
     /// <summary>The checkpoint being written (<see cref="WriteCheckpointInBackgroundAsync"/>).</summary>
     private Task _checkpointing = Task.CompletedTask;
     private RunResources _run = null!;
@@ -147,14 +147,14 @@ public sealed partial class LearnerGrain(
             try
             {
                 await RestoreLedgerAsync(meta);
-                policies.Publish(RunId, meta.PolicyVersion, await engine.RunAsync(model.ExportWeights, stop));
+                using (var weights = await engine.RunAsync(model.ExportWeights, stop)) policies.Publish(RunId, meta.PolicyVersion, weights);
                 if (S.Status != RunStatus.Running)
                 {
                     Phase(S.Status == RunStatus.Completed ? "done" : "failed", S.Step, S.Error ?? "");
                     return;
                 }
                 if (meta.Step > 0) reporter.Message(RunId, $"resumed from the checkpoint of step {meta.Step} (policy version {meta.PolicyVersion})");
-                var updater = new PolicyUpdater(model, optimizer, Recipe.Dapo);
+                var updater = new PolicyUpdater(model, optimizer, Recipe.Dapo, Recipe.MaxTokensPerMicroBatch);
                 var evaluator = Evaluator();
                 while (S.Status == RunStatus.Running && S.Step <= Recipe.Steps)
                     await TrainStepAsync(S.Step, model, optimizer, updater, evaluator, stop);
@@ -164,6 +164,7 @@ public sealed partial class LearnerGrain(
                 // A stopping silo's learner writes the checkpoint it took; a failed or deposed one does not (its run
                 // resumes from the checkpoint before, exactly).
                 if (stop.IsCancellationRequested) StartCheckpointWrite();
+                if (_unwritten is var (_, taken)) _ = taken.ContinueWith(t => t.Result.Dispose(), TaskContinuationOptions.OnlyOnRanToCompletion);
                 _unwritten = null;
                 try { await _checkpointing; }
                 catch (Exception e) { LogCheckpointFailed(logger, RunId, e.Message); }
@@ -201,8 +202,11 @@ public sealed partial class LearnerGrain(
         var latest = await _checkpoints.LatestAsync((step, problem) => reporter.Message(RunId, $"skipping the checkpoint of step {step}: {problem}"), stop);
         if (latest is not null)
         {
-            var (restored, restoredOptimizer) = await engine.RunAsync(() => TrainingState.Restore(latest.TrainingState), stop);
-            return (restored, restoredOptimizer, latest.Meta);
+            using (latest)
+            {
+                var (restored, restoredOptimizer) = await engine.RunAsync(() => TrainingState.Restore(latest.TrainingState), stop);
+                return (restored, restoredOptimizer, latest.Meta);
+            }
         }
         var evaluator = Evaluator();
         PolicyModel model;
@@ -235,12 +239,13 @@ public sealed partial class LearnerGrain(
             stop.ThrowIfCancellationRequested();
             reporter.Message(RunId, result.Describe(Recipe.WarmStart));
         }
+        Phase("evaluating", 0, $"{_run.Data.HeldOut.Count} held-out problems, the starting policy");
         var start = await engine.RunAsync(() => evaluator.Evaluate(model, _run.Data.HeldOut), stop);
         reporter.Evaluated(RunId, Recipe.InitialWeights is null && Recipe.ModelDirectory is null ? "after warm-start" : "of the initial weights", start);
         S.StartAccuracy = start.AverageAtK;
         var optimizer = await engine.RunAsync(() => PolicyUpdater.CreateOptimizer(model, Recipe.Dapo), stop);
         var meta = new CheckpointMeta(0, 0, _run.InitialCursor, Recipe.Dapo.Seed, S.SpecJson, time.GetUtcNow());
-        await PublishPolicyAsync(0, await engine.RunAsync(model.ExportWeights, stop));
+        using (var weights = await engine.RunAsync(model.ExportWeights, stop)) await PublishPolicyAsync(0, weights);
         await WriteCheckpointAsync(new Checkpoint(meta, await engine.RunAsync(() => TrainingState.Save(model, optimizer), stop)));
         return (model, optimizer, meta);
     }
@@ -326,7 +331,7 @@ public sealed partial class LearnerGrain(
         // Publish the new policy before the step completes: rollout grains of the next step fetch it by version. In
         // this process only once it is in blob storage: a learner deposed meanwhile must not serve its own weights
         // under a version number that is the new learner's.
-        var weights = await engine.RunAsync(model.ExportWeights, stop);
+        using var weights = await engine.RunAsync(model.ExportWeights, stop);
         await WithBlobRetriesAsync($"policy version {step}", _ => PublishPolicyAsync(step, weights));
         policies.Publish(RunId, step, weights);
 
@@ -432,7 +437,7 @@ public sealed partial class LearnerGrain(
     /// The current learner replaces the version: its publisher was deposed before it completed the step, so no step
     /// still open refers to it, and the current learner's weights are the ones the run continues from.
     /// </summary>
-    private async Task PublishPolicyAsync(int version, byte[] weights)
+    private async Task PublishPolicyAsync(int version, NativeBytes weights)
     {
         var outcome = await _checkpoints.PublishPolicyAsync(version, weights, CancellationToken.None);
         if (outcome != PolicyPublication.Conflict) return;
@@ -460,7 +465,7 @@ public sealed partial class LearnerGrain(
     /// the steps after it are done again exactly, as after a crash anywhere in a step. The learner's state names the
     /// checkpoint once it is complete.
     /// </summary>
-    private async Task WriteCheckpointInBackgroundAsync(CheckpointMeta meta, Task<byte[]> trainingState)
+    private async Task WriteCheckpointInBackgroundAsync(CheckpointMeta meta, Task<NativeBytes> trainingState)
     {
         await WriteCheckpointAsync(new Checkpoint(meta, await trainingState));
         await WithBlobRetriesAsync("pruning old checkpoints", ct => _checkpoints.PruneAsync(_options.KeepCheckpoints, meta.Step - 1, ct));
@@ -468,11 +473,13 @@ public sealed partial class LearnerGrain(
     }
 
     /// <summary>
-    /// Writes a checkpoint, retrying while blob storage is unavailable. The write is not cancelled by shutdown: a
-    /// stopping learner finishes its current checkpoint.
+    /// Writes a checkpoint, retrying while blob storage is unavailable, and frees its state. The write is not
+    /// cancelled by shutdown: a stopping learner finishes its current checkpoint.
     /// </summary>
-    private Task WriteCheckpointAsync(Checkpoint checkpoint) =>
-        WithBlobRetriesAsync($"checkpoint of step {checkpoint.Meta.Step}", ct => _checkpoints.WriteAsync(checkpoint, ct));
+    private async Task WriteCheckpointAsync(Checkpoint checkpoint)
+    {
+        using (checkpoint) await WithBlobRetriesAsync($"checkpoint of step {checkpoint.Meta.Step}", ct => _checkpoints.WriteAsync(checkpoint, ct));
+    }
 
     private async Task WithBlobRetriesAsync(string what, Func<CancellationToken, Task> write)
     {

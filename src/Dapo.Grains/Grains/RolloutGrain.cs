@@ -164,8 +164,12 @@ public sealed partial class RolloutGrain(
             {
                 if (weights is not null)
                 {
-                    _model ??= PolicyModel.Create(run.Recipe.Model);
-                    _model.ImportWeights(weights);
+                    // Disposed here, not by the grain: a graceful stop stops waiting for this work before it ends.
+                    using (weights)
+                    {
+                        _model ??= PolicyModel.Create(run.Recipe.Model);
+                        _model.ImportWeights(weights);
+                    }
                 }
                 return run.Generator.Generate(_model!, rolloutPrompts, run.Rollout);
             }, stop).WaitAsync(stop);  // a graceful stop does not wait for the batch: its leases go back at once (OnDeactivateAsync)
@@ -198,7 +202,7 @@ public sealed partial class RolloutGrain(
     }
 
     /// <summary>The weights of a policy version, waiting out a blob storage outage for up to the retry budget.</summary>
-    private async Task<byte[]> FetchPolicyAsync(string runId, int version, CancellationToken stop)
+    private async Task<NativeBytes> FetchPolicyAsync(string runId, int version, CancellationToken stop)
     {
         var started = Stopwatch.StartNew();
         for (var attempt = 1; ; attempt++)

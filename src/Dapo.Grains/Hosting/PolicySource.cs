@@ -1,6 +1,6 @@
-using System.Collections.Concurrent;
 using Dapo.Grains.Blobs;
 using Dapo.Grains.Checkpoints;
+using Dapo.Torch;
 
 namespace Dapo.Grains.Hosting;
 
@@ -11,21 +11,32 @@ namespace Dapo.Grains.Hosting;
 /// </summary>
 public sealed class PolicySource(IBlobStore blobs)
 {
-    private readonly ConcurrentDictionary<(string Run, int Version), byte[]> _weights = new();
+    private readonly Dictionary<(string Run, int Version), NativeBytes> _weights = [];
+    private readonly Lock _lock = new();
 
-    /// <summary>Makes weights available in this process and drops versions two or more behind.</summary>
-    public void Publish(string runId, int version, byte[] weights)
+    /// <summary>Makes weights available in this process (taking a view of them: the caller keeps its own) and drops
+    /// the run's older versions: a real model's weights are gigabytes, and a late reader of an old version fetches it
+    /// from blob storage.</summary>
+    public void Publish(string runId, int version, NativeBytes weights)
     {
-        _weights[(runId, version)] = weights;
-        foreach (var key in _weights.Keys.Where(k => k.Run == runId && k.Version < version - 1)) _weights.TryRemove(key, out _);
+        var view = weights.Share();
+        lock (_lock)
+        {
+            if (_weights.Remove((runId, version), out var replaced)) replaced.Dispose();
+            _weights[(runId, version)] = view;
+            foreach (var key in _weights.Keys.Where(k => k.Run == runId && k.Version < version).ToList())
+                if (_weights.Remove(key, out var old)) old.Dispose();  // freed once no reader holds a view of it
+        }
     }
 
-    public async Task<byte[]> GetAsync(string runId, int version, CancellationToken cancellationToken)
+    /// <summary>The weights of <paramref name="version"/>: a view the caller disposes.</summary>
+    public async Task<NativeBytes> GetAsync(string runId, int version, CancellationToken cancellationToken)
     {
-        if (_weights.TryGetValue((runId, version), out var cached)) return cached;
-        var weights = await new CheckpointStore(blobs, runId).GetPolicyAsync(version, cancellationToken)
-                      ?? throw new InvalidOperationException($"Policy version {version} of run {runId} is not in blob storage.");
+        lock (_lock)
+            if (_weights.TryGetValue((runId, version), out var cached)) return cached.Share();
+        using var weights = await new CheckpointStore(blobs, runId).GetPolicyAsync(version, cancellationToken)
+                            ?? throw new InvalidOperationException($"Policy version {version} of run {runId} is not in blob storage.");
         Publish(runId, version, weights);
-        return weights;
+        return weights.Share();
     }
 }

@@ -31,13 +31,4 @@ internal sealed class OptimizerHandle : NativeHandle
 internal sealed class BufferHandle : NativeHandle
 {
     protected override bool ReleaseHandle() { NativeMethods.dapo_buffer_free(handle); return true; }
-
-    /// <summary>Copies the buffer's bytes into managed memory.</summary>
-    public unsafe byte[] ToArray()
-    {
-        var size = NativeMethods.Check(NativeMethods.dapo_buffer_size(this));
-        var data = NativeMethods.dapo_buffer_data(this);
-        if (data == null) throw NativeMethods.TakeError();
-        return new ReadOnlySpan<byte>(data, checked((int)size)).ToArray();
-    }
 }

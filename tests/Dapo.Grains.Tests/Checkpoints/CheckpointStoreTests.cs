@@ -3,6 +3,7 @@ using Dapo.Grains.Checkpoints;
 using Dapo.Grains.Tests.Infrastructure;
 using Dapo.Core.Data;
 using Dapo.Testing;
+using Dapo.Torch;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Dapo.Grains.Tests.Checkpoints;
@@ -17,7 +18,9 @@ public sealed class CheckpointStoreTests : IDisposable
 
     internal static Checkpoint Make(int step, int size = 1000) => new(
         new CheckpointMeta(step, step, new CursorState(100, 7, true, 0, step), 7, "{\"spec\":1}", DateTimeOffset.UnixEpoch),
-        Enumerable.Range(0, size).Select(i => (byte)(i * 31 + step)).ToArray());
+        NativeBytes.CopyOf(Bytes(step, size)));
+
+    internal static byte[] Bytes(int step, int size = 1000) => Enumerable.Range(0, size).Select(i => (byte)(i * 31 + step)).ToArray();
 
     private IBlobStore Local() => new LocalDirectoryBlobStore(_root, NullLogger<LocalDirectoryBlobStore>.Instance);
 
@@ -30,9 +33,27 @@ public sealed class CheckpointStoreTests : IDisposable
         await store.WriteAsync(Make(2), None);
         var latest = (await store.LatestAsync(null, None))!;
         Assert.Equal(2, latest.Meta.Step);
-        Assert.Equal(Make(2).TrainingState, latest.TrainingState);
+        Assert.Equal(Bytes(2), latest.TrainingState.ToArray());
         Assert.Equal(new CursorState(100, 7, true, 0, 2), latest.Meta.Cursor);
         Assert.Equal([2, 1], (await store.ListAsync(None)).Select(c => c.Step));
+    }
+
+    [Fact]
+    public async Task A_training_state_past_2_GB_is_written_and_read_without_a_managed_array()
+    {
+        // Qwen2.5-0.5B's training state is 5.9 GB; 2.2 GB is past what one managed array holds (Array.MaxLength).
+        const long size = (2L << 30) + (200L << 20);
+        var store = new CheckpointStore(Local(), "r");
+        using var state = await NativeBytes.ReadAsync(new GeneratedStream(size, seed: 11), size, None);
+        await store.WriteAsync(new Checkpoint(Make(4).Meta, state.Share()), None);
+
+        using var latest = (await store.LatestAsync(null, None))!;
+        Assert.Equal(size, latest.TrainingState.Length);
+        await using var expected = new GeneratedStream(size, seed: 11);
+        Assert.True(await latest.TrainingState.ContentEqualsAsync(expected, None));
+        Assert.Equal(size, (await store.ListAsync(None)).Single().Size - (await Local().GetInfoAsync("runs/r/checkpoints/00000004/meta.json", None))!.Size
+            - (await Local().GetInfoAsync("runs/r/checkpoints/00000004/manifest.json", None))!.Size);
+        Assert.Contains("OpenRead", Assert.Throws<InvalidOperationException>(() => latest.TrainingState.ToArray()).Message);
     }
 
     [Fact]
@@ -42,7 +63,7 @@ public sealed class CheckpointStoreTests : IDisposable
         var store = new CheckpointStore(blobs, "r");
         await store.WriteAsync(Make(1), None);
         // A torn write: the data of step 2 but no manifest.
-        await blobs.PutAsync("runs/r/checkpoints/00000002/state.bin", Make(2).TrainingState, None);
+        await blobs.PutAsync("runs/r/checkpoints/00000002/state.bin", Bytes(2), None);
         // Step 3 complete, then its data damaged.
         await store.WriteAsync(Make(3), None);
         await blobs.PutAsync("runs/r/checkpoints/00000003/state.bin", new byte[10], None);
@@ -63,12 +84,12 @@ public sealed class CheckpointStoreTests : IDisposable
         for (var step = 0; step <= 5; step++)
         {
             await store.WriteAsync(Make(step), None);
-            Assert.Equal(PolicyPublication.Created, await store.PublishPolicyAsync(step, [1, 2, (byte)step], None));
+            Assert.Equal(PolicyPublication.Created, await store.PublishPolicyAsync(step, NativeBytes.CopyOf([1, 2, (byte)step]), None));
         }
         await store.PruneAsync(keep: 2, keepPoliciesFrom: 4, None);
         Assert.Equal([5, 4], (await store.ListAsync(None)).Select(c => c.Step));
         Assert.Null(await store.GetPolicyAsync(3, None));
-        Assert.Equal([1, 2, 4], await store.GetPolicyAsync(4, None));
+        Assert.Equal([1, 2, 4], (await store.GetPolicyAsync(4, None))!.ToArray());
         // Pruning leaves no empty folders behind in the local store.
         Assert.Equal(["00000004", "00000005"],
             Directory.GetDirectories(Path.Combine(_root, "runs", "r", "checkpoints")).Select(Path.GetFileName).Order());
@@ -78,15 +99,15 @@ public sealed class CheckpointStoreTests : IDisposable
     public async Task A_policy_version_is_published_once_and_a_second_publication_learns_whose_it_is()
     {
         var store = new CheckpointStore(Local(), "r");
-        Assert.Equal(PolicyPublication.Created, await store.PublishPolicyAsync(3, [1, 2, 3], None));
+        Assert.Equal(PolicyPublication.Created, await store.PublishPolicyAsync(3, NativeBytes.CopyOf([1, 2, 3]), None));
         // The same weights again: a retry of that publication, or the same step computed again.
-        Assert.Equal(PolicyPublication.AlreadyPublished, await store.PublishPolicyAsync(3, [1, 2, 3], None));
+        Assert.Equal(PolicyPublication.AlreadyPublished, await store.PublishPolicyAsync(3, NativeBytes.CopyOf([1, 2, 3]), None));
         // Other weights: another learner's version, which the publication does not touch.
-        Assert.Equal(PolicyPublication.Conflict, await store.PublishPolicyAsync(3, [9, 9], None));
-        Assert.Equal([1, 2, 3], await store.GetPolicyAsync(3, None));
+        Assert.Equal(PolicyPublication.Conflict, await store.PublishPolicyAsync(3, NativeBytes.CopyOf([9, 9]), None));
+        Assert.Equal([1, 2, 3], (await store.GetPolicyAsync(3, None))!.ToArray());
 
-        await store.ReplacePolicyAsync(3, [9, 9], None);
-        Assert.Equal([9, 9], await store.GetPolicyAsync(3, None));
+        await store.ReplacePolicyAsync(3, NativeBytes.CopyOf([9, 9]), None);
+        Assert.Equal([9, 9], (await store.GetPolicyAsync(3, None))!.ToArray());
     }
 
     [Fact]
@@ -98,11 +119,11 @@ public sealed class CheckpointStoreTests : IDisposable
             var second = new CheckpointStore(Local(), "r");
             var v = version;
             var outcomes = await Task.WhenAll(
-                Task.Run(() => first.PublishPolicyAsync(v, Enumerable.Repeat((byte)1, 100_000).ToArray(), None)),
-                Task.Run(() => second.PublishPolicyAsync(v, Enumerable.Repeat((byte)2, 100_000).ToArray(), None)));
+                Task.Run(() => first.PublishPolicyAsync(v, NativeBytes.CopyOf(Enumerable.Repeat((byte)1, 100_000).ToArray()), None)),
+                Task.Run(() => second.PublishPolicyAsync(v, NativeBytes.CopyOf(Enumerable.Repeat((byte)2, 100_000).ToArray()), None)));
             Assert.Equal([PolicyPublication.Created, PolicyPublication.Conflict], outcomes.Order());
             var winner = (byte)(Array.IndexOf(outcomes, PolicyPublication.Created) + 1);
-            Assert.All((await first.GetPolicyAsync(v, None))!, b => Assert.Equal(winner, b));
+            Assert.All((await first.GetPolicyAsync(v, None))!.ToArray(), b => Assert.Equal(winner, b));
         }
     }
 }

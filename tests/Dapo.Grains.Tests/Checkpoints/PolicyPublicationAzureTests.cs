@@ -1,3 +1,4 @@
+using Dapo.Torch;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Specialized;
 using Dapo.Grains.Checkpoints;
@@ -27,12 +28,12 @@ public sealed class PolicyPublicationAzureTests(AzuriteFixture azurite)
             .GetBlockBlobClient(checkpoints.PolicyName(5))
             .StageBlockAsync(Convert.ToBase64String(new byte[16]), new MemoryStream(new byte[1000]), cancellationToken: None);
 
-        Assert.Equal(PolicyPublication.Conflict, await checkpoints.PublishPolicyAsync(5, [7, 7, 7], None));
+        Assert.Equal(PolicyPublication.Conflict, await checkpoints.PublishPolicyAsync(5, NativeBytes.CopyOf([7, 7, 7]), None));
         Assert.Null(await checkpoints.GetPolicyAsync(5, None));
 
-        await checkpoints.ReplacePolicyAsync(5, [7, 7, 7], None);
-        Assert.Equal([7, 7, 7], await checkpoints.GetPolicyAsync(5, None));
+        await checkpoints.ReplacePolicyAsync(5, NativeBytes.CopyOf([7, 7, 7]), None);
+        Assert.Equal([7, 7, 7], (await checkpoints.GetPolicyAsync(5, None))!.ToArray());
         // A retry of the same publication now recognises its own weights.
-        Assert.Equal(PolicyPublication.AlreadyPublished, await checkpoints.PublishPolicyAsync(5, [7, 7, 7], None));
+        Assert.Equal(PolicyPublication.AlreadyPublished, await checkpoints.PublishPolicyAsync(5, NativeBytes.CopyOf([7, 7, 7]), None));
     }
 }

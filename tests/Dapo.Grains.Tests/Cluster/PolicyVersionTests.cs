@@ -1,3 +1,4 @@
+using Dapo.Torch;
 using Dapo.Grains.Checkpoints;
 using Dapo.Grains.Grains;
 using Dapo.Grains.Hosting;
@@ -20,7 +21,7 @@ public sealed class PolicyVersionTests
         // What a deposed learner leaves: version 2 published, step 2 never completed, nothing of it checkpointed.
         var orphan = Enumerable.Repeat((byte)0xAB, 100).ToArray();
         var checkpoints = new CheckpointStore(cluster.Blobs, "orphan");
-        Assert.Equal(PolicyPublication.Created, await checkpoints.PublishPolicyAsync(2, orphan, CancellationToken.None));
+        Assert.Equal(PolicyPublication.Created, await checkpoints.PublishPolicyAsync(2, NativeBytes.CopyOf(orphan), CancellationToken.None));
 
         var spec = RunResources.SpecJson(GrainRecipes.Tiny(steps: 3, group: 4, batch: 4));
         await cluster.Client.GetGrain<ILearnerGrain>("orphan").StartAsync(spec);
@@ -29,8 +30,8 @@ public sealed class PolicyVersionTests
 
         // Step 3 sampled with version 2: the run could only complete on the learner's own weights.
         Assert.Equal(RunStatus.Completed, done.Status);
-        var version2 = (await checkpoints.GetPolicyAsync(2, CancellationToken.None))!;
-        var version3 = (await checkpoints.GetPolicyAsync(3, CancellationToken.None))!;
+        var version2 = (await checkpoints.GetPolicyAsync(2, CancellationToken.None))!.ToArray();
+        var version3 = (await checkpoints.GetPolicyAsync(3, CancellationToken.None))!.ToArray();
         Assert.NotEqual(orphan, version2);
         Assert.Equal(version3.Length, version2.Length);
         Assert.Contains("replaces it with its own weights", cluster.LogTail(200));

@@ -15,18 +15,41 @@ namespace {
 constexpr char kMagic[8] = {'D', 'A', 'P', 'O', 'E', 'N', 'G', '1'};
 constexpr uint32_t kVersion = 1, kWeights = 1, kState = 2;
 
+// Writes into `out`, or with `counting` only adds up the size: a real model's state is gigabytes, and a string
+// grown by appends would hold up to twice that while it reallocates (the old and the doubled buffer at once), so
+// every writer runs twice, counting first, then into a buffer reserved at the exact size (see `serialize`).
 struct Writer {
+    bool counting = false;
+    size_t size = 0;
     std::string out;
     template <typename T>
     void put(T v) {
-        out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+        bytes(&v, sizeof(T));
     }
-    void bytes(const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }
+    void bytes(const void* p, size_t n) {
+        size += n;
+        if (!counting) out.append(static_cast<const char*>(p), n);
+    }
     void tensor_data(const torch::Tensor& t) {
+        if (counting) {
+            size += static_cast<size_t>(t.numel()) * sizeof(float);
+            return;
+        }
         auto cpu = t.detach().to(torch::kCPU).contiguous();
         bytes(cpu.data_ptr<float>(), cpu.numel() * sizeof(float));
     }
 };
+
+template <typename Write>
+std::string serialize(Write write) {
+    Writer count;
+    count.counting = true;
+    write(count);
+    Writer w;
+    w.out.reserve(count.size);
+    write(w);
+    return std::move(w.out);
+}
 
 struct Reader {
     const uint8_t* data;
@@ -139,10 +162,10 @@ void assign(Model& model, const std::vector<torch::Tensor>& values) {
 }  // namespace
 
 std::string export_weights(Model& model) {
-    Writer w;
-    write_header(w, model.config(), kWeights);
-    write_parameters(w, model);
-    return std::move(w.out);
+    return serialize([&](Writer& w) {
+        write_header(w, model.config(), kWeights);
+        write_parameters(w, model);
+    });
 }
 
 void import_weights(Model& model, const uint8_t* data, int64_t size) {
@@ -153,17 +176,17 @@ void import_weights(Model& model, const uint8_t* data, int64_t size) {
 }
 
 std::string save_state(Model& model, AdamW& optim) {
-    Writer w;
-    write_header(w, model.config(), kState);
-    write_parameters(w, model);
-    const auto& o = optim.options();
-    for (double v : {o.beta1, o.beta2, o.eps, o.weight_decay, o.max_grad_norm}) w.put(v);
-    w.put<int64_t>(optim.step_count());
-    for (size_t i = 0; i < optim.exp_avg().size(); ++i) {
-        w.tensor_data(optim.exp_avg()[i]);
-        w.tensor_data(optim.exp_avg_sq()[i]);
-    }
-    return std::move(w.out);
+    return serialize([&](Writer& w) {
+        write_header(w, model.config(), kState);
+        write_parameters(w, model);
+        const auto& o = optim.options();
+        for (double v : {o.beta1, o.beta2, o.eps, o.weight_decay, o.max_grad_norm}) w.put(v);
+        w.put<int64_t>(optim.step_count());
+        for (size_t i = 0; i < optim.exp_avg().size(); ++i) {
+            w.tensor_data(optim.exp_avg()[i]);
+            w.tensor_data(optim.exp_avg_sq()[i]);
+        }
+    });
 }
 
 void load_state(Model& model, AdamW& optim, const uint8_t* data, int64_t size) {
