@@ -41,12 +41,23 @@ internal static class Commands
         var runDir = new Option<string>("--run-dir") { Description = "Directory of the run (grain state, blobs, checkpoints, metrics)", DefaultValueFactory = _ => "runs/demo" };
         var workers = new Option<int>("--rollout-workers") { Description = "Rollout grains (each with its own copy of the policy)", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Progress as one JSON object per line" };
-        var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume") { runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json };
+        var progressAfter = new Option<double>("--progress-after")
+        {
+            Description = "After this many seconds without output, a line saying where the step is (0: never)", DefaultValueFactory = _ => 30,
+        };
+        progressAfter.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<double>() is < 0 or double.NaN) r.AddError("--progress-after must be 0 or more seconds.");
+        });
+        var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume")
+        {
+            runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json, progressAfter,
+        };
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
             if (recipe is null) return 2;
-            var outcome = await EmbeddedTraining.RunAsync(result.GetValue(runDir)!, recipe, new ConsoleReporter(result.GetValue(json)),
+            var outcome = await EmbeddedTraining.RunAsync(result.GetValue(runDir)!, recipe, new ConsoleReporter(result.GetValue(json), progressAfter: TimeSpan.FromSeconds(result.GetValue(progressAfter))),
                 result.GetValue(workers), cancellationToken);
             if (outcome.Status is null && outcome.Code != 2)
                 Console.WriteLine("Stopped; run the same command again to resume from the latest checkpoint.");
@@ -207,7 +218,7 @@ internal static class Commands
             $"{r.Model.ParameterCount / 1e6:F1}M parameters: the learner holds {Dapo.Torch.ModelConfig.LearnerBytesPerParameter} bytes each " +
             $"({Gib(r.Model.ParameterCount * Dapo.Torch.ModelConfig.LearnerBytesPerParameter)}: fp32 weights, gradients, AdamW moments), " +
             $"each rollout worker {Dapo.Torch.ModelConfig.RolloutBytesPerParameter} ({Gib(r.Model.ParameterCount * Dapo.Torch.ModelConfig.RolloutBytesPerParameter)}), " +
-            $"plus activations and key/value caches")
+            $"plus activations ({r.MaxTokensPerMicroBatch} tokens a learner call) and key/value caches")
         : DescribeDemo(r);
 
     private static string Gib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):F2} GiB");

@@ -12,8 +12,12 @@ namespace Dapo.Silo;
 /// </summary>
 /// <param name="prefix">Put before every line (the experiments name their runs).</param>
 /// <param name="stepEvery">Print every this many steps (and the last).</param>
-internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEvery = 1) : ITrainingReporter
+/// <param name="progressAfter">After this long without a line, a line saying where the run is (<see cref="Progress"/>);
+/// default 30 s: a real model's step takes minutes on a CPU. Zero: never.</param>
+internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEvery = 1, TimeSpan? progressAfter = null) : ITrainingReporter
 {
+    public TimeSpan ProgressAfter { get; } = progressAfter ?? TimeSpan.FromSeconds(30);
+
     private readonly TaskCompletionSource<(RunStatus Status, string? Error)> _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Lock _lock = new();
 
@@ -96,11 +100,25 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
         _stopped.TrySetResult();
     }
 
+    /// <summary>Where a long step is (<see cref="EmbeddedTraining"/> asks the grains when nothing was printed for
+    /// <see cref="ProgressAfter"/>).</summary>
+    public void Progress(string runId, string where)
+    {
+        if (json) Write(new { type = "progress", run = runId, where });
+        else Write($"  ... {where}");
+    }
+
+    /// <summary>Time since the last line.</summary>
+    public TimeSpan Quiet => TimeSpan.FromTicks(Environment.TickCount64 * TimeSpan.TicksPerMillisecond - Interlocked.Read(ref _lastWriteTicks));
+
+    private long _lastWriteTicks = Environment.TickCount64 * TimeSpan.TicksPerMillisecond;
+
     private void Write(object value) => Write(JsonSerializer.Serialize(value));
 
     private void Write(string line)
     {
         lock (_lock) Console.WriteLine(prefix + line);
+        Interlocked.Exchange(ref _lastWriteTicks, Environment.TickCount64 * TimeSpan.TicksPerMillisecond);
     }
 
     private static string F(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

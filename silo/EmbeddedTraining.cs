@@ -99,7 +99,11 @@ internal static class EmbeddedTraining
                   $"{existing.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "none"})"
                 : $"Training run '{runId}' in {directory}: {Commands.Describe(recipe)}");
             await learner.StartAsync(spec);
+            using var quiet = new CancellationTokenSource();
+            var progress = ReportProgressWhileQuietAsync(host.Services.GetRequiredService<IGrainFactory>(), runId, reporter, quiet.Token);
             var code = await SiloHost.RunAsync(host, reporter.Ended, started: true);
+            await quiet.CancelAsync();
+            await progress;
             if (!reporter.Finished.IsCompleted) return new TrainingOutcome(code == 0 ? 1 : code, null, reporter);
             var (status, _) = reporter.Finished.Result;
             return new TrainingOutcome(status == RunStatus.Completed ? code : 1, status, reporter);
@@ -108,6 +112,42 @@ internal static class EmbeddedTraining
         {
             File.Delete(EmbeddedSiloFile.PathIn(directory));
             await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>
+    /// A real model's step takes minutes on a CPU and prints one line at its end: when nothing was printed for
+    /// <see cref="ConsoleReporter.ProgressAfter"/>, say where the run is (the learner's phase; while sampling, the step's ledger).
+    /// </summary>
+    private static async Task ReportProgressWhileQuietAsync(IGrainFactory grains, string runId, ConsoleReporter reporter, CancellationToken stop)
+    {
+        if (reporter.ProgressAfter <= TimeSpan.Zero) return;
+        using var timer = new PeriodicTimer(TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerSecond, reporter.ProgressAfter.Ticks)));
+        var (phase, since) = ("", System.Diagnostics.Stopwatch.StartNew());
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                var run = await grains.GetGrain<ILearnerGrain>(runId).GetAsync();
+                if (run is not { Status: RunStatus.Running }) continue;
+                if ($"{run.Step} {run.Phase}" != phase) (phase, since) = ($"{run.Step} {run.Phase}", System.Diagnostics.Stopwatch.StartNew());
+                if (reporter.Quiet < reporter.ProgressAfter) continue;
+                var where = (run.PhaseDetail.Length > 0 ? $"{run.Phase} ({run.PhaseDetail})" : run.Phase) +
+                            $", {ConsoleReporter.Duration(since.Elapsed)} so far";
+                if (run.Phase == "sampling" && await grains.GetGrain<IStepGrain>(GrainKeys.Step(runId, run.Step)).GetAsync() is { } ledger)
+                    where += string.Create(CultureInfo.InvariantCulture,
+                        $": accepted {ledger.Accepted}/{ledger.Target}, filtered {ledger.Filtered}, {ledger.InFlight} group(s) in flight, round {ledger.GenerationRounds}");
+                reporter.Progress(runId, where);
+            }
+        }
+        catch (Exception) when (stop.IsCancellationRequested)
+        {
+            // The run ended (or the silo is stopping) during a question: nothing left to report.
+        }
+        catch (Exception e)
+        {
+            // Progress lines are a courtesy: the run goes on without them, and says why they stopped.
+            reporter.Message(runId, $"progress lines stopped: {e.GetType().Name}: {e.Message}");
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Dapo.Testing;
@@ -115,7 +116,8 @@ public sealed class ModelTrainingTests(TinyQwenModel qwen) : IDisposable, IClass
         var runDir = Path.Combine(_root, "run");
         var overrides = TinyQwenModel.SmallSteps;
         await using var train = SiloProcess.Start(SiloProcess.SiloDll,
-            ["train", "--model", model, "--dataset", dataset, "--run-dir", runDir, "--steps", $"{Steps}", "--override", overrides.ReplaceLineEndings(" ")]);
+            ["train", "--model", model, "--dataset", dataset, "--run-dir", runDir, "--steps", $"{Steps}", "--override", overrides.ReplaceLineEndings(" "),
+             "--progress-after", "0.05"]);
         Assert.True(await train.WaitForExitAsync(TimeSpan.FromMinutes(4)) == 0, train.Tail());
 
         var output = train.Output;
@@ -124,6 +126,14 @@ public sealed class ModelTrainingTests(TinyQwenModel qwen) : IDisposable, IClass
         Assert.Contains("starting from the Hugging Face model in", output);
         for (var step = 1; step <= Steps; step++) Assert.Contains($"step {step,3}/{Steps}", output);
         Assert.DoesNotContain("warm-start", output);
+        // A real model's step is minutes long on a CPU: after --progress-after seconds without output, where it is
+        // (here after 0.05 s, so some fall in every run), from the learner grain and, while sampling, the step's ledger.
+        var progress = output.Split('\n').Where(l => l.StartsWith("  ... ", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(progress);
+        var known = new Regex(@"^  \.\.\. (idle|loading the model \(.+\)|training \(step \d: .+\)|evaluating \(.+\)|exporting \(.+\)|step done \(.+\)|" +
+                              @"sampling \(step \d: waiting for 2 informative groups\)), [0-9hms]+ so far" +
+                              @"(: accepted [0-2]/2, filtered \d+, \d+ group\(s\) in flight, round \d+)?$");
+        Assert.All(progress, line => Assert.Matches(known, line));
 
         // The export: the directory's files, the weights trained (not the ones it started from), in the source dtype.
         var export = Path.Combine(runDir, "blobs", "runs", "run", "model");

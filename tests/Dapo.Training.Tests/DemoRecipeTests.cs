@@ -67,6 +67,7 @@ public sealed class DemoRecipeTests
             Assert.Equal((896, 24, 151936, 22528), (recipe.Model.DModel, recipe.Model.Layers, recipe.Model.VocabSize, recipe.Model.MaxSeqLen));
             Assert.Equal(new DapoOptions(), recipe.Dapo);  // the paper's: G 16, 512 prompts, 20480 + 4096 cache, lr 1e-6
             Assert.Equal(Dapo.Core.Data.PromptTemplates.Dapo, recipe.PromptTemplate);
+            Assert.Equal(1024, recipe.MaxTokensPerMicroBatch);  // the demo's 16,384 would take ~10 GB of logits alone
             Assert.Empty(recipe.Validate());
 
             var wrong = recipe with { Model = recipe.Model with { Layers = 12 } };
