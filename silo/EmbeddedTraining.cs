@@ -128,6 +128,7 @@ internal static class EmbeddedTraining
         {
             while (await timer.WaitForNextTickAsync(stop))
             {
+                if (reporter.Ended.IsCompleted) return;  // the silo stops next: its grains are no longer there to ask
                 var run = await grains.GetGrain<ILearnerGrain>(runId).GetAsync();
                 if (run is not { Status: RunStatus.Running }) continue;
                 if ($"{run.Step} {run.Phase}" != phase) (phase, since) = ($"{run.Step} {run.Phase}", System.Diagnostics.Stopwatch.StartNew());
@@ -140,7 +141,7 @@ internal static class EmbeddedTraining
                 reporter.Progress(runId, where);
             }
         }
-        catch (Exception) when (stop.IsCancellationRequested)
+        catch (Exception) when (stop.IsCancellationRequested || reporter.Ended.IsCompleted)
         {
             // The run ended (or the silo is stopping) during a question: nothing left to report.
         }

@@ -130,7 +130,7 @@ public sealed class ModelTrainingTests(TinyQwenModel qwen) : IDisposable, IClass
         // (here after 0.05 s, so some fall in every run), from the learner grain and, while sampling, the step's ledger.
         var progress = output.Split('\n').Where(l => l.StartsWith("  ... ", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(progress);
-        var known = new Regex(@"^  \.\.\. (idle|loading the model \(.+\)|training \(step \d: .+\)|evaluating \(.+\)|exporting \(.+\)|step done \(.+\)|" +
+        var known = new Regex(@"^  \.\.\. (idle|loading the model \(.+\)|training \(step \d: .+\)|evaluating \(.+\)|checkpointing \(.+\)|exporting \(.+\)|step done \(.+\)|" +
                               @"sampling \(step \d: waiting for 2 informative groups\)), [0-9hms]+ so far" +
                               @"(: accepted [0-2]/2, filtered \d+, \d+ group\(s\) in flight, round \d+)?$");
         Assert.All(progress, line => Assert.Matches(known, line));

@@ -243,6 +243,7 @@ public sealed partial class LearnerGrain(
         var start = await engine.RunAsync(() => evaluator.Evaluate(model, _run.Data.HeldOut), stop);
         reporter.Evaluated(RunId, Recipe.InitialWeights is null && Recipe.ModelDirectory is null ? "after warm-start" : "of the initial weights", start);
         S.StartAccuracy = start.AverageAtK;
+        Phase("checkpointing", 0, "the starting policy, as version 0");
         var optimizer = await engine.RunAsync(() => PolicyUpdater.CreateOptimizer(model, Recipe.Dapo), stop);
         var meta = new CheckpointMeta(0, 0, _run.InitialCursor, Recipe.Dapo.Seed, S.SpecJson, time.GetUtcNow());
         using (var weights = await engine.RunAsync(model.ExportWeights, stop)) await PublishPolicyAsync(0, weights);
