@@ -130,13 +130,21 @@ public sealed partial class StepGrain(
             await Task.WhenAny(_workChanged.Task, Task.Delay(maxWait, time));
             return S.Ledger is { Phase: StepPhase.Sampling, StopReason: null };
         }
-        if (SamplingStopped) return false;
-        var now = time.GetUtcNow();
-        var waiting = CurrentOpening().Where(p => p.Status == PromptStatus.Sampling)
-            .Select(p => _leases.TryGetValue(p.PromptId, out var lease) && lease.Worker != worker && lease.Until > now ? lease.Until - now : TimeSpan.Zero)
-            .DefaultIfEmpty(maxWait).Min();
-        // Nothing leasable: wait for a change, or for the first lease of another worker to lapse.
-        if (waiting > TimeSpan.Zero) await Task.WhenAny(_workChanged.Task, Task.Delay(waiting < maxWait ? waiting : maxWait, time));
+        var deadline = time.GetUtcNow() + maxWait;
+        while (!SamplingStopped)
+        {
+            var now = time.GetUtcNow();
+            var waiting = CurrentOpening().Where(p => p.Status == PromptStatus.Sampling)
+                .Select(p => _leases.TryGetValue(p.PromptId, out var lease) && lease.Worker != worker && lease.Until > now ? lease.Until - now : TimeSpan.Zero)
+                .DefaultIfEmpty(maxWait).Min();
+            var left = deadline - now;
+            if (waiting <= TimeSpan.Zero || left <= TimeSpan.Zero) return true;
+            // Nothing leasable: wait for a change, or for the first lease of another worker to lapse. A timer may
+            // fire a little before the clock says the lease lapsed: then look again rather than wake the worker
+            // to an empty lease.
+            var changed = _workChanged.Task;
+            if (await Task.WhenAny(changed, Task.Delay(waiting < left ? waiting : left, time)) == changed) break;
+        }
         return !SamplingStopped;
     }
 
