@@ -123,13 +123,16 @@ public sealed class TrainingTests(ITestOutputHelper output)
         Assert.Equal(150, optimizer.StepCount);
     }
 
-    [Fact]
-    public void AdamW_step_follows_the_reference_formula()
+    /// <summary>Small tensors take libtorch's ops; from 2^22 elements (a real vocabulary's head) the fused one-pass update.</summary>
+    [Theory]
+    [InlineData(32, "layers.1.w_gate_up")]
+    [InlineData(131_072, "lm_head")]  // 131,072 x 32 = 2^22 elements: the fused path
+    public void AdamW_step_follows_the_reference_formula(int vocab, string parameter)
     {
-        using var model = TinyModels.Create(seed: 23);
+        using var model = PolicyModel.Create(TinyModels.Config(seed: 23) with { VocabSize = vocab });
         var options = new AdamWOptions { Beta1 = 0.8, Beta2 = 0.95, Eps = 1e-6, WeightDecay = 0.1, MaxGradNorm = 0.05 };
         using var optimizer = new AdamW(model, options);
-        var p = model.Parameters.Single(x => x.Name == "layers.1.w_gate_up");
+        var p = model.Parameters.Single(x => x.Name == parameter);
         var m = new double[p.ElementCount];
         var v = new double[p.ElementCount];
         const double lr = 1e-2;

@@ -8,9 +8,14 @@
 namespace dapo {
 namespace {
 
-// The fused CPU path needs plain fp32 tensors it can walk by pointer.
+// The fused CPU path needs plain fp32 tensors it can walk by pointer, and is taken only for large ones (16 MB and
+// up: a real vocabulary's embedding, a real model's MLP matrices), where the passes it saves over memory matter. Its
+// rounding differs from libtorch's ops in the last bits (the order of the norm's sum; contracted multiply-adds), so
+// small tensors keep libtorch's ops: the demo recipe's tiny policy trains bit for bit as it was tuned.
+constexpr int64_t kFusedMinElements = int64_t{1} << 22;
+
 bool fusable(const torch::Tensor& t) {
-    return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous() && t.numel() >= kFusedMinElements;
 }
 
 // Sum of squares of g in double, as g.to(kFloat64).square().sum() computes it, without the fp64 copy and its
