@@ -27,7 +27,7 @@ internal static class Commands
     };
     internal static readonly Option<string> Model = new("--model")
     {
-        Description = "A Hugging Face Qwen2/Qwen2.5/Qwen3-architecture model directory to train (its weights, tokenizer and chat " +
+        Description = "A Hugging Face Qwen2-architecture model directory (Qwen2, Qwen2.5) to train (its weights, tokenizer and chat " +
                       "template; the paper's DAPO options); the trained policy is written back in its format when the run completes",
     };
     private static readonly Option<string> Override = new("--override")
