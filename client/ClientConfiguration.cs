@@ -3,21 +3,9 @@ using Dapo.Grains.Blobs;
 using Dapo.Grains.Hosting;
 using Microsoft.Extensions.Configuration;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client;
-
-/// <summary>Where the client looks: an embedded run's directory, or a cluster on Azure Storage.</summary>
-internal abstract record ClusterTarget
-{
-    /// <summary>A run of `./dapo.sh train`: its silo while it runs (silo.json), its grains/ and blobs/ afterwards.</summary>
-    public sealed record Embedded(string Directory) : ClusterTarget
-    {
-        /// <summary>The run an embedded directory holds: the one named after it.</summary>
-        public string RunId => Path.GetFileName(Directory.TrimEnd(Path.DirectorySeparatorChar));
-    }
-
-    /// <summary>Silos of `dapo-silo join`: Azure Table membership, blobs in <paramref name="Container"/>.</summary>
-    public sealed record Cluster(string ConnectionString, string Container, string ClusterId) : ClusterTarget;
-}
 
 /// <summary>The client's own settings (section "Client"): how long it waits for a cluster before it gives up.</summary>
 internal sealed class ClientOptions
@@ -51,7 +39,7 @@ internal sealed record ClientConfiguration(ClusterTarget Target, BlobStorageOpti
         ["Blobs:NetworkTimeout"] = "00:00:05",
     };
 
-    /// <summary>Resolves the configuration of one command from its parse result; throws <see cref="ClientException"/> on a conflict.</summary>
+    /// <summary>Resolves the configuration of one command from its parse result; throws <see cref="InspectionException"/> on a conflict.</summary>
     public static ClientConfiguration Resolve(ParseResult result)
     {
         var runDir = result.GetValue(GlobalOptions.RunDir);
@@ -59,9 +47,9 @@ internal sealed record ClientConfiguration(ClusterTarget Target, BlobStorageOpti
         var container = result.GetValue(GlobalOptions.Container);
         var clusterId = result.GetValue(GlobalOptions.ClusterId);
         if (runDir is not null && storage is not null)
-            throw new ClientException(ExitCodes.Usage, "give either --run-dir (an embedded run) or --storage (a cluster), not both");
+            throw new InspectionException(ExitCodes.Usage, "give either --run-dir (an embedded run) or --storage (a cluster), not both");
         if (runDir is not null && (container is not null || clusterId is not null))
-            throw new ClientException(ExitCodes.Usage,
+            throw new InspectionException(ExitCodes.Usage,
                 "--container and --cluster-id are for a cluster (--storage); an embedded run keeps its blobs in RUN_DIR/blobs");
 
         var configuration = new ConfigurationBuilder()
@@ -80,7 +68,7 @@ internal sealed record ClientConfiguration(ClusterTarget Target, BlobStorageOpti
         var silo = Bind<SiloOptions>(merged, "Silo");
         var client = Bind<ClientOptions>(merged, "Client");
         if (client.ConnectTimeout <= TimeSpan.Zero || client.CallTimeout <= TimeSpan.Zero)
-            throw new ClientException(ExitCodes.Usage, "Client:ConnectTimeout and Client:CallTimeout must be positive, e.g. 00:00:10");
+            throw new InspectionException(ExitCodes.Usage, "Client:ConnectTimeout and Client:CallTimeout must be positive, e.g. 00:00:10");
 
         ClusterTarget target;
         // A cluster is named by its connection string; without one (and with --run-dir) it is an embedded run.
@@ -98,10 +86,10 @@ internal sealed record ClientConfiguration(ClusterTarget Target, BlobStorageOpti
             target = embedded;
         }
         var blobErrors = BlobStorageOptionsValidator.Failures(blobs).ToList();
-        if (blobErrors.Count > 0) throw new ClientException(ExitCodes.Usage, string.Join(" ", blobErrors));
+        if (blobErrors.Count > 0) throw new InspectionException(ExitCodes.Usage, string.Join(" ", blobErrors));
 
         var run = result.GetValue(GlobalOptions.Run);
-        if (run is not null && string.IsNullOrWhiteSpace(run)) throw new ClientException(ExitCodes.Usage, "--run is empty: name a run (`dapo-client status` lists them)");
+        if (run is not null && string.IsNullOrWhiteSpace(run)) throw new InspectionException(ExitCodes.Usage, "--run is empty: name a run (`dapo-client status` lists them)");
         return new ClientConfiguration(target, blobs, run, client);
     }
 
@@ -114,7 +102,7 @@ internal sealed record ClientConfiguration(ClusterTarget Target, BlobStorageOpti
         }
         catch (InvalidOperationException e)
         {
-            throw new ClientException(ExitCodes.Usage, $"configuration section {section}: {e.Message}");
+            throw new InspectionException(ExitCodes.Usage, $"configuration section {section}: {e.Message}");
         }
         return options;
     }

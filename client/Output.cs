@@ -4,6 +4,8 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Spectre.Console;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client;
 
 /// <summary>Where commands print: JSON for scripts, or Spectre.Console tables for people.</summary>

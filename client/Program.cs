@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Dapo.Client;
 using Dapo.Client.Commands;
+using Dapo.Grains.Inspection;
 using Spectre.Console;
 
 // Escape codes only for a terminal: none when the output goes to a file or a pipe, or when NO_COLOR is set (no

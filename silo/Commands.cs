@@ -25,6 +25,31 @@ internal static class Commands
     {
         Description = "JSONL prompts (DAPO-Math-17K or {\"prompt\",\"answer\"}) instead of the synthetic task; needs --model or --init-weights",
     };
+    private static readonly Option<int> Dashboard = new("--dashboard")
+    {
+        Description = "Serve the Dapo page and the Orleans Dashboard at http://127.0.0.1:PORT/ (default 8080, 0: a free one)",
+        Arity = ArgumentArity.ZeroOrOne, DefaultValueFactory = _ => 8080,
+    };
+
+    private static readonly Option<string> DashboardAddress = new("--dashboard-address")
+    {
+        Description = "The dashboard's address instead of 127.0.0.1; another one needs Dashboard:Token in configuration (DAPO_Dashboard__Token)",
+    };
+
+    private static void RequireDashboardForAddress(System.CommandLine.Parsing.CommandResult r)
+    {
+        if (r.GetResult(DashboardAddress) is not null && r.GetResult(Dashboard) is null) r.AddError("--dashboard-address needs --dashboard.");
+    }
+
+    /// <summary>--dashboard and --dashboard-address as configuration keys; none when --dashboard is not given.</summary>
+    private static Dictionary<string, string?>? DashboardSettings(ParseResult result)
+    {
+        if (result.GetResult(Dashboard) is null) return null;  // --dashboard-address alone is refused by the parser
+        var settings = new Dictionary<string, string?> { ["Dashboard:Port"] = result.GetValue(Dashboard).ToString(CultureInfo.InvariantCulture) };
+        if (result.GetValue(DashboardAddress) is { } address) settings["Dashboard:Address"] = address;
+        return settings;
+    }
+
     internal static readonly Option<string> Model = new("--model")
     {
         Description = "A Hugging Face Qwen2-architecture model directory (Qwen2, Qwen2.5) to train (its weights, tokenizer and chat " +
@@ -49,16 +74,18 @@ internal static class Commands
         {
             if (r.GetValueOrDefault<double>() is < 0 or double.NaN) r.AddError("--progress-after must be 0 or more seconds.");
         });
+
         var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume")
         {
-            runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json, progressAfter,
+            runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json, progressAfter, Dashboard, DashboardAddress,
         };
+        command.Validators.Add(RequireDashboardForAddress);
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
             if (recipe is null) return 2;
             var outcome = await EmbeddedTraining.RunAsync(result.GetValue(runDir)!, recipe, new ConsoleReporter(result.GetValue(json), progressAfter: TimeSpan.FromSeconds(result.GetValue(progressAfter))),
-                result.GetValue(workers), cancellationToken);
+                result.GetValue(workers), cancellationToken, DashboardSettings(result));
             if (outcome.Status is null && outcome.Code != 2)
                 Console.WriteLine("Stopped; run the same command again to resume from the latest checkpoint.");
             var (warm, last, k) = outcome.Reporter.HeldOut;
@@ -92,7 +119,8 @@ internal static class Commands
         var siloPort = new Option<int?>("--silo-port") { Description = "Silo-to-silo port (default: a free one)" };
         var gatewayPort = new Option<int?>("--gateway-port") { Description = "Client gateway port (default: a free one)" };
         var workers = new Option<int?>("--rollout-workers") { Description = "Rollout grains (devices) of this silo (default 1)" };
-        foreach (var option in new Option[] { runDir, run, address, siloPort, gatewayPort, workers }) command.Options.Add(option);
+        foreach (var option in new Option[] { runDir, run, address, siloPort, gatewayPort, workers, Dashboard, DashboardAddress }) command.Options.Add(option);
+        command.Validators.Add(RequireDashboardForAddress);
         command.SetAction(async (result, _) =>
         {
             var settings = cluster.Settings(result);
@@ -103,7 +131,8 @@ internal static class Commands
             if (result.GetValue(siloPort) is { } sp) settings["Silo:SiloPort"] = sp.ToString(CultureInfo.InvariantCulture);
             if (result.GetValue(gatewayPort) is { } gp) settings["Silo:GatewayPort"] = gp.ToString(CultureInfo.InvariantCulture);
             if (result.GetValue(workers) is { } w) settings["Silo:RolloutWorkers"] = w.ToString(CultureInfo.InvariantCulture);
-            using var host = SiloHost.CreateBuilder(settings, quietLogs: false).Build();
+            foreach (var (key, value) in DashboardSettings(result) ?? []) settings[key] = value;
+            using var host = SiloHost.Build(SiloHost.CreateBuilder(settings, quietLogs: false));
             return await SiloHost.RunAsync(host, Task.Delay(Timeout.Infinite));
         });
         return command;

@@ -20,7 +20,7 @@ internal sealed record TrainingOutcome(int Code, RunStatus? Status, ConsoleRepor
 internal static class EmbeddedTraining
 {
     public static async Task<TrainingOutcome> RunAsync(string directory, DemoRecipe recipe, ConsoleReporter reporter, int rolloutWorkers,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, IReadOnlyDictionary<string, string?>? dashboard = null)
     {
         directory = Path.GetFullPath(directory);
         var runId = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
@@ -34,6 +34,7 @@ internal static class EmbeddedTraining
         };
         // The configuration and the run's data are checked before the run's directory exists: a refused run leaves
         // nothing behind.
+        foreach (var (key, value) in dashboard ?? new Dictionary<string, string?>()) settings[key] = value;
         var builder = SiloHost.CreateBuilder(settings, quietLogs: true);
         builder.Services.AddSingleton<ITrainingReporter>(reporter);
         try
@@ -58,12 +59,12 @@ internal static class EmbeddedTraining
         return outcome;
     }
 
-    private static async Task<TrainingOutcome> RunInAsync(HostApplicationBuilder builder, string directory, string runId, DemoRecipe recipe,
+    private static async Task<TrainingOutcome> RunInAsync(IHostApplicationBuilder builder, string directory, string runId, DemoRecipe recipe,
         ConsoleReporter reporter)
     {
         // The recipe's thread count (its results were measured with it) unless the user chose one.
         if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) Dapo.Torch.TorchEngine.Threads = recipe.Threads;
-        using var host = builder.Build();
+        using var host = SiloHost.Build(builder);
         if (await SiloHost.StartAsync(host) is { } failed) return new TrainingOutcome(failed, null, reporter);
         var silo = host.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<SiloOptions>>().Value;
         // For dapo-client: this silo's gateway, while it runs.

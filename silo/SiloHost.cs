@@ -20,12 +20,17 @@ internal static partial class SiloHost
     /// <summary>Set once the silo has started (one silo per process).</summary>
     private static volatile bool _started;
 
-    public static HostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs)
+    /// <param name="commandSettings">The command's options as configuration keys; a "Dashboard:Port" among them
+    /// (--dashboard) makes the silo an ASP.NET Core application serving the dashboards.</param>
+    public static IHostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
-        {
-            ApplicationName = "dapo-silo", DisableDefaults = true, ContentRootPath = Environment.CurrentDirectory,
-        });
+        var dashboard = commandSettings.ContainsKey("Dashboard:Port");
+        IHostApplicationBuilder builder = dashboard
+            ? Dashboard.DashboardHosting.CreateBuilder()
+            : Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+            {
+                ApplicationName = "dapo-silo", DisableDefaults = true, ContentRootPath = Environment.CurrentDirectory,
+            });
         foreach (var file in new[] { Path.Combine(AppContext.BaseDirectory, "appsettings.json"), Path.Combine(Environment.CurrentDirectory, "appsettings.json") })
         {
             try
@@ -67,9 +72,32 @@ internal static partial class SiloHost
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
         });
         var settings = SiloSettings.Read(builder.Configuration);
-        builder.UseOrleans(silo => silo.AddDapo(settings));
+        if (builder is Microsoft.AspNetCore.Builder.WebApplicationBuilder web)
+        {
+            var (dashboardSettings, errors) = Dashboard.DashboardSettings.Read(builder.Configuration);
+            if (errors.Count > 0) throw new OptionsValidationException(Dashboard.DashboardSettings.SectionName, typeof(Dashboard.DashboardSettings), errors);
+            Dashboard.DashboardHosting.Configure(web, dashboardSettings);
+            // What the Dapo page shows: the embedded run of `train`, or the cluster of `join` (its run, if it serves one).
+            var run = settings.Silo.Run.Length > 0 ? settings.Silo.Run : null;
+            web.Services.AddSingleton(new Dashboard.DashboardTarget(settings.Silo.Storage == ClusterStorage.AzureStorage
+                ? new Grains.Inspection.ClusterTarget.Cluster(settings.Blobs.ConnectionString!, settings.Blobs.Container, settings.Silo.ClusterId)
+                : new Grains.Inspection.ClusterTarget.Embedded(Path.GetFullPath(Path.Combine(settings.Silo.RunDirectory, settings.Silo.Run))), run));
+        }
+        builder.UseOrleans(silo =>
+        {
+            silo.AddDapo(settings);
+            if (dashboard) Orleans.Dashboard.ServiceCollectionExtensions.AddDashboard(silo);
+        });
         return builder;
     }
+
+    /// <summary>The host of <paramref name="builder"/>, its dashboards mapped when it serves them.</summary>
+    public static IHost Build(IHostApplicationBuilder builder) => builder switch
+    {
+        Microsoft.AspNetCore.Builder.WebApplicationBuilder web => Dashboard.DashboardHosting.Build(web),
+        HostApplicationBuilder plain => plain.Build(),
+        _ => throw new ArgumentException($"unknown builder {builder.GetType()}", nameof(builder)),
+    };
 
     /// <summary>
     /// Runs the host until <paramref name="finished"/> completes or the process is asked to stop (Ctrl+C, SIGTERM:

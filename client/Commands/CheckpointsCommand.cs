@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Spectre.Console;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>`checkpoints`: a run's checkpoints in blob storage, each checked against its manifest's checksums.</summary>

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>`grain prompt|learner|rollout`: one grain's state in full.</summary>

@@ -1,5 +1,7 @@
 using System.CommandLine;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>
@@ -8,7 +10,7 @@ namespace Dapo.Client.Commands;
 /// </summary>
 internal static class Handler
 {
-    public static void Set(Command command, Func<ParseResult, ClientSession, CancellationToken, Task<int>> handler) =>
+    public static void Set(Command command, Func<ParseResult, InspectionSession, CancellationToken, Task<int>> handler) =>
         command.SetAction(async (result, cancellationToken) =>
         {
             try
@@ -17,7 +19,7 @@ internal static class Handler
                 await using var session = await ClientSession.OpenAsync(configuration, cancellationToken);
                 return await handler(result, session, cancellationToken);
             }
-            catch (ClientException e)
+            catch (InspectionException e)
             {
                 return Fail(e);
             }
@@ -27,7 +29,7 @@ internal static class Handler
             }
         });
 
-    public static int Fail(ClientException e)
+    public static int Fail(InspectionException e)
     {
         Console.Error.WriteLine($"dapo-client: {e.Message.ReplaceLineEndings(" ")}");
         return e.ExitCode;
@@ -38,9 +40,9 @@ internal static class Handler
     /// <see cref="ClientOptions.ConnectTimeout"/>. An embedded run whose silo stopped is then read as history; a
     /// cluster that stays away ends the command with <paramref name="lost"/>.
     /// </summary>
-    public static async Task ReconnectAsync(ClientSession session, ClientException lost, CancellationToken cancellationToken)
+    public static async Task ReconnectAsync(InspectionSession session, InspectionException lost, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + session.Configuration.Client.ConnectTimeout;
+        var deadline = DateTime.UtcNow + session.ReopenWithin;
         while (true)
         {
             try
@@ -48,13 +50,13 @@ internal static class Handler
                 await session.ReopenAsync(cancellationToken);
                 return;
             }
-            catch (ClientException) when (DateTime.UtcNow < deadline)
+            catch (InspectionException) when (DateTime.UtcNow < deadline)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
             }
-            catch (ClientException e)
+            catch (InspectionException e)
             {
-                throw new ClientException(e.ExitCode, $"{lost.Message}; then: {e.Message}", e);
+                throw new InspectionException(e.ExitCode, $"{lost.Message}; then: {e.Message}", e);
             }
         }
     }

@@ -5,6 +5,8 @@ using System.Text.Json.Nodes;
 using Dapo.Grains;
 using Spectre.Console;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>`metrics`: per-step metrics as the learner recorded them; with --follow, new rows as they land.</summary>
@@ -59,7 +61,7 @@ internal static class MetricsCommand
     /// Prints what there is, then each new row as it lands, once a second, until the run stops running. An embedded
     /// run's silo stops when its run ends: the client then reads the run's history, where the last rows are.
     /// </summary>
-    private static async Task FollowAsync(ClientSession session, Inspector inspector, RunInfo run, IReadOnlyList<JsonObject> rows, bool json,
+    private static async Task FollowAsync(InspectionSession session, Inspector inspector, RunInfo run, IReadOnlyList<JsonObject> rows, bool json,
         CancellationToken cancellationToken)
     {
         if (!json)
@@ -88,7 +90,7 @@ internal static class MetricsCommand
                 current = await session.RunAsync(run.RunId, cancellationToken);
                 Print(await inspector.MetricsAsync(run.RunId, printed, cancellationToken));
             }
-            catch (ClientException e) when (e.ExitCode == ExitCodes.Unavailable)
+            catch (InspectionException e) when (e.ExitCode == ExitCodes.Unavailable)
             {
                 await Handler.ReconnectAsync(session, e, cancellationToken);
                 continue;

@@ -3,6 +3,8 @@ using System.Globalization;
 using Dapo.Grains;
 using Spectre.Console;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>`prompts`: the prompts of one step (its step grain's ledger) with their prompt grains' groups.</summary>

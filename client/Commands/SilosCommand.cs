@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Spectre.Console;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>`silos`: the cluster's membership (IManagementGrain.GetDetailedHosts), with the grains each silo runs.</summary>

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Spectre.Console;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>`steps`: the step ledger of a run, from its step grains.</summary>

@@ -4,6 +4,8 @@ using System.Text;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
+using Dapo.Grains.Inspection;
+
 namespace Dapo.Client.Commands;
 
 /// <summary>
@@ -51,7 +53,7 @@ internal static class WatchCommand
                 {
                     return await inspector.WatchAsync(run.RunId, history, cancellationToken);
                 }
-                catch (ClientException e) when (e.ExitCode == ExitCodes.Unavailable)
+                catch (InspectionException e) when (e.ExitCode == ExitCodes.Unavailable)
                 {
                     await Handler.ReconnectAsync(session, e, cancellationToken);
                     return await inspector.WatchAsync(run.RunId, history, cancellationToken);
@@ -98,7 +100,7 @@ internal static class WatchCommand
                         {
                             context.UpdateTarget(await FrameAsync());
                         }
-                        catch (ClientException e) when (e.ExitCode == ExitCodes.Unavailable)
+                        catch (InspectionException e) when (e.ExitCode == ExitCodes.Unavailable)
                         {
                             // The cluster went away (a restart): say so in place, keep the last numbers.
                             context.UpdateTarget(dashboard.Render(null, Width(), e.Message));

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 
-namespace Dapo.Client;
+namespace Dapo.Grains.Inspection;
 
 // What each command shows: one record per view, printed as tables or, with --json, serialised as they are
 // (camelCase; times are Unix milliseconds UTC, ages and durations are named with their unit). Every view that reads
@@ -122,5 +122,6 @@ public sealed record WatchView(long Now, string Source, string Mode, RunStatusVi
     double? FilteredShare, double? TokensPerSecond, double? LastStepSeconds, IReadOnlyList<MetricPointView> Recent);
 
 /// <summary>The metrics the dashboard plots, of one step.</summary>
+/// <param name="HeldOut">Held-out avg@k, on the steps that evaluated.</param>
 public sealed record MetricPointView(int Step, double? Accuracy, double? Reward, double? Entropy, double? ResponseLength,
-    double? FilteredFraction, double? TokensPerSecond, double? StepSeconds);
+    double? FilteredFraction, double? TokensPerSecond, double? StepSeconds, double? HeldOut);

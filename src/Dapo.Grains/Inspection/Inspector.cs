@@ -2,19 +2,18 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Dapo.Client.Reading;
 using Dapo.Grains;
 using Dapo.Grains.Checkpoints;
 using Dapo.Grains.Grains;
 using Dapo.Grains.Hosting;
 
-namespace Dapo.Client;
+namespace Dapo.Grains.Inspection;
 
 /// <summary>
 /// Builds each command's view from the session's <see cref="IRunReader"/> (grains, live or history) and its blob
 /// storage (metrics, checkpoints). Commands do not care which reader it is; the views say which in their Mode.
 /// </summary>
-internal sealed class Inspector(ClientSession session)
+public sealed class Inspector(InspectionSession session)
 {
     private IRunReader Reader => session.Reader;
     private string Mode => Reader.IsHistory ? "history" : "live";
@@ -22,12 +21,12 @@ internal sealed class Inspector(ClientSession session)
     public async Task<StatusView> StatusAsync(CancellationToken cancellationToken)
     {
         var runs = await session.RunsAsync(cancellationToken);
-        if (session.Configuration.Run is { } only)
+        if (session.Run is { } only)
         {
             runs = runs.Where(r => r.RunId == only).ToList();
             if (runs.Count == 0) await session.RunAsync(only, cancellationToken);  // throws: not found, with the runs there are
         }
-        var now = ClientSession.Now;
+        var now = InspectionSession.Now;
         var views = await Task.WhenAll(runs.Select(r => RunStatusAsync(r, now, cancellationToken)));
         var silos = await SilosAsync(runs, now, cancellationToken);
         return new StatusView(session.Description, Mode, now, views, silos, silos.Where(s => s.Alive).Select(s => s.Address).ToList());
@@ -35,7 +34,7 @@ internal sealed class Inspector(ClientSession session)
 
     public async Task<SilosView> SilosViewAsync(CancellationToken cancellationToken)
     {
-        var now = ClientSession.Now;
+        var now = InspectionSession.Now;
         return new SilosView(session.Description, Mode, now, await SilosAsync(await session.RunsAsync(cancellationToken), now, cancellationToken));
     }
 
@@ -67,7 +66,7 @@ internal sealed class Inspector(ClientSession session)
         var upper = LastOpenedStep(run);
         var numbers = Enumerable.Range(Math.Max(1, upper - last + 1), Math.Max(0, Math.Min(last, upper)));
         var ledgers = await Task.WhenAll(numbers.Select(s => Reader.GetStepAsync(run.RunId, s, cancellationToken)));
-        var now = ClientSession.Now;
+        var now = InspectionSession.Now;
         return new StepsView(session.Description, Mode, run.RunId, TotalSteps(run), ledgers.OfType<StepLedger>().Select(l => Step(l, now)).ToList());
     }
 
@@ -99,7 +98,7 @@ internal sealed class Inspector(ClientSession session)
         var ledger = await ExistingStepAsync(run, key.Step, cancellationToken);
         var entries = await Reader.ListPromptsAsync(run.RunId, key.Step, cancellationToken);
         var entry = entries.LastOrDefault(p => p.Step == key.Step && p.PromptId == key.PromptId)
-                    ?? throw new ClientException(ExitCodes.NotFound, $"prompt grain {GrainKeys.Prompt(run.RunId, key.Step, key.PromptId)} does not exist " +
+                    ?? throw new InspectionException(ExitCodes.NotFound, $"prompt grain {GrainKeys.Prompt(run.RunId, key.Step, key.PromptId)} does not exist " +
                         (entries.Count == 0 ? $"(step {key.Step} drew no prompts)" : $"(step {key.Step} drew prompts {entries.Where(p => p.Step == key.Step).Min(p => p.PromptId)} to {entries.Where(p => p.Step == key.Step).Max(p => p.PromptId)})"));
         var group = await Reader.GetPromptAsync(run.RunId, key.Step, key.PromptId, cancellationToken);
         var trained = await TrainedOnAsync(run, ledger, entry, cancellationToken);
@@ -151,7 +150,7 @@ internal sealed class Inspector(ClientSession session)
         var run = await session.RunAsync(key.RunId, cancellationToken);
         var ledger = await ExistingStepAsync(run, key.Step, cancellationToken);
         var prompts = await Reader.ListPromptsAsync(run.RunId, key.Step, cancellationToken);
-        return new StepDetailView(session.Description, Mode, GrainKeys.Step(run.RunId, key.Step), Step(ledger, ClientSession.Now),
+        return new StepDetailView(session.Description, Mode, GrainKeys.Step(run.RunId, key.Step), Step(ledger, InspectionSession.Now),
             Enum.GetValues<PromptStatus>().ToDictionary(Lower, x => prompts.Count(p => p.Status == x)));
     }
 
@@ -161,21 +160,21 @@ internal sealed class Inspector(ClientSession session)
         var current = CurrentStep(run);
         var step = current >= 1 ? await Reader.GetStepAsync(run.RunId, current, cancellationToken) : null;
         return new LearnerView(session.Description, Mode, run.RunId, Lower(run.Status), current, CompletedSteps(run), TotalSteps(run), run.PolicyVersion,
-            run.LatestCheckpoint, run.Error, Learner(run, ClientSession.Now), step is null ? null : Progress(step));
+            run.LatestCheckpoint, run.Error, Learner(run, InspectionSession.Now), step is null ? null : Progress(step));
     }
 
     /// <summary>Rollout grains whose key is <paramref name="key"/> or starts with it (a silo's address: all of its grains).</summary>
     public async Task<RolloutsView> RolloutsAsync(string? key, CancellationToken cancellationToken)
     {
         if (Reader.IsHistory)
-            throw new ClientException(ExitCodes.NotFound,
+            throw new InspectionException(ExitCodes.NotFound,
                 "rollout grains keep no state: with no silo running there are none to show (`status` shows the run's history)");
         var all = await Reader.ListRolloutsAsync(cancellationToken);
         var shown = key is null ? all : all.Where(r => r.Key == key || r.Key.StartsWith(key.TrimEnd('/') + "/", StringComparison.Ordinal)).ToList();
         if (key is not null && shown.Count == 0)
-            throw new ClientException(ExitCodes.NotFound, $"no active rollout grain '{key}'" +
+            throw new InspectionException(ExitCodes.NotFound, $"no active rollout grain '{key}'" +
                 (all.Count == 0 ? " (none is active)" : $" (active: {string.Join(", ", all.Select(r => r.Key))})"));
-        var now = ClientSession.Now;
+        var now = InspectionSession.Now;
         return new RolloutsView(session.Description, Mode, now, shown.Select(r => new RolloutView(r.Key, r.Silo, r.RunId, r.PolicyVersion, r.InHand,
             r.GroupsSubmitted, r.TokensGenerated, r.UpdatedAt, now - r.UpdatedAt)).ToList());
     }
@@ -197,7 +196,7 @@ internal sealed class Inspector(ClientSession session)
             }));
             return rows.OfType<JsonObject>().ToList();
         }
-        catch (Exception e) when (ClientSession.Translate(e) is { } translated)
+        catch (Exception e) when (InspectionSession.Translate(e) is { } translated)
         {
             throw translated;
         }
@@ -210,7 +209,7 @@ internal sealed class Inspector(ClientSession session)
         {
             listed = await new CheckpointStore(session.Blobs, run.RunId).ListAsync(cancellationToken);
         }
-        catch (Exception e) when (ClientSession.Translate(e) is { } translated)
+        catch (Exception e) when (InspectionSession.Translate(e) is { } translated)
         {
             throw translated;
         }
@@ -222,7 +221,7 @@ internal sealed class Inspector(ClientSession session)
     public async Task<WatchView> WatchAsync(string runId, int recentSteps, CancellationToken cancellationToken)
     {
         var run = await session.RunAsync(runId, cancellationToken);
-        var now = ClientSession.Now;
+        var now = InspectionSession.Now;
         var view = await RunStatusAsync(run, now, cancellationToken);
         var silos = await SilosAsync([run], now, cancellationToken);
         var metrics = await MetricsAsync(runId, CompletedSteps(run) - recentSteps, cancellationToken);
@@ -239,14 +238,15 @@ internal sealed class Inspector(ClientSession session)
     {
         var upper = LastOpenedStep(run);
         if (step >= 1 && step <= upper && await Reader.GetStepAsync(run.RunId, step, cancellationToken) is { } ledger) return ledger;
-        throw new ClientException(ExitCodes.NotFound, $"run '{run.RunId}' has no step {step}" +
+        throw new InspectionException(ExitCodes.NotFound, $"run '{run.RunId}' has no step {step}" +
                                                       (upper < 1 ? " (no step has opened yet)" : $" (its steps are 1 to {upper})"));
     }
 
     private static MetricPointView Point(JsonObject json) =>
         new((int)(Number(json, "step") ?? 0), Number(json, "sampled/accuracy") ?? Number(json, "critic/accuracy"), Number(json, "critic/rewards/mean"),
             Number(json, "actor/entropy"), Number(json, "response_length/mean"), Number(json, "train/filtered_fraction"),
-            Number(json, "throughput/tokens_per_s"), Number(json, "timing/step_s"));
+            Number(json, "throughput/tokens_per_s"), Number(json, "timing/step_s"),
+            json.FirstOrDefault(kv => kv.Key.StartsWith("eval/avg@", StringComparison.Ordinal)).Value is JsonValue v && v.TryGetValue<double>(out var heldOut) ? heldOut : null);
 
     public static double? Number(JsonObject row, string key) =>
         row[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
@@ -316,7 +316,7 @@ public sealed record PromptKey(string? RunId, int Step, long PromptId)
             int.TryParse(parts[^2], NumberStyles.None, CultureInfo.InvariantCulture, out var step) && step > 0 &&
             long.TryParse(parts[^1], NumberStyles.None, CultureInfo.InvariantCulture, out var id) && id > 0)
             return new PromptKey(run, step, id);
-        throw new ClientException(ExitCodes.Usage,
+        throw new InspectionException(ExitCodes.Usage,
             $"malformed prompt key '{key}': use RUN/STEP/PROMPT_ID with positive numbers, e.g. demo/3/17 (`dapo-client prompts` lists the keys)");
     }
 }
@@ -330,7 +330,7 @@ public sealed record StepKey(string? RunId, int Step)
         var run = slash < 0 ? null : key[..slash];
         if (run is not "" && int.TryParse(key[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var step) && step > 0)
             return new StepKey(run, step);
-        throw new ClientException(ExitCodes.Usage,
+        throw new InspectionException(ExitCodes.Usage,
             $"malformed step key '{key}': use RUN/STEP or STEP with a positive number, e.g. demo/3 (`dapo-client steps` lists them)");
     }
 }

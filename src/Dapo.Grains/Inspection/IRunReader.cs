@@ -1,13 +1,13 @@
 using Dapo.Grains;
 
-namespace Dapo.Client.Reading;
+namespace Dapo.Grains.Inspection;
 
 /// <summary>
 /// Where the commands read a cluster's grain state: from the grains themselves through an Orleans client while silos
-/// run (<see cref="LiveRunReader"/>), or from the grain state files of an embedded run that stopped
+/// run (<see cref="GrainRunReader"/>), or from the grain state files of an embedded run that stopped
 /// (<see cref="HistoryRunReader"/>). Only read-only grain methods are ever called, and no file is ever written.
 /// </summary>
-internal interface IRunReader : IAsyncDisposable
+public interface IRunReader : IAsyncDisposable
 {
     /// <summary>What is read, in one line, safe to print (no keys).</summary>
     string Description { get; }
@@ -40,5 +40,5 @@ internal interface IRunReader : IAsyncDisposable
 /// <summary>A silo as the cluster's membership table holds it.</summary>
 /// <param name="Address">Orleans' silo address, <c>host:port@generation</c>.</param>
 /// <param name="Status">Orleans' silo status, lower case: active, joining, shuttingdown, stopping, dead.</param>
-internal sealed record SiloInfo(string Address, string Name, string Host, string Status, int GatewayPort, DateTimeOffset StartedAt,
+public sealed record SiloInfo(string Address, string Name, string Host, string Status, int GatewayPort, DateTimeOffset StartedAt,
     DateTimeOffset IAmAliveAt);

@@ -4,14 +4,14 @@ using Dapo.Grains.Storage;
 using Orleans;
 using Orleans.Runtime;
 
-namespace Dapo.Client.Reading;
+namespace Dapo.Grains.Inspection;
 
 /// <summary>
 /// The history of an embedded run whose silo is not running (finished, stopped or killed): the grain state files
 /// the silo's <see cref="FileGrainStorage"/> wrote under <c>RUN_DIR/grains</c>, read with that same storage, which
 /// only reads them. Rollout grains and silos keep no state: there are none in history.
 /// </summary>
-internal sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunReader
+public sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunReader
 {
     // Orleans' grain type names of the grain classes (class name, lower case, without "Grain"), as the silo stores them.
     private static readonly GrainType Learner = GrainType.Create("learner");
@@ -70,7 +70,7 @@ internal sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunRead
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {
-            throw new ClientException(ExitCodes.Unavailable, $"cannot read the {stateName} state of {key} in {_storage.Root}: {e.Message}", e);
+            throw new InspectionException(ExitCodes.Unavailable, $"cannot read the {stateName} state of {key} in {_storage.Root}: {e.Message}", e);
         }
         return state.RecordExists ? state.State : null;
     }
