@@ -36,15 +36,18 @@ internal static class Commands
         Description = "The dashboard's address instead of 127.0.0.1; another one needs Dashboard:Token in configuration (DAPO_Dashboard__Token)",
     };
 
+    /// <summary>Whether the option is on the command line: an option with a default has a result either way.</summary>
+    private static bool Given(System.CommandLine.Parsing.OptionResult? option) => option is { Implicit: false };
+
     private static void RequireDashboardForAddress(System.CommandLine.Parsing.CommandResult r)
     {
-        if (r.GetResult(DashboardAddress) is not null && r.GetResult(Dashboard) is null) r.AddError("--dashboard-address needs --dashboard.");
+        if (r.GetResult(DashboardAddress) is not null && !Given(r.GetResult(Dashboard))) r.AddError("--dashboard-address needs --dashboard.");
     }
 
     /// <summary>--dashboard and --dashboard-address as configuration keys; none when --dashboard is not given.</summary>
     private static Dictionary<string, string?>? DashboardSettings(ParseResult result)
     {
-        if (result.GetResult(Dashboard) is null) return null;  // --dashboard-address alone is refused by the parser
+        if (!Given(result.GetResult(Dashboard))) return null;  // --dashboard-address alone is refused by the parser
         var settings = new Dictionary<string, string?> { ["Dashboard:Port"] = result.GetValue(Dashboard).ToString(CultureInfo.InvariantCulture) };
         if (result.GetValue(DashboardAddress) is { } address) settings["Dashboard:Address"] = address;
         return settings;
