@@ -35,44 +35,42 @@ internal static class DapoPage
     public static void Map(WebApplication app, ClusterTarget target, string? run)
     {
         app.MapGet("/", () => Results.Content(Html, "text/html; charset=utf-8"));
-        app.MapGet("/api/watch", async (HttpContext context) =>
-        {
-            await using var session = Session(app.Services, target, run);
-            try
-            {
-                var current = await session.RunAsync(context.RequestAborted);
-                // Every 2 s: the last step's row only (its throughput); the plots read the whole history when a step ends.
-                return Results.Json(await new Inspector(session).WatchAsync(current.RunId, 1, context.RequestAborted), Json);
-            }
-            catch (InspectionException e)
-            {
-                return Results.Problem(e.Message, statusCode: e.ExitCode == ExitCodes.NotFound ? 404 : 503);
-            }
-        });
-        app.MapGet("/api/plots/{name}.svg", async (string name, HttpContext context) =>
+        // Every 2 s: the last step's metrics row only (its throughput); the plots read the whole history when a step ends.
+        app.MapGet("/api/watch", (Delegate)((HttpContext context) => ReadRunAsync(app.Services, target, run, context, async (inspector, runId) =>
+            Results.Json(await inspector.WatchAsync(runId, 1, context.RequestAborted), Json))));
+        app.MapGet("/api/plots/{name}.svg", (string name, HttpContext context) =>
         {
             var plot = Plots.FirstOrDefault(p => p.Name == name);
-            if (plot.Name is null) return Results.NotFound($"no plot '{name}'; known: {string.Join(", ", Plots.Select(p => p.Name))}");
-            await using var session = Session(app.Services, target, run);
-            try
+            if (plot.Name is null) return Task.FromResult(Results.NotFound($"no plot '{name}'; known: {string.Join(", ", Plots.Select(p => p.Name))}"));
+            return ReadRunAsync(app.Services, target, run, context, async (inspector, runId) =>
             {
-                var current = await session.RunAsync(context.RequestAborted);
-                var view = await new Inspector(session).WatchAsync(current.RunId, int.MaxValue / 2, context.RequestAborted);
-                var points = view.Recent.Where(p => plot.Value(p) is not null).Select(p => ((double)p.Step, plot.Value(p)!.Value)).ToList();
+                var points = (await inspector.PointsAsync(runId, 0, context.RequestAborted))
+                    .Where(p => plot.Value(p) is not null).Select(p => ((double)p.Step, plot.Value(p)!.Value)).ToList();
                 var chart = new SvgLineChart(plot.Title, "step", plot.Y) { YRange = plot.Range };
-                chart.Series.Add(new ChartSeries(current.RunId, points));
+                chart.Series.Add(new ChartSeries(runId, points));
                 return Results.Content(chart.Render(), "image/svg+xml");
-            }
-            catch (InspectionException e)
-            {
-                return Results.Problem(e.Message, statusCode: e.ExitCode == ExitCodes.NotFound ? 404 : 503);
-            }
+            });
         });
     }
 
-    private static InspectionSession Session(IServiceProvider services, ClusterTarget target, string? run) =>
-        new(new GrainRunReader(services.GetRequiredService<IGrainFactory>(), "this silo's cluster: live", TimeSpan.FromSeconds(10)),
+    /// <summary>Answers from the shown run through this silo's grains; a run or cluster it cannot read is a problem
+    /// response (404: no such run; 503: the cluster or storage did not answer).</summary>
+    private static async Task<IResult> ReadRunAsync(IServiceProvider services, ClusterTarget target, string? run, HttpContext context,
+        Func<Inspector, string, Task<IResult>> answer)
+    {
+        await using var session = new InspectionSession(
+            new GrainRunReader(services.GetRequiredService<IGrainFactory>(), "this silo's cluster: live", TimeSpan.FromSeconds(10)),
             services.GetRequiredService<IBlobStore>(), target, run);
+        try
+        {
+            var current = await session.RunAsync(context.RequestAborted);
+            return await answer(new Inspector(session), current.RunId);
+        }
+        catch (InspectionException e)
+        {
+            return Results.Problem(e.Message, statusCode: e.ExitCode == ExitCodes.NotFound ? 404 : 503);
+        }
+    }
 
     private static string Html => $$"""
         <!doctype html>

@@ -218,14 +218,17 @@ public sealed class Inspector(InspectionSession session)
             listed.Select(c => new CheckpointView(c.Step, c.Size, c.Complete, c.Problem ?? "ok", c.Step == latest)).ToList());
     }
 
+    /// <summary>The plotted metrics of the steps after <paramref name="afterStep"/>, in step order.</summary>
+    public async Task<IReadOnlyList<MetricPointView>> PointsAsync(string runId, int afterStep, CancellationToken cancellationToken) =>
+        (await MetricsAsync(runId, afterStep, cancellationToken)).Select(Point).ToList();
+
     public async Task<WatchView> WatchAsync(string runId, int recentSteps, CancellationToken cancellationToken)
     {
         var run = await session.RunAsync(runId, cancellationToken);
         var now = InspectionSession.Now;
         var view = await RunStatusAsync(run, now, cancellationToken);
         var silos = await SilosAsync([run], now, cancellationToken);
-        var metrics = await MetricsAsync(runId, CompletedSteps(run) - recentSteps, cancellationToken);
-        var points = metrics.Select(Point).ToList();
+        var points = await PointsAsync(runId, CompletedSteps(run) - recentSteps, cancellationToken);
         var last = points.LastOrDefault();
         var progress = view.CurrentStep;
         double? filtered = progress is { } p && p.Accepted + p.Filtered > 0 ? (double)p.Filtered / (p.Accepted + p.Filtered) : null;
