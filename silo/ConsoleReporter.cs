@@ -109,16 +109,16 @@ internal sealed class ConsoleReporter(bool json, string prefix = "", int stepEve
     }
 
     /// <summary>Time since the last line.</summary>
-    public TimeSpan Quiet => TimeSpan.FromTicks(Environment.TickCount64 * TimeSpan.TicksPerMillisecond - Interlocked.Read(ref _lastWriteTicks));
+    public TimeSpan Quiet => TimeSpan.FromMilliseconds(Environment.TickCount64 - Interlocked.Read(ref _lastWriteMs));
 
-    private long _lastWriteTicks = Environment.TickCount64 * TimeSpan.TicksPerMillisecond;
+    private long _lastWriteMs = Environment.TickCount64;
 
     private void Write(object value) => Write(JsonSerializer.Serialize(value));
 
     private void Write(string line)
     {
         lock (_lock) Console.WriteLine(prefix + line);
-        Interlocked.Exchange(ref _lastWriteTicks, Environment.TickCount64 * TimeSpan.TicksPerMillisecond);
+        Interlocked.Exchange(ref _lastWriteMs, Environment.TickCount64);
     }
 
     private static string F(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
