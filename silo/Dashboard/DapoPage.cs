@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Dapo.Grains;
 using Dapo.Grains.Blobs;
 using Dapo.Grains.Inspection;
 using Dapo.Training.Reports;
@@ -34,20 +35,21 @@ internal static class DapoPage
     /// <param name="run">The run shown: the embedded run; null: the only one, or the only running one.</param>
     public static void Map(WebApplication app, ClusterTarget target, string? run)
     {
+        var history = new PlottedHistory();
         app.MapGet("/", () => Results.Content(Html, "text/html; charset=utf-8"));
         // Every 2 s: the last step's metrics row only (its throughput); the plots read the whole history when a step ends.
-        app.MapGet("/api/watch", (Delegate)((HttpContext context) => ReadRunAsync(app.Services, target, run, context, async (inspector, runId) =>
-            Results.Json(await inspector.WatchAsync(runId, 1, context.RequestAborted), Json))));
+        app.MapGet("/api/watch", (Delegate)((HttpContext context) => ReadRunAsync(app.Services, target, run, context, async (inspector, current) =>
+            Results.Json(await inspector.WatchAsync(current.RunId, 1, context.RequestAborted), Json))));
         app.MapGet("/api/plots/{name}.svg", (string name, HttpContext context) =>
         {
             var plot = Plots.FirstOrDefault(p => p.Name == name);
             if (plot.Name is null) return Task.FromResult(Results.NotFound($"no plot '{name}'; known: {string.Join(", ", Plots.Select(p => p.Name))}"));
-            return ReadRunAsync(app.Services, target, run, context, async (inspector, runId) =>
+            return ReadRunAsync(app.Services, target, run, context, async (inspector, current) =>
             {
-                var points = (await inspector.PointsAsync(runId, 0, context.RequestAborted))
+                var points = (await history.PointsAsync(inspector, current, context.RequestAborted))
                     .Where(p => plot.Value(p) is not null).Select(p => ((double)p.Step, plot.Value(p)!.Value)).ToList();
                 var chart = new SvgLineChart(plot.Title, "step", plot.Y) { YRange = plot.Range };
-                chart.Series.Add(new ChartSeries(runId, points));
+                chart.Series.Add(new ChartSeries(current.RunId, points));
                 return Results.Content(chart.Render(), "image/svg+xml");
             });
         });
@@ -56,7 +58,7 @@ internal static class DapoPage
     /// <summary>Answers from the shown run through this silo's grains; a run or cluster it cannot read is a problem
     /// response (404: no such run; 503: the cluster or storage did not answer).</summary>
     private static async Task<IResult> ReadRunAsync(IServiceProvider services, ClusterTarget target, string? run, HttpContext context,
-        Func<Inspector, string, Task<IResult>> answer)
+        Func<Inspector, RunInfo, Task<IResult>> answer)
     {
         await using var session = new InspectionSession(
             new GrainRunReader(services.GetRequiredService<IGrainFactory>(), "this silo's cluster: live", TimeSpan.FromSeconds(10)),
@@ -64,11 +66,38 @@ internal static class DapoPage
         try
         {
             var current = await session.RunAsync(context.RequestAborted);
-            return await answer(new Inspector(session), current.RunId);
+            return await answer(new Inspector(session), current);
         }
         catch (InspectionException e)
         {
             return Results.Problem(e.Message, statusCode: e.ExitCode == ExitCodes.NotFound ? 404 : 503);
+        }
+    }
+
+    /// <summary>
+    /// The plotted metrics read so far: a step's row is read once, not once per plot and step (seven plots ask at
+    /// each step's end). A learner that restarted (a new epoch) redoes the steps after its checkpoint and rewrites
+    /// their rows, so a new epoch, or another run, reads the history again.
+    /// </summary>
+    private sealed class PlottedHistory
+    {
+        private readonly SemaphoreSlim _reading = new(1, 1);
+        private (string RunId, long Epoch) _of = ("", -1);
+        private List<MetricPointView> _points = [];
+
+        public async Task<IReadOnlyList<MetricPointView>> PointsAsync(Inspector inspector, RunInfo run, CancellationToken cancellationToken)
+        {
+            await _reading.WaitAsync(cancellationToken);
+            try
+            {
+                if (_of != (run.RunId, run.Epoch)) (_of, _points) = ((run.RunId, run.Epoch), []);
+                _points.AddRange(await inspector.PointsAsync(run.RunId, _points.Count > 0 ? _points[^1].Step : 0, cancellationToken));
+                return _points.ToList();
+            }
+            finally
+            {
+                _reading.Release();
+            }
         }
     }
 

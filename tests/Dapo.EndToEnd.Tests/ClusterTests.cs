@@ -42,7 +42,7 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
         var first = run.Join("rollout-1", "rollout", new Dictionary<string, string> { ["DAPO_Silo__RolloutBatch"] = "8" });
         run.Join("rollout-2", "rollout");
         await run.StartRunAsync(LongRecipe);
-        await run.WaitForStepAsync(3, Long);
+        var started = await run.WaitForStepAsync(3, Long);
 
         // Scale out: a third rollout silo receives work within seconds.
         run.Join("rollout-3", "rollout");
@@ -70,6 +70,9 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
         output.WriteLine(returned);
         var done = await run.WaitForCompletionAsync(Long);
         Assert.Equal(LongSteps + 1, done.Step);
+        // Silos leaving gracefully leave the learner alone: it was never restarted from a checkpoint (with Orleans'
+        // default grain directory it was, whenever the leaving silo held its directory entry).
+        Assert.True(done.Epoch == started.Epoch, $"the learner restarted: epoch {started.Epoch} became {done.Epoch}\n{run.SiloOutput()}");
         await AssertSoundAsync(run);
     }
 
