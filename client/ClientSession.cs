@@ -16,16 +16,30 @@ internal static class ClientSession
 
     /// <summary>
     /// The reader of the target: the running silo of an embedded run (its silo.json names its gateway), else the run's
-    /// history; the cluster's gateways for a cluster.
+    /// history; the cluster's gateways for a cluster while its membership lists active silos, else its history.
     /// </summary>
     private static async Task<IRunReader> OpenReaderAsync(ClientConfiguration configuration, CancellationToken cancellationToken)
     {
         switch (configuration.Target)
         {
             case ClusterTarget.Cluster cluster:
-                return await ClusterConnection.ConnectAsync(cluster, null, configuration.Client,
-                    $"cluster '{cluster.ClusterId}' on Azure Storage, blobs in {BlobStoreFactory.Create(configuration.Blobs).Description}: live (read-only)",
-                    cancellationToken);
+                var timeout = configuration.Client.ConnectTimeout;
+                var where = $"cluster '{cluster.ClusterId}' on Azure Storage, blobs in {BlobStoreFactory.Create(configuration.Blobs).Description}";
+                // No silo listed active: nobody to ask, the grain state is the history (at once, not after a timeout).
+                var active = await AzureClusterStorage.ActiveSilosAsync(cluster, timeout, cancellationToken);
+                if (active == 0)
+                    return await AzureClusterStorage.HistoryAsync(cluster, $"{where}: history, no silo running (read-only)", timeout, cancellationToken);
+                try
+                {
+                    return await ClusterConnection.ConnectAsync(cluster, null, configuration.Client, $"{where}: live (read-only)", cancellationToken);
+                }
+                catch (InspectionException e) when (e.ExitCode == ExitCodes.Unavailable)
+                {
+                    // Silos killed outright stay "active" in the table until a live silo declares them dead: with none
+                    // answering, what they stored is what there is to show.
+                    return await AzureClusterStorage.HistoryAsync(cluster,
+                        $"{where}: history, {active} silo(s) listed active but none answered ({e.Message}) (read-only)", timeout, cancellationToken);
+                }
             case ClusterTarget.Embedded embedded:
                 var directory = embedded.Directory;
                 if (!Directory.Exists(directory))
@@ -46,7 +60,7 @@ internal static class ClientSession
                 if (!Directory.Exists(HistoryRunReader.GrainsDirectory(directory)))
                     throw new InspectionException(ExitCodes.NotFound,
                         $"{directory} holds no grains/ and no running silo: it is not the directory of a `./dapo.sh train` run (or the run has not started yet)");
-                return new HistoryRunReader(embedded);
+                return HistoryRunReader.Embedded(embedded);
             default:
                 throw new InvalidOperationException($"Unknown target {configuration.Target}.");
         }

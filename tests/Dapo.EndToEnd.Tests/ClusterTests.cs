@@ -77,6 +77,55 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task The_client_reads_a_live_cluster_through_its_grains_and_the_finished_runs_history_once_every_silo_has_stopped()
+    {
+        await using var run = NewRun();
+        var learner = await run.JoinAsync("learner-1", "learner");
+        var rollout = run.Join("rollout-1", "rollout");
+        await run.StartRunAsync(TestRecipes.Tiny(steps: 4));
+        await run.WaitForStepAsync(2, Long);
+        var at = run.ClusterArguments;
+
+        // Live: the grains answer, and the silos are those of the cluster.
+        var live = (await ClientProcess.RunAsync(["status", "--json", .. at])).Json;
+        Assert.Equal("live", (string?)live["mode"]);
+        var grains = await run.GrainsAsync();
+        var info = (await grains.GetGrain<Dapo.Grains.ILearnerGrain>(run.RunId).GetAsync())!;
+        Assert.True((int)live["runs"]![0]!["step"]! <= info.Step, live.ToJsonString());
+        Assert.Equal(2, live["silos"]!.AsArray().Count(s => (bool)s!["alive"]!));
+
+        var done = await run.WaitForCompletionAsync(Long);
+        var liveSteps = (await ClientProcess.RunAsync(["steps", "--json", .. at])).Json;
+        var liveDone = (await ClientProcess.RunAsync(["status", "--json", .. at])).Json;
+        foreach (var silo in new[] { learner, rollout })
+        {
+            silo.Terminate();
+            Assert.Equal(0, await silo.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        }
+
+        // History: no silo is listed active, so the client reads the grain state table at once (no gateway timeout),
+        // and it says so; the ledgers are those the grains answered live.
+        foreach (var command in new[] { ["status"], ["steps"], ["metrics"], ["checkpoints"], new[] { "grain", "learner" } })
+        {
+            var started = DateTime.UtcNow;
+            var result = await ClientProcess.RunAsync([.. command, .. at]);
+            Assert.True(result.ExitCode == 0, result.ToString());
+            Assert.True(result.Stdout.Contains("history, no silo running"), result.ToString());
+            Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(8), $"{string.Join(' ', command)} took {DateTime.UtcNow - started}");
+        }
+        var history = (await ClientProcess.RunAsync(["status", "--json", .. at])).Json;
+        Assert.Equal("history", (string?)history["mode"]);
+        Assert.Equal("completed", (string?)history["runs"]![0]!["status"]);
+        foreach (var field in new[] { "status", "step", "completedSteps", "totalSteps", "policyVersion", "latestCheckpoint" })
+            Assert.Equal(liveDone["runs"]![0]![field]!.ToJsonString(), history["runs"]![0]![field]!.ToJsonString());
+        Assert.Equal(done.PolicyVersion, (int)history["runs"]![0]!["policyVersion"]!);
+        var historySteps = (await ClientProcess.RunAsync(["steps", "--json", .. at])).Json;
+        Assert.Equal(liveSteps["steps"]!.ToJsonString(), historySteps["steps"]!.ToJsonString());
+        var checkpoints = (await ClientProcess.RunAsync(["checkpoints", "--json", .. at])).Json;
+        Assert.Contains(checkpoints["checkpoints"]!.AsArray(), c => (bool)c!["latest"]! && (int)c["step"]! == done.LatestCheckpoint);
+    }
+
+    [Fact]
     public async Task Killing_a_rollout_silo_mid_step_loses_nothing()
     {
         await using var run = NewRun();

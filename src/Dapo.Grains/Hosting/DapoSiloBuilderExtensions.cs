@@ -96,18 +96,11 @@ public static class DapoSiloBuilderExtensions
         return silo;
     }
 
-    /// <summary>
-    /// Grain state in the table named after <paramref name="container"/> (letters and digits of "{container}grains"),
-    /// written in batches (<see cref="TableGrainStorage"/>), states too large for an entity in the blob container
-    /// "{container}-grains"; serialized with the Orleans serializer of our [GenerateSerializer] state classes.
-    /// </summary>
+    /// <summary>Grain state in Azure Tables, written in batches (<see cref="TableGrainStorage"/>, <see cref="TableGrainStorage.For"/>).</summary>
     public static ISiloBuilder AddTableGrainState(this ISiloBuilder silo, string connectionString, string container)
     {
-        silo.Services.AddGrainStorage(GrainStorage.Name, (sp, _) => new TableGrainStorage(
-            new Azure.Data.Tables.TableServiceClient(connectionString).GetTableClient(TableGrainStorage.TableNameFor($"{container}grains")),
-            new Azure.Storage.Blobs.BlobServiceClient(connectionString).GetBlobContainerClient($"{container}-grains"),
-            new Orleans.Storage.OrleansGrainStorageSerializer(sp.GetRequiredService<Orleans.Serialization.Serializer>()),
-            sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<TableGrainStorage>>()));
+        silo.Services.AddGrainStorage(GrainStorage.Name, (sp, _) => TableGrainStorage.For(connectionString, container,
+            sp.GetRequiredService<Orleans.Serialization.Serializer>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<TableGrainStorage>>()));
         return silo;
     }
 

@@ -3,15 +3,17 @@ using Dapo.Grains.Grains;
 using Dapo.Grains.Storage;
 using Orleans;
 using Orleans.Runtime;
+using Orleans.Storage;
 
 namespace Dapo.Grains.Inspection;
 
 /// <summary>
-/// The history of an embedded run whose silo is not running (finished, stopped or killed): the grain state files
-/// the silo's <see cref="FileGrainStorage"/> wrote under <c>RUN_DIR/grains</c>, read with that same storage, which
-/// only reads them. Rollout grains and silos keep no state: there are none in history.
+/// The history of a run no silo serves (finished, stopped or killed): the grain state the silos stored, read with the
+/// silos' own storage provider, which only reads it. An embedded run's is the files of its
+/// <see cref="FileGrainStorage"/> under <c>RUN_DIR/grains</c>; a cluster's is its Azure table
+/// (<see cref="TableGrainStorage"/>). Rollout grains and silos keep no state: there are none in history.
 /// </summary>
-public sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunReader
+public sealed class HistoryRunReader : IRunReader
 {
     // Orleans' grain type names of the grain classes (class name, lower case, without "Grain"), as the silo stores them.
     private static readonly GrainType Learner = GrainType.Create("learner");
@@ -19,11 +21,32 @@ public sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunReader
     private static readonly GrainType Prompt = GrainType.Create("prompt");
     private static readonly GrainType Registry = GrainType.Create("runregistry");
 
-    private readonly FileGrainStorage _storage = new(GrainsDirectory(target.Directory));
+    private readonly IGrainStorage _storage;
+    private readonly string _where;
+    private readonly string? _embeddedRun;
+    private readonly string _resume;
+    private readonly IAsyncDisposable? _owned;
+
+    /// <param name="storage">The silos' grain storage provider, used for reads only.</param>
+    /// <param name="where">Where that storage is, for error messages.</param>
+    /// <param name="description">The first line of every view.</param>
+    /// <param name="embeddedRun">The run of an embedded directory: it is listed even before it announced itself.</param>
+    /// <param name="resume">How a user resumes a run that no silo is running.</param>
+    /// <param name="owned">Disposed with the reader (the services behind <paramref name="storage"/>).</param>
+    public HistoryRunReader(IGrainStorage storage, string where, string description, string? embeddedRun, string resume, IAsyncDisposable? owned = null)
+    {
+        (_storage, _where, Description, _embeddedRun, _resume, _owned) = (storage, where, description, embeddedRun, resume, owned);
+    }
+
+    /// <summary>The history an embedded run's silo left in <c>RUN_DIR/grains</c>.</summary>
+    public static HistoryRunReader Embedded(ClusterTarget.Embedded target) =>
+        new(new FileGrainStorage(GrainsDirectory(target.Directory)), GrainsDirectory(target.Directory),
+            $"embedded run {target.Directory}: history, no silo running (read-only)", target.RunId,
+            "`./dapo.sh train` with the same options resumes it");
 
     public static string GrainsDirectory(string runDirectory) => Path.Combine(runDirectory, "grains");
 
-    public string Description => $"embedded run {target.Directory}: history, no silo running (read-only)";
+    public string Description { get; }
 
     public bool IsHistory => true;
 
@@ -32,7 +55,7 @@ public sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunReader
         var registry = await ReadAsync<RunRegistryState>("registry", Registry, IRunRegistryGrain.Key);
         var ids = registry?.Runs.Keys.ToList() ?? [];
         // A run stopped before its learner announced it (during the warm-start) is known by its learner only.
-        if (!ids.Contains(target.RunId) && await ReadAsync<LearnerState>("learner", Learner, target.RunId) is not null) ids.Add(target.RunId);
+        if (_embeddedRun is { } run && !ids.Contains(run) && await ReadAsync<LearnerState>("learner", Learner, run) is not null) ids.Add(run);
         return ids.Order(StringComparer.Ordinal).ToList();
     }
 
@@ -42,7 +65,7 @@ public sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunReader
         // The phase lives in the learner's memory only: what a stopped learner was doing is its status.
         var phase = s.Status switch { RunStatus.Completed => "done", RunStatus.Failed => "failed", _ => "stopped" };
         return new RunInfo(runId, s.SpecJson, s.Status, s.Step, s.PolicyVersion, s.LatestCheckpoint, s.Error, s.Epoch, phase,
-            s.Status == RunStatus.Running ? "no silo is running this run: `./dapo.sh train` with the same options resumes it" : "", "",
+            s.Status == RunStatus.Running ? $"no silo is running this run: {_resume}" : "", "",
             s.StartAccuracy, s.LatestAccuracy, s.UpdatedAt);
     }
 
@@ -68,12 +91,12 @@ public sealed class HistoryRunReader(ClusterTarget.Embedded target) : IRunReader
         {
             await _storage.ReadStateAsync(stateName, GrainId.Create(type, key), state);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new InspectionException(ExitCodes.Unavailable, $"cannot read the {stateName} state of {key} in {_storage.Root}: {e.Message}", e);
+            throw new InspectionException(ExitCodes.Unavailable, $"cannot read the {stateName} state of {key} in {_where}: {e.Message.Split('\n')[0]}", e);
         }
         return state.RecordExists ? state.State : null;
     }
 
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    public ValueTask DisposeAsync() => _owned?.DisposeAsync() ?? ValueTask.CompletedTask;
 }

@@ -41,6 +41,17 @@ public sealed partial class TableGrainStorage(TableClient table, BlobContainerCl
     private readonly ConcurrentDictionary<string, Partition> _partitions = new();
     private Task? _created;
 
+    /// <summary>
+    /// The grain state of a cluster whose blobs are in <paramref name="container"/>: the table named after it (letters
+    /// and digits of "{container}grains"), states too large for an entity in the blob container "{container}-grains",
+    /// serialized with the Orleans serializer of our [GenerateSerializer] state classes.
+    /// </summary>
+    public static TableGrainStorage For(string connectionString, string container, Orleans.Serialization.Serializer serializer,
+        ILogger<TableGrainStorage> logger, Azure.Data.Tables.TableClientOptions? options = null) => new(
+        new TableServiceClient(connectionString, options ?? new TableClientOptions()).GetTableClient(TableNameFor($"{container}grains")),
+        new BlobServiceClient(connectionString).GetBlobContainerClient($"{container}-grains"),
+        new OrleansGrainStorageSerializer(serializer), logger);
+
     /// <summary>The table's name for a blob container's: table names are letters and digits only.</summary>
     public static string TableNameFor(string container)
     {
@@ -50,10 +61,17 @@ public sealed partial class TableGrainStorage(TableClient table, BlobContainerCl
 
     public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
-        await EnsureCreatedAsync();
+        // Reads create nothing (a reader of history only reads): before the first write there is no table, and no state.
         var (partition, row) = KeysOf(stateName, grainId);
-        var found = await table.GetEntityIfExistsAsync<TableEntity>(partition, row);
-        if (!found.HasValue || found.Value is not { } entity)
+        NullableResponse<TableEntity>? found = null;
+        try
+        {
+            found = await table.GetEntityIfExistsAsync<TableEntity>(partition, row);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+        }
+        if (found is not { HasValue: true, Value: { } entity })
         {
             grainState.State = Activator.CreateInstance<T>();
             grainState.ETag = null;

@@ -60,6 +60,25 @@ public sealed class TableGrainStorageTests(AzuriteFixture azurite) : GrainStorag
     }
 
     [Fact]
+    public async Task Reading_before_the_first_write_finds_no_state_and_creates_neither_the_table_nor_the_overflow_container()
+    {
+        var storage = await CreateStorageAsync();
+        var state = new GrainState<PromptState>();
+        await storage.ReadStateAsync("prompt", GrainId.Create("prompt", "run/1/1"), state);
+        Assert.False(state.RecordExists);
+        Assert.Null(state.ETag);
+        // A reader of history (dapo-client) uses the provider on storage no silo wrote: reading writes nothing.
+        Assert.False((await Overflow.ExistsAsync()).Value);
+        var tables = new List<string>();
+        await foreach (var table in new TableServiceClient(azurite.ConnectionString).QueryAsync(t => t.Name == Table.Name)) tables.Add(table.Name);
+        Assert.Empty(tables);
+
+        await storage.WriteStateAsync("prompt", GrainId.Create("prompt", "run/1/1"), new GrainState<PromptState>(GrainStateSamples.Prompt()));
+        await storage.ReadStateAsync("prompt", GrainId.Create("prompt", "run/1/1"), state);
+        Assert.True(state.RecordExists);
+    }
+
+    [Fact]
     public async Task A_step_s_prompts_written_together_are_committed_in_batches_each_on_its_own_etag()
     {
         var run = $"run-{Guid.NewGuid():N}";
