@@ -41,7 +41,7 @@ public static class AzureClusterStorage
         {
             throw new InspectionException(ExitCodes.Unavailable, limit.IsCancellationRequested
                 ? $"cannot reach cluster '{target.ClusterId}': its membership table did not answer within {timeout.TotalSeconds:0.#}s (Client:ConnectTimeout)"
-                : $"cannot reach cluster '{target.ClusterId}': its membership table did not answer: {e.GetBaseException().Message.Split('\n')[0].Trim()}", e);
+                : $"cannot reach cluster '{target.ClusterId}': its membership table did not answer: {Reason(e)}", e);
         }
     }
 
@@ -59,8 +59,7 @@ public static class AzureClusterStorage
         }
         catch (Exception e) when (e is RequestFailedException or AggregateException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            throw new InspectionException(ExitCodes.Unavailable, $"cannot read the grain state of cluster '{target.ClusterId}' (table {name}): " +
-                                                                 e.GetBaseException().Message.Split('\n')[0].Trim(), e);
+            throw new InspectionException(ExitCodes.Unavailable, $"cannot read the grain state of cluster '{target.ClusterId}' (table {name}): {Reason(e)}", e);
         }
         if (!exists)
             throw new InspectionException(ExitCodes.NotFound, $"cluster '{target.ClusterId}' has no silo running and no grain state (no table {name}): " +
@@ -74,6 +73,10 @@ public static class AzureClusterStorage
         return new HistoryRunReader(storage, $"table {name}", description, null,
             "silos joining the cluster resume it (`dapo-silo join`)", services);
     }
+
+    /// <summary>The cause in one line: the last try's error, not the SDK's "Retry failed after 2 tries" around it.</summary>
+    private static string Reason(Exception e) =>
+        (e is AggregateException { InnerExceptions.Count: > 0 } all ? all.InnerExceptions[^1] : e).Message.Split('\n')[0].Trim();
 
     private static TableServiceClient Tables(ClusterTarget.Cluster target, TimeSpan timeout) => new(target.ConnectionString, Options(timeout));
 
