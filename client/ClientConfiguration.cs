@@ -44,13 +44,17 @@ internal sealed record ClientConfiguration(ClusterTarget Target, BlobStorageOpti
     {
         var runDir = result.GetValue(GlobalOptions.RunDir);
         var storage = result.GetValue(GlobalOptions.Storage);
+        var redis = result.GetValue(GlobalOptions.Redis);
+        var blobDir = result.GetValue(GlobalOptions.BlobDir);
         var container = result.GetValue(GlobalOptions.Container);
         var clusterId = result.GetValue(GlobalOptions.ClusterId);
-        if (runDir is not null && storage is not null)
-            throw new InspectionException(ExitCodes.Usage, "give either --run-dir (an embedded run) or --storage (a cluster), not both");
-        if (runDir is not null && (container is not null || clusterId is not null))
+        if (runDir is not null && (storage ?? redis) is not null)
+            throw new InspectionException(ExitCodes.Usage, "give either --run-dir (an embedded run) or --storage / --redis (a cluster), not both");
+        if (runDir is not null && (container ?? clusterId ?? blobDir) is not null)
             throw new InspectionException(ExitCodes.Usage,
-                "--container and --cluster-id are for a cluster (--storage); an embedded run keeps its blobs in RUN_DIR/blobs");
+                "--container, --cluster-id and --blob-dir are for a cluster (--storage, --redis); an embedded run keeps its blobs in RUN_DIR/blobs");
+        if (storage is not null && blobDir is not null)
+            throw new InspectionException(ExitCodes.Usage, "--storage and --blob-dir both name the blob storage: give the one the cluster's silos use");
 
         var configuration = new ConfigurationBuilder()
             .AddInMemoryCollection(ClientDefaults)
@@ -62,17 +66,30 @@ internal sealed record ClientConfiguration(ClusterTarget Target, BlobStorageOpti
         if (storage is not null) commandLine["Blobs:ConnectionString"] = storage;
         if (container is not null) commandLine["Blobs:Container"] = container;
         if (clusterId is not null) commandLine["Silo:ClusterId"] = clusterId;
+        if (redis is not null) (commandLine["Silo:Storage"], commandLine["Redis:ConnectionString"]) = ("Redis", redis);
+        if (blobDir is not null) (commandLine["Blobs:Kind"], commandLine["Blobs:LocalRoot"]) = ("Local", Path.GetFullPath(blobDir));
         var merged = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(commandLine).Build();
 
         var blobs = Bind<BlobStorageOptions>(merged, BlobStorageOptions.SectionName);
         var silo = Bind<SiloOptions>(merged, "Silo");
+        var redisSettings = Bind<RedisSettings>(merged, RedisSettings.SectionName);
         var client = Bind<ClientOptions>(merged, "Client");
         if (client.ConnectTimeout <= TimeSpan.Zero || client.CallTimeout <= TimeSpan.Zero)
             throw new InspectionException(ExitCodes.Usage, "Client:ConnectTimeout and Client:CallTimeout must be positive, e.g. 00:00:10");
 
         ClusterTarget target;
-        // A cluster is named by its connection string; without one (and with --run-dir) it is an embedded run.
-        if (runDir is null && !string.IsNullOrWhiteSpace(blobs.ConnectionString))
+        // A cluster on Redis is named by Silo:Storage=Redis (--redis), one on Azure Storage by its connection string;
+        // without either (and with --run-dir) it is an embedded run.
+        if (runDir is null && silo.Storage == ClusterStorage.Redis)
+        {
+            if (redisSettings.Validate() is { } problem) throw new InspectionException(ExitCodes.Usage, problem);
+            if (blobDir is null && !string.IsNullOrWhiteSpace(blobs.ConnectionString)) blobs.Kind = BlobStoreKind.Azure;
+            else if (blobs.Kind != BlobStoreKind.Local || string.IsNullOrWhiteSpace(blobs.LocalRoot))
+                throw new InspectionException(ExitCodes.Usage,
+                    "a cluster on Redis keeps its blobs in Azure Storage (--storage) or a directory its silos share (--blob-dir): give the one they use");
+            target = new ClusterTarget.RedisCluster(redisSettings.ConnectionString!, silo.ClusterId);
+        }
+        else if (runDir is null && !string.IsNullOrWhiteSpace(blobs.ConnectionString))
         {
             blobs.Kind = BlobStoreKind.Azure;
             target = new ClusterTarget.Cluster(blobs.ConnectionString!, blobs.Container, silo.ClusterId);

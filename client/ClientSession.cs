@@ -22,23 +22,25 @@ internal static class ClientSession
     {
         switch (configuration.Target)
         {
-            case ClusterTarget.Cluster cluster:
-                var timeout = configuration.Client.ConnectTimeout;
-                var where = $"cluster '{cluster.ClusterId}' on Azure Storage, blobs in {BlobStoreFactory.Create(configuration.Blobs).Description}";
+            case ClusterTarget.Cluster or ClusterTarget.RedisCluster:
+                var target = configuration.Target;
+                var store = IClusterStore.For(target, configuration.Client.ConnectTimeout);
+                var where = target is ClusterTarget.Cluster azure
+                    ? $"cluster '{azure.ClusterId}' on Azure Storage, blobs in {BlobStoreFactory.Create(configuration.Blobs).Description}"
+                    : $"cluster '{((ClusterTarget.RedisCluster)target).ClusterId}' on Redis, blobs in {BlobStoreFactory.Create(configuration.Blobs).Description}";
                 // No silo listed active: nobody to ask, the grain state is the history (at once, not after a timeout).
-                var active = await AzureClusterStorage.ActiveSilosAsync(cluster, timeout, cancellationToken);
-                if (active == 0)
-                    return await AzureClusterStorage.HistoryAsync(cluster, $"{where}: history, no silo running (read-only)", timeout, cancellationToken);
+                var active = await store.ActiveSilosAsync(cancellationToken);
+                if (active == 0) return await store.HistoryAsync($"{where}: history, no silo running (read-only)", cancellationToken);
                 try
                 {
-                    return await ClusterConnection.ConnectAsync(cluster, null, configuration.Client, $"{where}: live (read-only)", cancellationToken);
+                    return await ClusterConnection.ConnectAsync(target, null, configuration.Client, $"{where}: live (read-only)", cancellationToken);
                 }
                 catch (InspectionException e) when (e.ExitCode == ExitCodes.Unavailable)
                 {
-                    // Silos killed outright stay "active" in the table until a live silo declares them dead: with none
-                    // answering, what they stored is what there is to show.
-                    return await AzureClusterStorage.HistoryAsync(cluster,
-                        $"{where}: history, {active} silo(s) listed active but none answered ({e.Message}) (read-only)", timeout, cancellationToken);
+                    // Silos killed outright stay "active" in the membership until a live silo declares them dead: with
+                    // none answering, what they stored is what there is to show.
+                    return await store.HistoryAsync($"{where}: history, {active} silo(s) listed active but none answered ({e.Message}) (read-only)",
+                        cancellationToken);
                 }
             case ClusterTarget.Embedded embedded:
                 var directory = embedded.Directory;

@@ -30,15 +30,19 @@ internal static class ClusterConnection
                 case ClusterTarget.Embedded when silo is not null:
                     client.UseLocalhostClustering(silo.GatewayPort, serviceId: silo.ClusterId, clusterId: silo.ClusterId);
                     break;
-                case ClusterTarget.Cluster cluster:
-                    client.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (cluster.ClusterId, cluster.ClusterId));
-                    client.UseAzureStorageClustering(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(cluster.ConnectionString));
-                    break;
-                default:
+                case ClusterTarget.Embedded:
                     throw new InvalidOperationException($"No silo to connect to for {target}.");
+                default:
+                    client.UseClusterOf(target);
+                    break;
             }
         });
-        var where = target is ClusterTarget.Cluster c ? $"cluster '{c.ClusterId}'" : $"the silo of {((ClusterTarget.Embedded)target).Directory} (gateway 127.0.0.1:{silo!.GatewayPort})";
+        var where = target switch
+        {
+            ClusterTarget.Cluster c => $"cluster '{c.ClusterId}'",
+            ClusterTarget.RedisCluster r => $"cluster '{r.ClusterId}'",
+            _ => $"the silo of {((ClusterTarget.Embedded)target).Directory} (gateway 127.0.0.1:{silo!.GatewayPort})",
+        };
         var host = builder.Build();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(options.ConnectTimeout);

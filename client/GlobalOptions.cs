@@ -18,6 +18,18 @@ internal static class GlobalOptions
         Recursive = true,
     };
 
+    public static readonly Option<string> Redis = new("--redis")
+    {
+        Description = "Redis configuration (host:port[,password=...]) of a cluster on Redis: membership and grain state (or Redis:ConnectionString with Silo:Storage=Redis)",
+        Recursive = true,
+    };
+
+    public static readonly Option<string> BlobDir = new("--blob-dir")
+    {
+        Description = "The directory a cluster on Redis shares for its blobs (metrics, checkpoints), when they are not in Azure Storage (--storage)",
+        Recursive = true,
+    };
+
     public static readonly Option<string> Container = new("--container")
     {
         Description = "Blob container of the cluster (default dapo)",
@@ -42,5 +54,5 @@ internal static class GlobalOptions
         Recursive = true,
     };
 
-    public static IEnumerable<Option> All => [RunDir, Storage, Container, ClusterId, Run, Json];
+    public static IEnumerable<Option> All => [RunDir, Storage, Redis, BlobDir, Container, ClusterId, Run, Json];
 }

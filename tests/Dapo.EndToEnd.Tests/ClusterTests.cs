@@ -7,15 +7,15 @@ using Xunit.Abstractions;
 namespace Dapo.EndToEnd.Tests;
 
 /// <summary>
-/// A cluster on Azure Storage (Azurite: membership and reminders in tables, grain state and blobs in blob
-/// containers), every silo its own OS process: elastic scale-out and scale-in, and the faults a cluster lives through.
+/// A cluster whose every silo is its own OS process, on Azure Storage (Azurite: membership, reminders and grain state
+/// in tables, blobs in a container) and on Redis (Orleans' Redis providers; blobs in a directory the silos share):
+/// elastic scale-out and scale-in, the faults a cluster lives through, and the client reading it live and as history.
 /// After each, the step ledger's invariants must hold (<see cref="Dapo.Grains.Grains.LedgerAudit"/> through an Orleans
 /// client of the cluster).
 /// </summary>
-[Collection(ClusterCollection.Name)]
-public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper output)
+public abstract class ClusterTests(ITestOutputHelper output)
 {
-    private static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
+    protected static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
 
     // Enough work per step (8 prompts x G 8, refills) that a step lasts a while on one core per silo.
     private static readonly string Recipe = TestRecipes.Tiny(steps: 10, group: 8, batch: 8, evaluateEvery: 0);
@@ -24,10 +24,14 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
     private const int LongSteps = 150;
     private static readonly string LongRecipe = TestRecipes.Tiny(steps: LongSteps, group: 8, batch: 8, evaluateEvery: 0);
 
-    private ClusterRun NewRun(IReadOnlyDictionary<string, string>? environment = null, string? connectionString = null) =>
-        ClusterRun.Create(connectionString ?? azurite.ConnectionString, azurite.NewContainerName("run"), environment);
+    /// <summary>A run on the collection's shared storage, with a cluster id (and blob container) of its own.</summary>
+    private protected abstract ClusterRun NewRun(IReadOnlyDictionary<string, string>? environment = null);
 
-    private static async Task AssertSoundAsync(ClusterRun run)
+    /// <summary>Storage of the test's own, to stop and start: the shared one must stay up for the other tests.</summary>
+    private protected abstract Task<(IRestartableServer Server, TestStorage Storage)> StartOwnStorageAsync();
+
+
+    private protected static async Task AssertSoundAsync(ClusterRun run)
     {
         var problems = await run.AuditAsync();
         Assert.True(problems.Count == 0, string.Join("\n", problems) + "\n" + run.SiloOutput());
@@ -173,10 +177,11 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
     }
 
     [Fact]
-    public async Task Stopping_and_restarting_Azure_Storage_mid_step_does_not_stop_the_run()
+    public async Task Stopping_and_restarting_the_storage_mid_step_does_not_stop_the_run()
     {
-        await using var storage = await AzuriteProcess.StartNewAsync(tables: true);
-        await using var run = NewRun(connectionString: storage.ConnectionString);
+        var (storage, kind) = await StartOwnStorageAsync();
+        await using var _ = storage;
+        await using var run = ClusterRun.Create(kind, "restarted");
         await run.JoinAsync("learner-1", "learner");
         run.Join("rollout-1", "rollout");
         await run.StartRunAsync(Recipe);
@@ -189,6 +194,19 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
         output.WriteLine($"storage was stopped for 6 s during step {during.Step}");
         await run.WaitForCompletionAsync(Long);
         await AssertSoundAsync(run);
+    }
+}
+
+[Collection(ClusterCollection.Name)]
+public sealed class AzuriteClusterTests(AzuriteFixture azurite, ITestOutputHelper output) : ClusterTests(output)
+{
+    private protected override ClusterRun NewRun(IReadOnlyDictionary<string, string>? environment = null) =>
+        ClusterRun.Create(TestStorage.Azure(azurite.ConnectionString), azurite.NewContainerName("run"), environment);
+
+    private protected override async Task<(IRestartableServer Server, TestStorage Storage)> StartOwnStorageAsync()
+    {
+        var storage = await AzuriteProcess.StartNewAsync(tables: true);
+        return (storage, TestStorage.Azure(storage.ConnectionString));
     }
 
     [Fact]
@@ -234,5 +252,42 @@ public sealed class ClusterTests(AzuriteFixture azurite, ITestOutputHelper outpu
         var done = await run.WaitForCompletionAsync(Long);
         Assert.Contains("\"Steps\":3", done.SpecJson);
         await AssertSoundAsync(run);
+    }
+}
+
+[Collection(ClusterCollection.Name)]
+public sealed class RedisClusterTests(RedisFixture redis, ITestOutputHelper output) : ClusterTests(output)
+{
+    private protected override ClusterRun NewRun(IReadOnlyDictionary<string, string>? environment = null) =>
+        ClusterRun.Create(TestStorage.Redis(redis.ConnectionString), "run", environment);
+
+    private protected override async Task<(IRestartableServer Server, TestStorage Storage)> StartOwnStorageAsync()
+    {
+        var storage = await RedisProcess.StartNewAsync();
+        return (storage, TestStorage.Redis(storage.ConnectionString));
+    }
+
+    [Fact]
+    public async Task A_Redis_that_does_not_answer_or_a_cluster_without_blob_storage_is_refused_in_one_line()
+    {
+        await using var run = NewRun();
+        var quick = new Dictionary<string, string> { ["DAPO_Silo__StartupTimeout"] = "00:00:03" };
+        var nowhere = await run.RunCommandAsync(["join", "--roles", "rollout", "--redis", $"127.0.0.1:{FreePort.Next()}", "--blob-dir", run.BlobDirectory,
+            "--cluster-id", run.ClusterId], quick);
+        Assert.True(nowhere.Code == 1, nowhere.Output);
+        Assert.Single(nowhere.Output.Split('\n'), l => l.StartsWith("dapo-silo: the silo could not start", StringComparison.Ordinal));
+        Assert.DoesNotContain("   at ", nowhere.Output);
+
+        var noBlobs = await run.RunCommandAsync(["join", "--roles", "rollout", "--redis", redis.ConnectionString, "--cluster-id", run.ClusterId]);
+        Assert.True(noBlobs.Code == 2, noBlobs.Output);
+        Assert.Contains("Silo:Storage is Redis: blobs", noBlobs.Output);
+        var malformed = await run.RunCommandAsync(["join", "--roles", "rollout", "--redis", "127.0.0.1:6379,bogus=1", "--blob-dir", run.BlobDirectory]);
+        Assert.True(malformed.Code == 2, malformed.Output);
+        Assert.Contains("Redis:ConnectionString", malformed.Output);
+
+        var client = await ClientProcess.RunAsync(["status", "--redis", $"127.0.0.1:{FreePort.Next()}", "--blob-dir", run.BlobDirectory],
+            new Dictionary<string, string> { ["DAPO_Client__ConnectTimeout"] = "00:00:03" });
+        Assert.True(client.ExitCode == 4, client.ToString());
+        Assert.StartsWith("dapo-client: cannot reach cluster 'dapo': Redis 127.0.0.1:", Assert.Single(client.StderrLines));
     }
 }

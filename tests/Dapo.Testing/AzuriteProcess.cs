@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Dapo.Testing;
 
 /// <summary>
@@ -9,11 +7,10 @@ namespace Dapo.Testing;
 /// storage unavailable in the middle of a test.
 /// </summary>
 /// <remarks>
-/// Azurite is installed by scripts/setup.sh (./dapo.sh setup or ./dapo.sh test) into .tools/azurite. It runs under a
-/// small sh watchdog that ends it when this test process is gone, so even a test host killed with -9 leaves no
-/// Azurite behind; dispose kills the whole tree at once.
+/// Azurite is installed by scripts/setup.sh (./dapo.sh setup or ./dapo.sh test) into .tools/azurite. It runs as a
+/// <see cref="ServerProcess"/>: it ends with this test process, even one killed with -9.
 /// </remarks>
-public sealed class AzuriteProcess : IAsyncDisposable
+public sealed class AzuriteProcess : IRestartableServer
 {
     /// <summary>Azurite's (and the old storage emulator's) fixed account; it is public, not a secret.</summary>
     public const string AccountName = "devstoreaccount1";
@@ -28,31 +25,15 @@ public sealed class AzuriteProcess : IAsyncDisposable
     /// <summary>Azurite with every service (blob, queue, table), installed beside azurite-blob.</summary>
     public const string RelativeFullExecutable = ".tools/azurite/node_modules/.bin/azurite";
 
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
-
-    // $1: the test process's pid, $2: Azurite's folder; the rest: the azurite command. Polls both processes and
-    // ends Azurite when either is gone; when the test process died without cleaning up, removes the folder too.
-    private const string Watchdog = """
-        parent=$1; location=$2; shift 2
-        "$@" &
-        child=$!
-        trap 'kill -TERM $child 2>/dev/null; wait $child; exit 0' TERM
-        while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done
-        kill -TERM $child 2>/dev/null
-        wait $child
-        kill -0 "$parent" 2>/dev/null || rm -rf "$location"
-        """;
-
-    private readonly OutputTail _output = new();
-    private Process? _process;
-
+    private readonly ServerProcess _server;
     private readonly bool _checkApiVersion;
 
     private AzuriteProcess(string location, bool checkApiVersion, bool tables)
     {
-        Location = location;
         _checkApiVersion = checkApiVersion;
         HasTables = tables;
+        _server = new ServerProcess("azurite", location, () => Command(FindExecutable(tables)),
+            () => HasTables ? [Port, TablePort] : [Port]);
     }
 
     /// <summary>The blob service's port (kept across <see cref="StopAsync"/> and <see cref="StartAsync"/>).</summary>
@@ -68,9 +49,9 @@ public sealed class AzuriteProcess : IAsyncDisposable
     public int QueuePort { get; private set; }
 
     /// <summary>The folder Azurite stores blobs in.</summary>
-    public string Location { get; }
+    public string Location => _server.Location;
 
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _server.IsRunning;
 
     /// <summary>The blob service URL in Azurite's path style: <c>http://127.0.0.1:{Port}/devstoreaccount1</c>.</summary>
     public Uri BlobEndpoint => new($"http://127.0.0.1:{Port}/{AccountName}");
@@ -99,155 +80,38 @@ public sealed class AzuriteProcess : IAsyncDisposable
     /// <param name="checkApiVersion">Refuse requests of a REST API version newer than this Azurite knows, as a stock
     /// Azurite does; by default it takes them (<c>--skipApiVersionCheck</c>).</param>
     /// <param name="tables">Run the table service too (and the queue service, which full Azurite always starts).</param>
-    public static async Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default, bool checkApiVersion = false,
+    public static Task<AzuriteProcess> StartNewAsync(CancellationToken cancellationToken = default, bool checkApiVersion = false,
         bool tables = false)
     {
-        var executable = FindExecutable(tables);
-        var location = Directory.CreateTempSubdirectory("dapo-azurite-").FullName;
-        var azurite = new AzuriteProcess(location, checkApiVersion, tables);
-        try
+        FindExecutable(tables);
+        var azurite = new AzuriteProcess(Directory.CreateTempSubdirectory("dapo-azurite-").FullName, checkApiVersion, tables);
+        return ServerProcess.StartNewAsync(azurite, azurite._server, () =>
         {
-            // The port is free when picked but could be taken before Azurite binds it: then try another.
-            for (var attempt = 1; ; attempt++)
-            {
-                azurite.Port = FreePort.Next();
-                if (tables) (azurite.TablePort, azurite.QueuePort) = (FreePort.Next(), FreePort.Next());
-                try
-                {
-                    await azurite.StartAsync(executable, cancellationToken);
-                    return azurite;
-                }
-                catch (AzuriteExitedException) when (attempt < 3)
-                {
-                    // try the next port
-                }
-            }
-        }
-        catch
-        {
-            await azurite.DisposeAsync();
-            throw;
-        }
+            azurite.Port = FreePort.Next();
+            if (tables) (azurite.TablePort, azurite.QueuePort) = (FreePort.Next(), FreePort.Next());
+        }, cancellationToken);
     }
 
     /// <summary>Starts Azurite again on the same port and folder after <see cref="StopAsync"/>.</summary>
-    public Task StartAsync(CancellationToken cancellationToken = default)
-    {
-        if (IsRunning)
-            throw new InvalidOperationException("Azurite is already running.");
-        return StartAsync(FindExecutable(HasTables), cancellationToken);
-    }
+    public Task StartAsync(CancellationToken cancellationToken = default) => _server.StartAsync(cancellationToken);
 
     /// <summary>
     /// Stops Azurite gracefully (SIGTERM, so it saves its metadata, as a service restart would) and waits for it to
     /// exit; the port then refuses connections until <see cref="StartAsync(CancellationToken)"/>.
     /// </summary>
-    public async Task StopAsync(CancellationToken cancellationToken = default)
-    {
-        if (_process is not { HasExited: false } process)
-            return;
-        using (var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", process.Id.ToString()])
-               { UseShellExecute = false })!)
-            await kill.WaitForExitAsync(cancellationToken);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromSeconds(15));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            process.Kill(entireProcessTree: true); // it did not stop in time; the test still needs it gone
-            await process.WaitForExitAsync(cancellationToken);
-        }
-        process.Dispose();
-        _process = null;
-    }
+    public Task StopAsync(CancellationToken cancellationToken = default) => _server.StopAsync(cancellationToken);
 
     /// <summary>Kills Azurite with its whole process tree and deletes its folder.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (_process is { } process)
-        {
-            if (!process.HasExited)
-                process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            process.Dispose();
-            _process = null;
-        }
-        if (Directory.Exists(Location))
-            Directory.Delete(Location, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 
     /// <summary>The last lines Azurite printed, for failure messages.</summary>
-    public string RecentOutput => _output.ToString();
+    public string RecentOutput => _server.RecentOutput;
 
-    private async Task StartAsync(string executable, CancellationToken cancellationToken)
-    {
-        var start = new ProcessStartInfo("/bin/sh")
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true, // Azurite gets no terminal to read from
-        };
-        foreach (var arg in new[] { "-c", Watchdog, "azurite-watchdog", Environment.ProcessId.ToString(), Location, executable,
-                     "--loose", "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(), "--location", Location }
-                     .Concat(HasTables
-                         ? ["--tableHost", "127.0.0.1", "--tablePort", TablePort.ToString(), "--queueHost", "127.0.0.1", "--queuePort", QueuePort.ToString()]
-                         : [])
-                     .Concat(_checkApiVersion ? [] : ["--skipApiVersionCheck"]))
-            start.ArgumentList.Add(arg);
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => _output.Add(e.Data);
-        process.ErrorDataReceived += (_, e) => _output.Add(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _process = process;
-
-        var deadline = DateTime.UtcNow + StartTimeout;
-        while (!await FreePort.IsListeningAsync(Port, cancellationToken) || (HasTables && !await FreePort.IsListeningAsync(TablePort, cancellationToken)))
-        {
-            if (process.HasExited)
-            {
-                await process.WaitForExitAsync(cancellationToken); // flush the output readers
-                process.Dispose();
-                _process = null;
-                throw new AzuriteExitedException(
-                    $"Azurite exited with code {process.ExitCode} before listening on 127.0.0.1:{Port}{(HasTables ? $" and {TablePort}" : "")}. Output:\n{RecentOutput}");
-            }
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException(
-                    $"Azurite did not listen on 127.0.0.1:{Port} within {StartTimeout.TotalSeconds} s. Output:\n{RecentOutput}");
-            await Task.Delay(100, cancellationToken);
-        }
-    }
-
-    private sealed class AzuriteExitedException(string message) : Exception(message);
-
-    /// <summary>The last lines of a process's output (Azurite logs every request; only the tail is of use).</summary>
-    private sealed class OutputTail
-    {
-        private const int Capacity = 50;
-        private readonly Queue<string> _lines = new();
-
-        public void Add(string? line)
-        {
-            if (line is null)
-                return;
-            lock (_lines)
-            {
-                _lines.Enqueue(line);
-                if (_lines.Count > Capacity)
-                    _lines.Dequeue();
-            }
-        }
-
-        public override string ToString()
-        {
-            lock (_lines)
-                return string.Join('\n', _lines);
-        }
-    }
+    private IReadOnlyList<string> Command(string executable) =>
+        new[] { executable, "--loose", "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(), "--location", Location }
+            .Concat(HasTables
+                ? ["--tableHost", "127.0.0.1", "--tablePort", TablePort.ToString(), "--queueHost", "127.0.0.1", "--queuePort", QueuePort.ToString()]
+                : [])
+            .Concat(_checkApiVersion ? [] : ["--skipApiVersionCheck"])
+            .ToList();
 }

@@ -44,6 +44,12 @@ public static class DapoSiloBuilderExtensions
                 silo.AddTableGrainState(connection, blobs.Container);
                 silo.UseAzureTableReminderService(o => o.TableServiceClient = new Azure.Data.Tables.TableServiceClient(connection));
                 break;
+            case ClusterStorage.Redis:
+                // Each provider gets its own parsed options: each connects its own multiplexer with them.
+                silo.UseRedisClustering(o => o.ConfigurationOptions = settings.Redis.Options());
+                silo.AddRedisGrainState(settings.Redis);
+                silo.UseRedisReminderService(o => o.ConfigurationOptions = settings.Redis.Options());
+                break;
         }
         return silo;
     }
@@ -103,6 +109,19 @@ public static class DapoSiloBuilderExtensions
             sp.GetRequiredService<Orleans.Serialization.Serializer>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<TableGrainStorage>>()));
         return silo;
     }
+
+    /// <summary>
+    /// Grain state in Redis with Orleans' provider: a hash per grain under <see cref="RedisSettings.GrainStateKey"/>
+    /// (what a reader of history reads too), serialized with the Orleans serializer as in <see cref="AddTableGrainState"/>.
+    /// </summary>
+    public static ISiloBuilder AddRedisGrainState(this ISiloBuilder silo, RedisSettings redis) =>
+        silo.AddRedisGrainStorage(GrainStorage.Name, (OptionsBuilder<Orleans.Persistence.RedisStorageOptions> builder) =>
+            builder.Configure<Orleans.Serialization.Serializer, IOptions<ClusterOptions>>((o, serializer, cluster) =>
+            {
+                o.ConfigurationOptions = redis.Options();
+                o.GrainStorageSerializer = new Orleans.Storage.OrleansGrainStorageSerializer(serializer);
+                o.GetStorageKey = (stateName, grain) => RedisSettings.GrainStateKey(cluster.Value.ServiceId, stateName, grain);
+            }));
 
     /// <summary>Grain state in this silo's memory (tests and benchmarks), with the Orleans serializer as in <see cref="AddTableGrainState"/>.</summary>
     public static ISiloBuilder AddMemoryGrainState(this ISiloBuilder silo) =>
@@ -195,21 +214,23 @@ internal sealed partial class RolloutDevices(IGrainFactory grains, Orleans.Runti
 }
 
 /// <summary>A silo's settings, read and checked before anything starts.</summary>
-public sealed record SiloSettings(SiloOptions Silo, BlobStorageOptions Blobs)
+public sealed record SiloSettings(SiloOptions Silo, BlobStorageOptions Blobs, RedisSettings Redis)
 {
     /// <summary>
-    /// Binds the "Silo" and "Blobs" sections (unknown keys are errors) and checks them; throws
+    /// Binds the "Silo", "Blobs" and "Redis" sections (unknown keys are errors) and checks them; throws
     /// <see cref="OptionsValidationException"/> listing every problem, one line each, naming the setting.
     /// </summary>
     public static SiloSettings Read(IConfiguration configuration)
     {
         var silo = new SiloOptions();
         var blobs = new BlobStorageOptions();
+        var redis = new RedisSettings();
         var failures = new List<string>();
         try
         {
             configuration.GetSection("Silo").Bind(silo, b => b.ErrorOnUnknownConfiguration = true);
             configuration.GetSection(BlobStorageOptions.SectionName).Bind(blobs, b => b.ErrorOnUnknownConfiguration = true);
+            configuration.GetSection(RedisSettings.SectionName).Bind(redis, b => b.ErrorOnUnknownConfiguration = true);
         }
         catch (InvalidOperationException e)
         {
@@ -222,8 +243,15 @@ public sealed record SiloSettings(SiloOptions Silo, BlobStorageOptions Blobs)
             if (blobResult.Failed) failures.AddRange(blobResult.Failures);
             if (silo.Storage == ClusterStorage.AzureStorage && (blobs.Kind != BlobStoreKind.Azure || string.IsNullOrWhiteSpace(blobs.ConnectionString)))
                 failures.Add("Silo:Storage is AzureStorage: give the storage account's connection string (--storage, Blobs:ConnectionString or DAPO_Blobs__ConnectionString).");
+            if (silo.Storage == ClusterStorage.Redis)
+            {
+                if (redis.Validate() is { } redisError) failures.Add(redisError);
+                if (blobs.Kind == BlobStoreKind.Azure ? string.IsNullOrWhiteSpace(blobs.ConnectionString) : string.IsNullOrWhiteSpace(blobs.LocalRoot))
+                    failures.Add("Silo:Storage is Redis: blobs (policy versions, checkpoints, metrics) go to Azure Storage (--storage, Blobs:ConnectionString) " +
+                                 "or to a directory every silo shares (--blob-dir, Blobs:Kind=Local with Blobs:LocalRoot).");
+            }
         }
         if (failures.Count > 0) throw new OptionsValidationException("Silo", typeof(SiloOptions), failures);
-        return new SiloSettings(silo, blobs);
+        return new SiloSettings(silo, blobs, redis);
     }
 }

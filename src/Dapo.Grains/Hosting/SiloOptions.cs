@@ -17,9 +17,12 @@ public enum ClusterStorage
     /// <summary>One silo on this machine: localhost clustering, grain state in files under the run directory,
     /// reminders in memory (the embedded default of `train`).</summary>
     Local,
-    /// <summary>Azure Storage, named by Blobs:ConnectionString: membership and reminders in Azure Tables, grain state
-    /// in Azure Blobs (Azurite locally and in tests).</summary>
+    /// <summary>Azure Storage, named by Blobs:ConnectionString: membership, reminders and grain state in Azure Tables
+    /// (Azurite locally and in tests); blobs in its blob service.</summary>
     AzureStorage,
+    /// <summary>Redis, named by Redis:ConnectionString: membership, reminders and grain state (Orleans' Redis
+    /// providers); blobs in Azure Storage or a directory every silo shares.</summary>
+    Redis,
 }
 
 /// <summary>How a silo behaves (configuration section "Silo"). Durations in .NET TimeSpan format (00:00:05).</summary>
@@ -28,7 +31,7 @@ public sealed class SiloOptions
     /// <summary>Comma-separated roles: learner, rollout.</summary>
     public string Roles { get; set; } = "learner,rollout";
 
-    /// <summary>Membership, reminders and grain state: Local (one silo) or AzureStorage.</summary>
+    /// <summary>Membership, reminders and grain state: Local (one silo), AzureStorage or Redis.</summary>
     public ClusterStorage Storage { get; set; } = ClusterStorage.Local;
 
     /// <summary>Orleans cluster and service id: silos and clients with the same id form one cluster.</summary>
@@ -113,7 +116,7 @@ public static class SiloOptionsValidator
         SiloOptions.ParseRoles(o.Roles, out var rolesError);
         if (rolesError is not null) errors.Add(rolesError);
         if (string.IsNullOrWhiteSpace(o.RunDirectory)) errors.Add("Silo:RunDirectory is empty: name a local directory for run files.");
-        if (!Enum.IsDefined(o.Storage)) errors.Add($"Silo:Storage is {o.Storage}: use Local or AzureStorage.");
+        if (!Enum.IsDefined(o.Storage)) errors.Add($"Silo:Storage is {o.Storage}: use Local, AzureStorage or Redis.");
         if (string.IsNullOrWhiteSpace(o.ClusterId) || o.ClusterId.Any(c => !(char.IsAsciiLetterOrDigit(c) || c == '-')))
             errors.Add($"Silo:ClusterId '{o.ClusterId}' must be letters, digits and '-'.");
         if (!System.Net.IPAddress.TryParse(o.Address, out _))

@@ -79,6 +79,7 @@ public sealed class InspectionSession(IRunReader reader, IBlobStore blobs, Clust
     private string Where => Target switch
     {
         ClusterTarget.Cluster c => $"cluster '{c.ClusterId}'",
+        ClusterTarget.RedisCluster r => $"cluster '{r.ClusterId}'",
         ClusterTarget.Embedded e => e.Directory,
         _ => "the cluster",
     };

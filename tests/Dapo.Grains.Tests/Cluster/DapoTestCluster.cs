@@ -176,7 +176,7 @@ public sealed class DapoTestCluster : IAsyncDisposable
         services.AddLogging(l => l.AddProvider(_log).SetMinimumLevel(LogLevel.Information)
             .AddFilter("Orleans", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning));
         // Everything of AddDapo but its clustering, endpoints and storage, which the test cluster brings.
-        builder.AddDapoGrains(new SiloSettings(options, _blobOptions));
+        builder.AddDapoGrains(new SiloSettings(options, _blobOptions, new RedisSettings()));
         services.AddGrainStorage(GrainStorage.Name, (_, _) => _grainStorage);
         builder.AddReminders();
         services.AddSingleton<IReminderTable>(_reminders);

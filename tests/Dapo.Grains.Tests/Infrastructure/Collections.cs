@@ -28,3 +28,10 @@ public sealed class ClusterCollection
 {
     public const string Name = "Cluster";
 }
+
+/// <summary>Test classes that share one redis-server; they run one after another.</summary>
+[CollectionDefinition(Name)]
+public sealed class RedisCollection : ICollectionFixture<RedisFixture>
+{
+    public const string Name = "Redis";
+}

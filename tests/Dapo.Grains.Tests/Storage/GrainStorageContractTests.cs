@@ -3,6 +3,9 @@ using Dapo.Grains.Grains;
 using Dapo.Grains.Storage;
 using Orleans.Runtime;
 using Orleans.Storage;
+using Orleans.TestingHost;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Hosting;
 
 namespace Dapo.Grains.Tests.Storage;
 
@@ -23,7 +26,26 @@ public abstract class GrainStorageContractTests : IAsyncLifetime
 
     public virtual async Task InitializeAsync() => Storage = await CreateStorageAsync();
 
-    public virtual Task DisposeAsync() => Task.CompletedTask;
+    public virtual async Task DisposeAsync()
+    {
+        if (Silo is not null) await Silo.DisposeAsync();
+    }
+
+    /// <summary>The one-silo cluster of <see cref="StorageOfSiloAsync"/>, if a provider is taken from one.</summary>
+    protected InProcessTestCluster? Silo { get; private set; }
+
+    /// <summary>
+    /// The Dapo grain storage of a running one-silo cluster configured by <paramref name="configure"/>: a provider as a
+    /// cluster silo builds it (its options, serializer and lifecycle), not one made by hand.
+    /// </summary>
+    protected async Task<IGrainStorage> StorageOfSiloAsync(Action<ISiloBuilder> configure)
+    {
+        var builder = new InProcessTestClusterBuilder(1);
+        builder.ConfigureSilo((_, silo) => configure(silo));
+        Silo = builder.Build();
+        await Silo.DeployAsync();
+        return Silo.Silos[0].ServiceProvider.GetRequiredKeyedService<IGrainStorage>(GrainStorage.Name);
+    }
 
     /// <summary>A grain id not used before in this test run (keys with '/' as the grains' keys have).</summary>
     protected static GrainId NewGrain(string type) =>
@@ -37,7 +59,7 @@ public abstract class GrainStorageContractTests : IAsyncLifetime
     }
 
     /// <summary>States are compared by their JSON: our state classes hold records with lists (reference equality).</summary>
-    private static string Json<T>(T value) => JsonSerializer.Serialize(value, FileGrainStorage.Json);
+    protected static string Json<T>(T value) => JsonSerializer.Serialize(value, FileGrainStorage.Json);
 
     [Fact]
     public async Task A_grain_never_written_reads_as_a_new_state_without_record_or_etag()

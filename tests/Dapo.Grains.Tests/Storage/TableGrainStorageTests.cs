@@ -8,7 +8,6 @@ using Dapo.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Runtime;
 using Orleans.Storage;
-using Orleans.TestingHost;
 
 namespace Dapo.Grains.Tests.Storage;
 
@@ -20,22 +19,12 @@ namespace Dapo.Grains.Tests.Storage;
 [Collection(AzuriteCollection.Name)]
 public sealed class TableGrainStorageTests(AzuriteFixture azurite) : GrainStorageContractTests
 {
-    private InProcessTestCluster? _silo;
     private string _container = "";
 
-    protected override async Task<IGrainStorage> CreateStorageAsync()
+    protected override Task<IGrainStorage> CreateStorageAsync()
     {
         _container = azurite.NewContainerName("dapo");
-        var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((_, silo) => silo.AddTableGrainState(azurite.ConnectionString, _container));
-        _silo = builder.Build();
-        await _silo.DeployAsync();
-        return _silo.Silos[0].ServiceProvider.GetRequiredKeyedService<IGrainStorage>(GrainStorage.Name);
-    }
-
-    public override async Task DisposeAsync()
-    {
-        if (_silo is not null) await _silo.DisposeAsync();
+        return StorageOfSiloAsync(silo => silo.AddTableGrainState(azurite.ConnectionString, _container));
     }
 
     private TableClient Table => new TableServiceClient(azurite.ConnectionString).GetTableClient(TableGrainStorage.TableNameFor($"{_container}grains"));

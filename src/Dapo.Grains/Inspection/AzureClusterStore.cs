@@ -1,6 +1,5 @@
 using Azure;
 using Azure.Data.Tables;
-using Dapo.Grains.Grains;
 using Dapo.Grains.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -13,16 +12,16 @@ namespace Dapo.Grains.Inspection;
 /// any silo as active (else there is no one to ask, and the grain state is the run's history), and that history.
 /// Reads only: no table is created, nothing is written.
 /// </summary>
-public static class AzureClusterStorage
+public sealed class AzureClusterStore(ClusterTarget.Cluster target, TimeSpan timeout) : IClusterStore
 {
     /// <summary>Orleans' membership table (AzureStorageClusteringOptions.TableName's default): one row per silo
     /// incarnation, partitioned by cluster id, with the silo's status by name.</summary>
     public const string MembershipTable = "OrleansSiloInstances";
 
     /// <summary>How many silos of the cluster the membership table lists as active; 0 when it has none (or no table).</summary>
-    public static async Task<int> ActiveSilosAsync(ClusterTarget.Cluster target, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<int> ActiveSilosAsync(CancellationToken cancellationToken)
     {
-        var table = Tables(target, timeout).GetTableClient(MembershipTable);
+        var table = Tables().GetTableClient(MembershipTable);
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(timeout);
         try
@@ -46,8 +45,7 @@ public static class AzureClusterStorage
     }
 
     /// <summary>The history reader over the cluster's grain state table (the silos' <see cref="TableGrainStorage"/>).</summary>
-    public static async Task<HistoryRunReader> HistoryAsync(ClusterTarget.Cluster target, string description, TimeSpan timeout,
-        CancellationToken cancellationToken)
+    public async Task<HistoryRunReader> HistoryAsync(string description, CancellationToken cancellationToken)
     {
         var name = TableGrainStorage.TableNameFor($"{target.Container}grains");
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -55,7 +53,7 @@ public static class AzureClusterStorage
         var exists = false;
         try
         {
-            await foreach (var _ in Tables(target, timeout).QueryAsync(t => t.Name == name, cancellationToken: limit.Token)) exists = true;
+            await foreach (var _ in Tables().QueryAsync(t => t.Name == name, cancellationToken: limit.Token)) exists = true;
         }
         catch (Exception e) when (e is RequestFailedException or AggregateException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
@@ -64,10 +62,7 @@ public static class AzureClusterStorage
         if (!exists)
             throw new InspectionException(ExitCodes.NotFound, $"cluster '{target.ClusterId}' has no silo running and no grain state (no table {name}): " +
                                                               $"no run was started with blob container '{target.Container}'");
-        // The silos' serializer of the [GenerateSerializer] state classes, without a silo.
-        var services = new ServiceCollection()
-            .AddSerializer(s => s.AddAssembly(typeof(LearnerState).Assembly).AddAssembly(typeof(RunInfo).Assembly))
-            .BuildServiceProvider();
+        var services = IClusterStore.Serializers();
         var storage = TableGrainStorage.For(target.ConnectionString, target.Container, services.GetRequiredService<Serializer>(),
             NullLogger<TableGrainStorage>.Instance, Options(timeout));
         return new HistoryRunReader(storage, $"table {name}", description, null,
@@ -78,7 +73,7 @@ public static class AzureClusterStorage
     private static string Reason(Exception e) =>
         (e is AggregateException { InnerExceptions.Count: > 0 } all ? all.InnerExceptions[^1] : e).Message.Split('\n')[0].Trim();
 
-    private static TableServiceClient Tables(ClusterTarget.Cluster target, TimeSpan timeout) => new(target.ConnectionString, Options(timeout));
+    private TableServiceClient Tables() => new(target.ConnectionString, Options(timeout));
 
     /// <summary>One retry, each try within the timeout: a console that waits minutes on a dead endpoint helps no one.</summary>
     private static TableClientOptions Options(TimeSpan timeout)
