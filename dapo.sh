@@ -6,6 +6,7 @@
 #   ./dapo.sh bench [name]    benchmarks (./dapo.sh bench --help lists them): engine (default), control-plane, ...
 #   ./dapo.sh silo ...        the silo executable (join a cluster, start-run): dapo-silo --help
 #   ./dapo.sh client ...      the inspection console: dapo-client --help
+#   ./dapo.sh cluster ...     a whole cluster on this machine: deploy/local/cluster.sh (up, scale, status, down)
 set -euo pipefail
 cd "$(dirname "$0")"
 command=${1:-}
@@ -23,6 +24,8 @@ usage: ./dapo.sh COMMAND [options]
   bench [NAME]        benchmarks; ./dapo.sh bench --help lists them
   silo COMMAND ...    the silo: join a cluster, start-run, experiments (./dapo.sh silo --help)
   client COMMAND ...  the read-only inspection console (./dapo.sh client --help)
+  cluster COMMAND ... a whole cluster on this machine, every silo its own process: up, scale rollout N, status,
+                      client ..., down (./dapo.sh cluster --help; deploy/README.md)
   setup               install and build only
 
 Every command first installs what it needs and builds (idempotent; a second run installs nothing).
@@ -49,6 +52,9 @@ case "$command" in
   client)
     client_is_fresh || scripts/setup.sh >/dev/null
     exec dotnet "$client" "$@" ;;
+  cluster)
+    scripts/setup.sh --cluster
+    exec deploy/local/cluster.sh "$@" ;;
   test)
     scripts/setup.sh --test
     exec dotnet test Dapo.Orleans.sln -c Release --no-build "$@" ;;

@@ -37,18 +37,22 @@ public static class ClientProcess
 
     private static readonly string WorkingDirectory = Directory.CreateTempSubdirectory("dapo-client-cwd-").FullName;
 
-    public static async Task<ClientResult> RunAsync(IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string>? environment = null,
-        TimeSpan? timeout = null)
+    public static Task<ClientResult> RunAsync(IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string>? environment = null,
+        TimeSpan? timeout = null) =>
+        RunProgramAsync("dotnet", [Dll, .. arguments], environment, timeout, WorkingDirectory);
+
+    /// <summary>Any program (a script of the repository) run the same way: output kept apart, exit code returned.</summary>
+    public static async Task<ClientResult> RunProgramAsync(string program, IReadOnlyList<string> arguments,
+        IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null, string? workingDirectory = null)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false,
-            WorkingDirectory = WorkingDirectory,
+            WorkingDirectory = workingDirectory ?? WorkingDirectory,
         };
-        start.ArgumentList.Add(Dll);
         foreach (var a in arguments) start.ArgumentList.Add(a);
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
-        using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dapo-client.");
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {program}.");
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
@@ -61,7 +65,7 @@ public static class ClientProcess
         {
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
-            throw new TimeoutException($"dapo-client {string.Join(' ', arguments)} did not exit within {timeout}:\n{await stdout}\n{await stderr}");
+            throw new TimeoutException($"{program} {string.Join(' ', arguments)} did not exit within {timeout}:\n{await stdout}\n{await stderr}");
         }
         return new ClientResult(arguments, process.ExitCode, await stdout, await stderr);
     }
