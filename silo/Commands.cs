@@ -37,6 +37,11 @@ internal static class Commands
     };
 
     /// <summary>Whether the option is on the command line: an option with a default has a result either way.</summary>
+    private static readonly Option<int?> HttpPort = new("--http-port")
+    {
+        Description = "Serve /healthz and /metrics (Prometheus text format) on this port (Http:Port; on 127.0.0.1 unless Http:Address says otherwise)",
+    };
+
     private static bool Given(System.CommandLine.Parsing.OptionResult? option) => option is { Implicit: false };
 
     private static void RequireDashboardForAddress(System.CommandLine.Parsing.CommandResult r)
@@ -44,11 +49,13 @@ internal static class Commands
         if (r.GetResult(DashboardAddress) is not null && !Given(r.GetResult(Dashboard))) r.AddError("--dashboard-address needs --dashboard.");
     }
 
-    /// <summary>--dashboard and --dashboard-address as configuration keys; none when --dashboard is not given.</summary>
-    private static Dictionary<string, string?>? DashboardSettings(ParseResult result)
+    /// <summary>--dashboard, --dashboard-address and --http-port as configuration keys; those given only.</summary>
+    private static Dictionary<string, string?> WebSettings(ParseResult result)
     {
-        if (!Given(result.GetResult(Dashboard))) return null;  // --dashboard-address alone is refused by the parser
-        var settings = new Dictionary<string, string?> { ["Dashboard:Port"] = result.GetValue(Dashboard).ToString(CultureInfo.InvariantCulture) };
+        var settings = new Dictionary<string, string?>();
+        if (result.GetValue(HttpPort) is { } port) settings["Http:Port"] = port.ToString(CultureInfo.InvariantCulture);
+        if (!Given(result.GetResult(Dashboard))) return settings;  // --dashboard-address alone is refused by the parser
+        settings["Dashboard:Port"] = result.GetValue(Dashboard).ToString(CultureInfo.InvariantCulture);
         if (result.GetValue(DashboardAddress) is { } address) settings["Dashboard:Address"] = address;
         return settings;
     }
@@ -80,7 +87,7 @@ internal static class Commands
 
         var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume")
         {
-            runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json, progressAfter, Dashboard, DashboardAddress,
+            runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json, progressAfter, Dashboard, DashboardAddress, HttpPort,
         };
         command.Validators.Add(RequireDashboardForAddress);
         command.SetAction(async (result, cancellationToken) =>
@@ -88,7 +95,7 @@ internal static class Commands
             var recipe = BuildRecipe(result);
             if (recipe is null) return 2;
             var outcome = await EmbeddedTraining.RunAsync(result.GetValue(runDir)!, recipe, new ConsoleReporter(result.GetValue(json), progressAfter: TimeSpan.FromSeconds(result.GetValue(progressAfter))),
-                result.GetValue(workers), cancellationToken, DashboardSettings(result));
+                result.GetValue(workers), cancellationToken, WebSettings(result));
             if (outcome.Status is null && outcome.Code != 2)
                 Console.WriteLine("Stopped; run the same command again to resume from the latest checkpoint.");
             var (warm, last, k) = outcome.Reporter.HeldOut;
@@ -122,7 +129,7 @@ internal static class Commands
         var siloPort = new Option<int?>("--silo-port") { Description = "Silo-to-silo port (default: a free one)" };
         var gatewayPort = new Option<int?>("--gateway-port") { Description = "Client gateway port (default: a free one)" };
         var workers = new Option<int?>("--rollout-workers") { Description = "Rollout grains (devices) of this silo (default 1)" };
-        foreach (var option in new Option[] { runDir, run, address, siloPort, gatewayPort, workers, Dashboard, DashboardAddress }) command.Options.Add(option);
+        foreach (var option in new Option[] { runDir, run, address, siloPort, gatewayPort, workers, Dashboard, DashboardAddress, HttpPort }) command.Options.Add(option);
         command.Validators.Add(RequireDashboardForAddress);
         command.SetAction(async (result, _) =>
         {
@@ -134,7 +141,7 @@ internal static class Commands
             if (result.GetValue(siloPort) is { } sp) settings["Silo:SiloPort"] = sp.ToString(CultureInfo.InvariantCulture);
             if (result.GetValue(gatewayPort) is { } gp) settings["Silo:GatewayPort"] = gp.ToString(CultureInfo.InvariantCulture);
             if (result.GetValue(workers) is { } w) settings["Silo:RolloutWorkers"] = w.ToString(CultureInfo.InvariantCulture);
-            foreach (var (key, value) in DashboardSettings(result) ?? []) settings[key] = value;
+            foreach (var (key, value) in WebSettings(result)) settings[key] = value;
             using var host = SiloHost.Build(SiloHost.CreateBuilder(settings, quietLogs: false, ClusterOptions.Defaults));
             return await SiloHost.RunAsync(host, Task.Delay(Timeout.Infinite));
         });

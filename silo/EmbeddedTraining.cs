@@ -20,7 +20,7 @@ internal sealed record TrainingOutcome(int Code, RunStatus? Status, ConsoleRepor
 internal static class EmbeddedTraining
 {
     public static async Task<TrainingOutcome> RunAsync(string directory, DemoRecipe recipe, ConsoleReporter reporter, int rolloutWorkers,
-        CancellationToken cancellationToken, IReadOnlyDictionary<string, string?>? dashboard = null)
+        CancellationToken cancellationToken, IReadOnlyDictionary<string, string?>? web = null)
     {
         directory = Path.GetFullPath(directory);
         var runId = Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
@@ -34,7 +34,7 @@ internal static class EmbeddedTraining
         };
         // The configuration and the run's data are checked before the run's directory exists: a refused run leaves
         // nothing behind.
-        foreach (var (key, value) in dashboard ?? new Dictionary<string, string?>()) settings[key] = value;
+        foreach (var (key, value) in web ?? new Dictionary<string, string?>()) settings[key] = value;
         var builder = SiloHost.CreateBuilder(settings, quietLogs: true);
         builder.Services.AddSingleton<ITrainingReporter>(reporter);
         try

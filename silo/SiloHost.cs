@@ -21,33 +21,24 @@ internal static partial class SiloHost
     private static volatile bool _started;
 
     /// <param name="commandSettings">The command's options as configuration keys; a "Dashboard:Port" among them
-    /// (--dashboard) makes the silo an ASP.NET Core application serving the dashboards.</param>
+    /// (--dashboard) or an Http:Port in any source makes the silo an ASP.NET Core application (dashboards; health and
+    /// metrics).</param>
     /// <param name="defaults">What holds when no source says otherwise (weaker than appsettings.json and DAPO_ variables).</param>
     public static IHostApplicationBuilder CreateBuilder(IReadOnlyDictionary<string, string?> commandSettings, bool quietLogs,
         IReadOnlyDictionary<string, string?>? defaults = null)
     {
+        // The sources first, on their own: whether the silo serves HTTP decides which builder it is built with.
+        var configuration = new ConfigurationManager();
+        AddSources(configuration, commandSettings, defaults);
         var dashboard = commandSettings.ContainsKey("Dashboard:Port");
-        IHostApplicationBuilder builder = dashboard
+        var web = dashboard || configuration[$"{Http.HttpSettings.SectionName}:Port"] is not null;
+        IHostApplicationBuilder builder = web
             ? Dashboard.DashboardHosting.CreateBuilder()
             : Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
             {
                 ApplicationName = "dapo-silo", DisableDefaults = true, ContentRootPath = Environment.CurrentDirectory,
             });
-        if (defaults is not null) builder.Configuration.AddInMemoryCollection(defaults);
-        foreach (var file in new[] { Path.Combine(AppContext.BaseDirectory, "appsettings.json"), Path.Combine(Environment.CurrentDirectory, "appsettings.json") })
-        {
-            try
-            {
-                builder.Configuration.AddJsonFile(file, optional: true);
-            }
-            catch (InvalidDataException e) when (e.InnerException?.InnerException is JsonException json)
-            {
-                throw new SiloConfigurationException($"{file}: {JsonErrors.Describe(json)}");
-            }
-        }
-        builder.Configuration
-            .AddEnvironmentVariables("DAPO_")
-            .AddInMemoryCollection(commandSettings);
+        builder.Configuration.AddConfiguration(configuration);
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
@@ -75,15 +66,24 @@ internal static partial class SiloHost
             o.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.StopHost;
         });
         var settings = SiloSettings.Read(builder.Configuration);
-        if (builder is Microsoft.AspNetCore.Builder.WebApplicationBuilder web)
+        if (builder is Microsoft.AspNetCore.Builder.WebApplicationBuilder webBuilder)
         {
-            var (dashboardSettings, errors) = Dashboard.DashboardSettings.Read(builder.Configuration);
-            if (errors.Count > 0) throw new OptionsValidationException(Dashboard.DashboardSettings.SectionName, typeof(Dashboard.DashboardSettings), errors);
-            Dashboard.DashboardHosting.Configure(web, dashboardSettings);
-            // What the Dapo page shows: the embedded run of `train`, or the cluster of `join` (its run, if it serves one).
-            var run = settings.Silo.Run.Length > 0 ? settings.Silo.Run : null;
-            web.Services.AddSingleton(new Dashboard.DashboardTarget(Grains.Inspection.ClusterTarget.Of(settings)
-                ?? new Grains.Inspection.ClusterTarget.Embedded(Path.GetFullPath(Path.Combine(settings.Silo.RunDirectory, settings.Silo.Run))), run));
+            var (http, httpErrors) = Http.HttpSettings.Read(builder.Configuration);
+            if (httpErrors.Count > 0) throw new OptionsValidationException(Http.HttpSettings.SectionName, typeof(Http.HttpSettings), httpErrors);
+            Dashboard.DashboardSettings? dashboardSettings = null;
+            if (dashboard)
+            {
+                (dashboardSettings, var errors) = Dashboard.DashboardSettings.Read(builder.Configuration);
+                if (errors.Count > 0) throw new OptionsValidationException(Dashboard.DashboardSettings.SectionName, typeof(Dashboard.DashboardSettings), errors);
+                if (http is not null && dashboardSettings.Port == http.Port)
+                    throw new OptionsValidationException(Http.HttpSettings.SectionName, typeof(Http.HttpSettings),
+                        [$"Http:Port and the dashboard's port are both {http.Port}: give them two ports."]);
+                // What the Dapo page shows: the embedded run of `train`, or the cluster of `join` (its run, if it serves one).
+                var run = settings.Silo.Run.Length > 0 ? settings.Silo.Run : null;
+                webBuilder.Services.AddSingleton(new Dashboard.DashboardTarget(Grains.Inspection.ClusterTarget.Of(settings)
+                    ?? new Grains.Inspection.ClusterTarget.Embedded(Path.GetFullPath(Path.Combine(settings.Silo.RunDirectory, settings.Silo.Run))), run));
+            }
+            Dashboard.DashboardHosting.Configure(webBuilder, dashboardSettings, http);
         }
         builder.UseOrleans(silo =>
         {
@@ -91,6 +91,25 @@ internal static partial class SiloHost
             if (dashboard) Orleans.Dashboard.ServiceCollectionExtensions.AddDashboard(silo);
         });
         return builder;
+    }
+
+    /// <summary>appsettings.json next to the program, then in the working directory; DAPO_ variables; the command.</summary>
+    private static void AddSources(IConfigurationBuilder configuration, IReadOnlyDictionary<string, string?> commandSettings,
+        IReadOnlyDictionary<string, string?>? defaults)
+    {
+        if (defaults is not null) configuration.AddInMemoryCollection(defaults);
+        foreach (var file in new[] { Path.Combine(AppContext.BaseDirectory, "appsettings.json"), Path.Combine(Environment.CurrentDirectory, "appsettings.json") })
+        {
+            try
+            {
+                configuration.AddJsonFile(file, optional: true);
+            }
+            catch (InvalidDataException e) when (e.InnerException?.InnerException is JsonException json)
+            {
+                throw new SiloConfigurationException($"{file}: {JsonErrors.Describe(json)}");
+            }
+        }
+        configuration.AddEnvironmentVariables("DAPO_").AddInMemoryCollection(commandSettings);
     }
 
     /// <summary>The host of <paramref name="builder"/>, its dashboards mapped when it serves them.</summary>

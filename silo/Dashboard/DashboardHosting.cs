@@ -52,8 +52,9 @@ internal sealed class DashboardSettings
 }
 
 /// <summary>
-/// The silo as an ASP.NET Core application when it serves the dashboards: the Dapo page at / and the Orleans
-/// Dashboard under /orleans/.
+/// The silo as an ASP.NET Core application when it serves HTTP: the dashboards (the Dapo page at / and the Orleans
+/// Dashboard under /orleans/, --dashboard), and the health and metrics endpoint (<see cref="Http.HttpEndpoint"/>,
+/// Http:Port), each on its own address and port.
 /// </summary>
 internal static class DashboardHosting
 {
@@ -64,23 +65,33 @@ internal static class DashboardHosting
         ApplicationName = "dapo-silo", ContentRootPath = Environment.CurrentDirectory,
     });
 
-    /// <summary>Kestrel on the configured address and port, and the services the endpoints need.</summary>
-    public static void Configure(WebApplicationBuilder builder, DashboardSettings settings)
+    /// <summary>Kestrel on the configured addresses and ports, and the services the endpoints need.</summary>
+    public static void Configure(WebApplicationBuilder builder, DashboardSettings? dashboard, Http.HttpSettings? http)
     {
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Parse(settings.Address), settings.Port));
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        {
+            if (dashboard is not null) k.Listen(IPAddress.Parse(dashboard.Address), dashboard.Port);
+            if (http is not null) k.Listen(IPAddress.Parse(http.Address), http.Port!.Value);
+        });
         builder.Services.AddRoutingCore();
-        builder.Services.AddSingleton(settings);
+        if (dashboard is not null) builder.Services.AddSingleton(dashboard);
+        if (http is not null) Http.HttpEndpoint.Configure(builder, http);
     }
 
     public static WebApplication Build(WebApplicationBuilder builder)
     {
         var app = builder.Build();
-        var settings = app.Services.GetRequiredService<DashboardSettings>();
-        var (target, run) = app.Services.GetRequiredService<DashboardTarget>();
-        if (settings.Token is { } token) app.Use(RequireToken(token));
+        var http = app.Services.GetService<Http.HttpSettings>();
+        var settings = app.Services.GetService<DashboardSettings>();
+        if (settings?.Token is { } token) app.Use(RequireToken(token, http));
         app.UseRouting();
-        app.MapOrleansDashboard(routePrefix: "/orleans");
-        DapoPage.Map(app, target, run);
+        if (http is not null) Http.HttpEndpoint.Map(app, http);
+        if (settings is not null)
+        {
+            var (target, run) = app.Services.GetRequiredService<DashboardTarget>();
+            app.MapOrleansDashboard(routePrefix: "/orleans");
+            DapoPage.Map(app, target, run);
+        }
         return app;
     }
 
@@ -88,12 +99,18 @@ internal static class DashboardHosting
     /// Every request carries the token: as "Authorization: Bearer TOKEN", or as ?token=TOKEN, which a browser gives
     /// once (the answer sets a cookie for the pages and calls that follow). Compared in constant time.
     /// </summary>
-    private static Func<HttpContext, RequestDelegate, Task> RequireToken(string token)
+    private static Func<HttpContext, RequestDelegate, Task> RequireToken(string token, Http.HttpSettings? http)
     {
         var expected = Encoding.UTF8.GetBytes(token);
         bool Matches(string? given) => given is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), expected);
         return async (context, next) =>
         {
+            // The health and metrics port asks no token (probes and scrapers); it serves nothing else.
+            if (Http.HttpEndpoint.IsEndpointPort(context, http))
+            {
+                await next(context);
+                return;
+            }
             var header = context.Request.Headers.Authorization.ToString();
             var query = context.Request.Query["token"].ToString();
             if (Matches(header.StartsWith("Bearer ", StringComparison.Ordinal) ? header[7..] : null) || Matches(context.Request.Cookies[Cookie]))

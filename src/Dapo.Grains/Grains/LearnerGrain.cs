@@ -51,7 +51,7 @@ public sealed class LearnerState
 public sealed partial class LearnerGrain(
     [PersistentState("learner", GrainStorage.Name)] IPersistentState<LearnerState> state,
     RunCatalog catalog, IBlobStore blobs, PolicySource policies, IOptions<SiloOptions> options, CoordinationTimer coordination,
-    ITrainingReporter reporter, TimeProvider time, ILogger<LearnerGrain> logger) : Grain, ILearnerGrain, IRemindable
+    ITrainingReporter reporter, DapoMetrics telemetry, TimeProvider time, ILogger<LearnerGrain> logger) : Grain, ILearnerGrain, IRemindable
 {
     private const string KeepRunning = "keep-running";
     private readonly SiloOptions _options = options.Value;
@@ -375,6 +375,7 @@ public sealed partial class LearnerGrain(
         }
 
         await coordination.TimeGrainsAsync(() => stepGrain.CompleteAsync(S.Epoch));
+        telemetry.StepCompleted(RunId, watch.Elapsed, update.ScoredTokens, closed.Ledger.Accepted, closed.Ledger.Filtered);
         S.Step = step + 1;
         S.PolicyVersion = step;
         S.CursorJson = closed.CursorJson;

@@ -17,7 +17,7 @@ namespace Dapo.Grains.Grains;
 [SiloLocalPlacement]
 [CollectionAgeLimit(AlwaysActive = true)]
 public sealed partial class RolloutGrain(
-    RunCatalog catalog, PolicySource policies, IOptions<SiloOptions> options, CoordinationTimer coordination, TimeProvider time,
+    RunCatalog catalog, PolicySource policies, IOptions<SiloOptions> options, CoordinationTimer coordination, DapoMetrics telemetry, TimeProvider time,
     Microsoft.Extensions.Hosting.IHostApplicationLifetime lifetime, ILogger<RolloutGrain> logger) : Grain, IRolloutGrain
 {
     private readonly SiloOptions _options = options.Value;
@@ -93,6 +93,7 @@ public sealed partial class RolloutGrain(
                 var idle = new List<IStepGrain>();
                 foreach (var run in runs.Where(r => r.Status == RunStatus.Running && (_options.Run.Length == 0 || r.RunId == _options.Run)))
                 {
+                    if (_loaded.Run == run.RunId) telemetry.PolicyLag(Key, run.RunId, run.PolicyVersion - _loaded.Version);
                     var step = GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(run.RunId, run.Step));
                     var work = await step.LeaseAsync(Key, _options.RolloutBatch, _options.WorkVisibility);
                     if (work.Count == 0)
@@ -181,6 +182,7 @@ public sealed partial class RolloutGrain(
             var slots = groups.Select(g => g.Slots.Select(s => new SlotResult(s.Slot, s.Tokens, s.LogProbs, s.Text, s.Score, s.OverlongPenalty,
                 s.Correct, s.Truncated, Key)).ToList()).ToList();
             var tokens = slots.Sum(g => g.Sum(s => (long)s.Tokens.Length));
+            telemetry.Sampled(batch.Key.RunId, tokens);
             var stored = await coordination.TimeGrainsAsync(async () =>
             {
                 await activated;

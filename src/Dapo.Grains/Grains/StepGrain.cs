@@ -35,7 +35,7 @@ public sealed class StepState
 [CollectionAgeLimit(Minutes = 10)]
 public sealed partial class StepGrain(
     [PersistentState("step", GrainStorage.Name)] IPersistentState<StepState> state,
-    RunCatalog catalog, TimeProvider time, ILogger<StepGrain> logger) : Grain, IStepGrain
+    RunCatalog catalog, DapoMetrics telemetry, TimeProvider time, ILogger<StepGrain> logger) : Grain, IStepGrain
 {
     private readonly Dictionary<long, (string Worker, DateTimeOffset Until)> _leases = new();
     private TaskCompletionSource _samplingEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -118,6 +118,7 @@ public sealed partial class StepGrain(
             _leases[p.PromptId] = (worker, now + visibility);
             leased.Add(new WorkItem(_run.RunId, _step, p.PromptId, p.DatasetIndex, p.DrawOrdinal, ledger.PolicyVersion));
         }
+        PublishQueue();
         return Task.FromResult<IReadOnlyList<WorkItem>>(leased);
     }
 
@@ -149,8 +150,23 @@ public sealed partial class StepGrain(
     }
 
     /// <summary>Wakes the rollout grains waiting in <see cref="WaitForWorkAsync"/>.</summary>
+    /// <summary>The step's queue as a metric (<see cref="DapoMetrics"/>): groups no rollout grain holds, and groups not judged.</summary>
+    private void PublishQueue()
+    {
+        if (S.Ledger is not { Phase: StepPhase.Sampling, StopReason: null } ledger)
+        {
+            telemetry.StepQueue(_run.RunId, 0, S.Ledger?.Phase == StepPhase.Sampling ? S.Ledger.InFlight : 0);
+            return;
+        }
+        var now = time.GetUtcNow();
+        var waiting = CurrentOpening().Count(p => p.Status == PromptStatus.Sampling && !(_leases.TryGetValue(p.PromptId, out var lease) && lease.Until > now));
+        telemetry.StepQueue(_run.RunId, waiting, ledger.InFlight);
+    }
+
+    /// <summary>The step's work changed (opened, given back, refilled, stopped): waiting workers look again.</summary>
     private void WakeWorkers()
     {
+        PublishQueue();
         var changed = _workChanged;
         _workChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
         changed.TrySetResult();
@@ -176,6 +192,7 @@ public sealed partial class StepGrain(
             WakeWorkers();
         }
         if (SamplingStopped) _samplingEnded.TrySetResult();
+        PublishQueue();
         return outcomes;
     }
 

@@ -67,6 +67,8 @@ public static class DapoSiloBuilderExtensions
         services.AddSingleton(Options.Create(blobs));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<CoordinationTimer>();
+        services.AddMetrics();
+        services.AddSingleton<DapoMetrics>();
         services.AddSingleton<IBlobStore>(sp => new TimedBlobStore(BlobStoreFactory.Create(blobs, sp.GetRequiredService<Microsoft.Extensions.Logging.ILoggerFactory>()),
             sp.GetRequiredService<CoordinationTimer>()));
         services.AddSingleton<RunCatalog>();
