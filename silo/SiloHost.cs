@@ -31,7 +31,7 @@ internal static partial class SiloHost
         var configuration = new ConfigurationManager();
         AddSources(configuration, commandSettings, defaults);
         var dashboard = commandSettings.ContainsKey("Dashboard:Port");
-        var web = dashboard || configuration[$"{Http.HttpSettings.SectionName}:Port"] is not null;
+        var web = dashboard || configuration[$"{HttpSettings.SectionName}:Port"] is not null;
         IHostApplicationBuilder builder = web
             ? Dashboard.DashboardHosting.CreateBuilder()
             : Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
@@ -68,15 +68,15 @@ internal static partial class SiloHost
         var settings = SiloSettings.Read(builder.Configuration);
         if (builder is Microsoft.AspNetCore.Builder.WebApplicationBuilder webBuilder)
         {
-            var (http, httpErrors) = Http.HttpSettings.Read(builder.Configuration);
-            if (httpErrors.Count > 0) throw new OptionsValidationException(Http.HttpSettings.SectionName, typeof(Http.HttpSettings), httpErrors);
+            var (http, httpErrors) = HttpSettings.Read(builder.Configuration);
+            if (httpErrors.Count > 0) throw new OptionsValidationException(HttpSettings.SectionName, typeof(HttpSettings), httpErrors);
             Dashboard.DashboardSettings? dashboardSettings = null;
             if (dashboard)
             {
                 (dashboardSettings, var errors) = Dashboard.DashboardSettings.Read(builder.Configuration);
                 if (errors.Count > 0) throw new OptionsValidationException(Dashboard.DashboardSettings.SectionName, typeof(Dashboard.DashboardSettings), errors);
                 if (http is not null && dashboardSettings.Port == http.Port)
-                    throw new OptionsValidationException(Http.HttpSettings.SectionName, typeof(Http.HttpSettings),
+                    throw new OptionsValidationException(HttpSettings.SectionName, typeof(HttpSettings),
                         [$"Http:Port and the dashboard's port are both {http.Port}: give them two ports."]);
                 // What the Dapo page shows: the embedded run of `train`, or the cluster of `join` (its run, if it serves one).
                 var run = settings.Silo.Run.Length > 0 ? settings.Silo.Run : null;
@@ -89,9 +89,16 @@ internal static partial class SiloHost
         {
             silo.AddDapo(settings);
             if (dashboard) Orleans.Dashboard.ServiceCollectionExtensions.AddDashboard(silo);
+            // In a pod (deploy/k8s): Orleans' Kubernetes hosting takes the silo's name, address and cluster ids from the
+            // downward API, and deletes the pods of silos the cluster declared dead.
+            if (InKubernetesPod) silo.UseKubernetesHosting();
         });
         return builder;
     }
+
+    /// <summary>Kubernetes sets KUBERNETES_SERVICE_HOST in every pod; POD_NAME is what deploy/k8s gives the silo.</summary>
+    private static bool InKubernetesPod =>
+        Environment.GetEnvironmentVariable("KUBERNETES_SERVICE_HOST") is not null && Environment.GetEnvironmentVariable("POD_NAME") is not null;
 
     /// <summary>appsettings.json next to the program, then in the working directory; DAPO_ variables; the command.</summary>
     private static void AddSources(IConfigurationBuilder configuration, IReadOnlyDictionary<string, string?> commandSettings,

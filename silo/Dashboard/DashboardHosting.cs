@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Dapo.Grains.Hosting;
 using Orleans.Dashboard;
 
 namespace Dapo.Silo.Dashboard;
@@ -66,7 +67,7 @@ internal static class DashboardHosting
     });
 
     /// <summary>Kestrel on the configured addresses and ports, and the services the endpoints need.</summary>
-    public static void Configure(WebApplicationBuilder builder, DashboardSettings? dashboard, Http.HttpSettings? http)
+    public static void Configure(WebApplicationBuilder builder, DashboardSettings? dashboard, HttpSettings? http)
     {
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
         {
@@ -81,7 +82,7 @@ internal static class DashboardHosting
     public static WebApplication Build(WebApplicationBuilder builder)
     {
         var app = builder.Build();
-        var http = app.Services.GetService<Http.HttpSettings>();
+        var http = app.Services.GetService<HttpSettings>();
         var settings = app.Services.GetService<DashboardSettings>();
         if (settings?.Token is { } token) app.Use(RequireToken(token, http));
         app.UseRouting();
@@ -99,7 +100,7 @@ internal static class DashboardHosting
     /// Every request carries the token: as "Authorization: Bearer TOKEN", or as ?token=TOKEN, which a browser gives
     /// once (the answer sets a cookie for the pages and calls that follow). Compared in constant time.
     /// </summary>
-    private static Func<HttpContext, RequestDelegate, Task> RequireToken(string token, Http.HttpSettings? http)
+    private static Func<HttpContext, RequestDelegate, Task> RequireToken(string token, HttpSettings? http)
     {
         var expected = Encoding.UTF8.GetBytes(token);
         bool Matches(string? given) => given is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), expected);
