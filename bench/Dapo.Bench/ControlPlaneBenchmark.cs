@@ -22,15 +22,16 @@ namespace Dapo.Bench;
 /// Control-plane throughput: slot submissions per second through prompt grains (a group's G slots in one call: the
 /// prompt grain stores them, judges the group, reports it to its step grain, which counts it and stores its ledger)
 /// with 1, 2 and 4 concurrent submitters, on a two-silo cluster in this process (Orleans places the grains on either
-/// silo), with grain state in memory (Orleans' memory storage) and in an Azure table (written in batches) on an Azurite
-/// started for the run (Dapo's TableGrainStorage, the cluster's provider). The baseline is one submitter on the
-/// same storage.
+/// silo), with grain state in memory (Orleans' memory storage), in an Azure table (written in batches) on an Azurite
+/// started for the run (Dapo's TableGrainStorage, the Azure cluster's provider), and in Redis (Orleans' Redis provider,
+/// as a cluster on Redis configures it) on a redis-server started for the run. The baseline is one submitter on the
+/// same storage; the durable storages are also given as a share of memory's rate.
 /// </summary>
 internal static class ControlPlaneBenchmark
 {
     private const int Group = 16, ResponseTokens = 64;
 
-    private static readonly string[] StorageNames = ["memory", "azure-table"];
+    private static readonly string[] StorageNames = ["memory", "azure-table", "redis"];
 
     /// <summary>Parses <c>--quick --json --storage NAME</c> and runs.</summary>
     public static int Command(string[] args)
@@ -57,10 +58,11 @@ internal static class ControlPlaneBenchmark
         int GroupsPerRun(string storage) => (storage == "memory" ? 4096 : 512) / (args.Quick ? 4 : 1);
         var results = new JsonObject();
         Console.WriteLine($"control-plane benchmark: submissions of {Group} slots ({ResponseTokens} tokens each) to prompt grains on a " +
-                          $"two-silo cluster in this process, {GroupsPerRun("memory")} groups per run in memory, {GroupsPerRun("azure-table")} on Azurite, " +
+                          $"two-silo cluster in this process, {GroupsPerRun("memory")} groups per run in memory, {GroupsPerRun("azure-table")} on Azurite and on Redis, " +
                           $"median of {repeats} run(s) after a warm-up run");
         // Azurite only when its storage is measured.
         await using var azurite = only.Contains("azure-table") ? await AzuriteProcess.StartNewAsync(tables: true) : null;
+        await using var redis = only.Contains("redis") ? await RedisProcess.StartNewAsync() : null;
         var directory = Directory.CreateTempSubdirectory("dapo-bench-").FullName;
         try
         {
@@ -68,6 +70,7 @@ internal static class ControlPlaneBenchmark
             {
                 ("memory", s => s.AddMemoryGrainState()),
                 ("azure-table", s => s.AddTableGrainState(azurite!.ConnectionString, "bench")),
+                ("redis", s => s.AddRedisGrainState(new RedisSettings { ConnectionString = redis!.ConnectionString })),
             };
             foreach (var (name, storage) in storages.Where(s => only.Contains(s.Name)))
             {
@@ -89,10 +92,13 @@ internal static class ControlPlaneBenchmark
                 }
                 results[name + "_slots_per_s"] = row;
             }
-            if (results["memory_slots_per_s"]?["1"]?.GetValue<double>() is { } memory
-                && results["azure-table_slots_per_s"]?["1"]?.GetValue<double>() is { } table)
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  azure-table / memory, one submitter: {table / memory:F2}x (the cost of durable grain state on Azurite)"));
+            if (results["memory_slots_per_s"]?["1"]?.GetValue<double>() is { } memory)
+                foreach (var durable in new[] { "azure-table", "redis" })
+                    if (results[$"{durable}_slots_per_s"]?["1"]?.GetValue<double>() is { } rate)
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"  {durable} / memory, one submitter: {rate / memory:F2}x (the cost of durable grain state there)"));
+            if (results["azure-table_slots_per_s"]?["1"]?.GetValue<double>() is { } azure && results["redis_slots_per_s"]?["1"]?.GetValue<double>() is { } onRedis)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  redis / azure-table, one submitter: {onRedis / azure:F2}x"));
         }
         finally
         {
