@@ -149,7 +149,6 @@ public sealed partial class StepGrain(
         return !SamplingStopped;
     }
 
-    /// <summary>Wakes the rollout grains waiting in <see cref="WaitForWorkAsync"/>.</summary>
     /// <summary>The step's queue as a metric (<see cref="DapoMetrics"/>): groups no rollout grain holds, and groups not judged.</summary>
     private void PublishQueue()
     {
@@ -163,7 +162,8 @@ public sealed partial class StepGrain(
         telemetry.StepQueue(_run.RunId, waiting, ledger.InFlight);
     }
 
-    /// <summary>The step's work changed (opened, given back, refilled, stopped): waiting workers look again.</summary>
+    /// <summary>The step's work changed (opened, given back, refilled, stopped): the rollout grains waiting in
+    /// <see cref="WaitForWorkAsync"/> look again.</summary>
     private void WakeWorkers()
     {
         PublishQueue();

@@ -60,9 +60,6 @@ public sealed class DapoMetrics : IDisposable
     /// <summary>The current step's queue, as its step grain last changed it.</summary>
     public void StepQueue(string run, int waiting, int inFlight) => _steps[run] = (waiting, inFlight);
 
-    /// <summary>The run has no step sampling on this silo any more (it completed, or its step grain left).</summary>
-    public void StepEnded(string run) => _steps.TryRemove(run, out _);
-
     /// <summary>How far behind a rollout grain sampled: the step's policy version minus the weights it used.</summary>
     public void PolicyLag(string rollout, string run, int lag) => _lags[rollout] = (run, lag);
 
