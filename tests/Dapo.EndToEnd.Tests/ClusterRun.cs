@@ -127,22 +127,25 @@ internal sealed class ClusterRun : IAsyncDisposable
     /// <summary>An Orleans client of the cluster, connected on first use.</summary>
     public async Task<IGrainFactory> GrainsAsync()
     {
-        if (_client is null)
-        {
-            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-            builder.Logging.SetMinimumLevel(LogLevel.Critical);
-            builder.UseOrleansClient(client =>
-            {
-                client.UseClusterOf(Target);
-                // Learn of silos that join, and forget dead ones, within a second or two.
-                client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1));
-            });
-            var host = builder.Build();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            await host.StartAsync(timeout.Token);
-            _client = host;
-        }
+        _client ??= await ConnectAsync(Target);
         return _client.Services.GetRequiredService<IClusterClient>();
+    }
+
+    /// <summary>A started Orleans client host of <paramref name="target"/> (within a minute); stop and dispose it after use.</summary>
+    public static async Task<IHost> ConnectAsync(ClusterTarget target)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.SetMinimumLevel(LogLevel.Critical);
+        builder.UseOrleansClient(client =>
+        {
+            client.UseClusterOf(target);
+            // Learn of silos that join, and forget dead ones, within a second or two.
+            client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1));
+        });
+        var host = builder.Build();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await host.StartAsync(timeout.Token);
+        return host;
     }
 
     public async Task<RunInfo?> RunAsync() => await (await GrainsAsync()).GetGrain<ILearnerGrain>(RunId).GetAsync();

@@ -1,11 +1,9 @@
 using System.Text.Json.Nodes;
 using Dapo.Grains.Grains;
-using Dapo.Grains.Hosting;
 using Dapo.Grains.Inspection;
 using Dapo.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Dapo.EndToEnd.Tests;
@@ -111,11 +109,7 @@ public sealed class LocalClusterScriptTests(ITestOutputHelper output) : IDisposa
         ClusterTarget target = args.Contains("--redis")
             ? new ClusterTarget.RedisCluster(Value("--redis"), Value("--cluster-id"))
             : new ClusterTarget.Cluster(Value("--storage"), "dapo", Value("--cluster-id"));
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.SetMinimumLevel(LogLevel.Critical);
-        builder.UseOrleansClient(client => client.UseClusterOf(target));
-        using var host = builder.Build();
-        await host.StartAsync();
+        using var host = await ClusterRun.ConnectAsync(target);
         try
         {
             return await LedgerAudit.CheckAsync(host.Services.GetRequiredService<IClusterClient>(), Run);
