@@ -139,8 +139,9 @@ internal sealed class ClusterRun : IAsyncDisposable
         builder.UseOrleansClient(client =>
         {
             client.UseClusterOf(target);
-            // Learn of silos that join, and forget dead ones, within a second or two.
+            // Learn of silos that join (their gateways and grain types), and forget dead ones, within a second or two.
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1));
+            client.Configure<TypeManagementOptions>(o => o.TypeMapRefreshInterval = TimeSpan.FromSeconds(1));
         });
         var host = builder.Build();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
@@ -209,14 +210,35 @@ internal sealed class ClusterRun : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until silo <paramref name="name"/>'s rollout grain holds leased groups it has not submitted.</summary>
-    public async Task WaitUntilHoldingAsync(string name, TimeSpan timeout)
+    /// <summary>Waits until the rollout grain of one of silos <paramref name="names"/> holds leased groups it has not
+    /// submitted; returns that silo's name and what its grain said. Fails at once when the run ends first.</summary>
+    /// <remarks>A grain holds work only while it samples and stores a batch, a fraction of a step on a fast machine, so
+    /// the grains are asked back to back, each resolved once, and the run's state only every half second.</remarks>
+    public async Task<(string Name, RolloutInfo Info)> WaitUntilHoldingAsync(TimeSpan timeout, params string[] names)
     {
         var deadline = DateTime.UtcNow + timeout;
-        while (await RolloutAsync(name).WaitAsync(TimeSpan.FromSeconds(20)) is not { InHand: > 0 })
+        var grains = await GrainsAsync();
+        var rollouts = names.ToDictionary(n => n, _ => (IRolloutGrain?)null);
+        var last = names.ToDictionary(n => n, _ => (RolloutInfo?)null);
+        var polls = 0;
+        var lookedAtRun = DateTime.MinValue;
+        while (true)
         {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{name} held no leased work within {timeout}.\n{SiloOutput()}");
-            await Task.Delay(20);
+            foreach (var name in names)
+            {
+                if (rollouts[name] is null && await RolloutAsync(name).WaitAsync(TimeSpan.FromSeconds(20)) is { } found)
+                    rollouts[name] = grains.GetGrain<IRolloutGrain>(found.Key);
+                if (rollouts[name] is not { } rollout) continue;
+                last[name] = await rollout.GetAsync().WaitAsync(TimeSpan.FromSeconds(20));
+                polls++;
+                if (last[name] is { InHand: > 0 } holding) return (name, holding);
+            }
+            if (DateTime.UtcNow - lookedAtRun < TimeSpan.FromSeconds(0.5)) continue;
+            lookedAtRun = DateTime.UtcNow;
+            var run = await RunAsync();
+            if (run?.Status is RunStatus.Completed or RunStatus.Failed || DateTime.UtcNow > deadline)
+                throw new TimeoutException($"none of {string.Join(", ", names)} was seen holding leased work in {polls} looks (run: {run?.Status} at step {run?.Step}); " +
+                                           $"their rollout grains: {string.Join("; ", last.Select(r => $"{r.Key}: {r.Value}"))}\n{SiloOutput()}");
         }
     }
 

@@ -8,6 +8,9 @@ namespace Dapo.Grains.Hosting;
 /// <summary>How an Orleans client (dapo-client, start-run, tests) finds a cluster's gateways: the membership the silos use.</summary>
 public static class ClientClustering
 {
+    /// <summary>How often a client re-reads the cluster's gateways and grain types.</summary>
+    public static readonly TimeSpan RefreshPeriod = TimeSpan.FromSeconds(5);
+
     public static IClientBuilder UseClusterOf(this IClientBuilder client, ClusterTarget target)
     {
         switch (target)
@@ -23,6 +26,10 @@ public static class ClientClustering
             default:
                 throw new ArgumentException($"{target} is not a cluster of silos to connect to.", nameof(target));
         }
+        // A long-lived client (watch) learns of silos that join within seconds, not Orleans' default minute: their
+        // gateways, and their grain types (until then, calls to a grain only they host fail with ArgumentException).
+        client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = RefreshPeriod);
+        client.Configure<TypeManagementOptions>(o => o.TypeMapRefreshInterval = RefreshPeriod);
         return client;
     }
 }
