@@ -15,6 +15,11 @@ internal static class Commands
     {
         Description = $"Recipe: {string.Join(", ", DemoRecipe.Names)}", DefaultValueFactory = _ => "dapo",
     };
+    /// <summary>The synthetic task family of the recipe.</summary>
+    internal static readonly Option<string> TaskOption = new("--task")
+    {
+        Description = $"Synthetic task: {string.Join(", ", Dapo.Core.Data.Synthetic.SyntheticTasks.Names)} (long solutions)", DefaultValueFactory = _ => "math",
+    };
     private static readonly Option<int?> Steps = new("--steps") { Description = "DAPO steps after the warm-start (default: the recipe's)" };
     private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the run (default: the recipe's)" };
     private static readonly Option<string> InitWeights = new("--init-weights")
@@ -87,7 +92,7 @@ internal static class Commands
 
         var command = new Command("train", "Train the demo recipe on this machine (one embedded silo); re-run to resume")
         {
-            runDir, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json, progressAfter, Dashboard, DashboardAddress, HttpPort,
+            runDir, Recipe, TaskOption, Model, Steps, Seed, InitWeights, Dataset, Override, workers, json, progressAfter, Dashboard, DashboardAddress, HttpPort,
         };
         command.Validators.Add(RequireDashboardForAddress);
         command.SetAction(async (result, cancellationToken) =>
@@ -152,7 +157,7 @@ internal static class Commands
     public static Command StartRun()
     {
         var name = new Option<string>("--run") { Description = "Name of the run", Required = true };
-        var command = new Command("start-run", "Start a run on the cluster (its learner grain activates on a learner silo)") { name, Recipe, Model, Steps, Seed, InitWeights, Dataset, Override };
+        var command = new Command("start-run", "Start a run on the cluster (its learner grain activates on a learner silo)") { name, Recipe, TaskOption, Model, Steps, Seed, InitWeights, Dataset, Override };
         var cluster = ClusterOptions.Add(command);
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -201,7 +206,7 @@ internal static class Commands
         DemoRecipe recipe;
         try
         {
-            recipe = DemoRecipe.Named(result.GetValue(Recipe)!);
+            recipe = DemoRecipe.Named(result.GetValue(Recipe)!, result.GetValue(TaskOption)!);
             if (result.GetValue(Model) is { } model) recipe = ModelRecipe(model, result.GetValue(Recipe)!);
         }
         catch (Exception e) when (e is KeyNotFoundException or IOException or InvalidDataException or UnauthorizedAccessException)
@@ -264,6 +269,6 @@ internal static class Commands
     private static string Gib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):F2} GiB");
 
     private static string DescribeDemo(DemoRecipe r) => string.Create(CultureInfo.InvariantCulture,
-        $"recipe '{r.Name}', model d_model {r.Model.DModel} x {r.Model.Layers} layers, levels {string.Join(",", r.Levels)}, " +
+        $"recipe '{r.Name}', model d_model {r.Model.DModel} x {r.Model.Layers} layers, task '{r.Task}' levels {string.Join(",", r.Levels)}, " +
         $"warm-start up to {r.WarmStart.MaxSteps} steps{(r.WarmStart.StopAtAccuracy is { } target ? $" (it stops as soon as held-out accuracy reaches {target:P0})" : "")}, then {r.Steps} DAPO steps (G {r.Dapo.GroupSize}, {r.Dapo.PromptBatchSize} prompts/step)");
 }

@@ -26,23 +26,28 @@ internal static class ExperimentsCommand
         var evaluate = new Option<int?>("--eval-every") { Description = "Held-out evaluation every N steps (default: the recipe's)" };
         var overrides = new Option<string>("--override") { Description = "JSON merged into the base recipe (applies to every rung)" };
         var dataset = new Option<string>("--dataset") { Description = "JSONL prompts (DAPO-Math-17K format) for a --model run" };
+        var parallel = new Option<int>("--parallel")
+        {
+            Description = "Runs at a time (default: one per core; each keeps one core busy)", DefaultValueFactory = _ => Environment.ProcessorCount,
+        };
         var command = new Command("experiments", "Run the ablation suite (naive GRPO -> DAPO) and write results, plots and a table")
         {
-            output, seeds, rungs, steps, evaluate, overrides, Commands.Model, dataset,
+            output, seeds, rungs, steps, evaluate, overrides, Commands.TaskOption, Commands.Model, dataset, parallel,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
-            var baseRecipe = DemoRecipe.Default;
+            DemoRecipe baseRecipe;
             try
             {
+                baseRecipe = DemoRecipe.ForTask(result.GetValue(Commands.TaskOption)!);
                 // A model's runs start from its weights; the demo's share one warm-start.
                 if (result.GetValue(Commands.Model) is { } model) baseRecipe = Commands.ModelRecipe(model, "dapo");
                 if (result.GetValue(dataset) is { } path) baseRecipe = baseRecipe with { Dataset = Path.GetFullPath(path) };
                 if (result.GetValue(overrides) is { } json) baseRecipe = baseRecipe.WithOverrides(json);
             }
-            catch (Exception e) when (e is FormatException or IOException or InvalidDataException or UnauthorizedAccessException)
+            catch (Exception e) when (e is FormatException or IOException or InvalidDataException or UnauthorizedAccessException or KeyNotFoundException)
             {
-                Console.Error.WriteLine(e is FormatException ? $"--override: {e.Message}" : $"--model: {e.Message}");
+                Console.Error.WriteLine(e switch { FormatException => $"--override: {e.Message}", KeyNotFoundException => $"--task: {e.Message}", _ => $"--model: {e.Message}" });
                 return 2;
             }
             if (baseRecipe.Dataset is not null && baseRecipe.ModelDirectory is null)
@@ -79,41 +84,73 @@ internal static class ExperimentsCommand
                 Console.Error.WriteLine($"Invalid recipe: {error}");
                 return 2;
             }
-            return await RunAsync(Path.GetFullPath(result.GetValue(output)!), baseRecipe, ladder, seedList, cancellationToken);
+            if (result.GetValue(parallel) < 1)
+            {
+                Console.Error.WriteLine($"--parallel: {result.GetValue(parallel)} runs at a time; give 1 or more.");
+                return 2;
+            }
+            return await RunAsync(Path.GetFullPath(result.GetValue(output)!), baseRecipe, ladder, seedList, result.GetValue(parallel), cancellationToken);
         });
         return command;
     }
 
     private static async Task<int> RunAsync(string directory, DemoRecipe baseRecipe, IReadOnlyList<AblationRecipe> ladder,
-        IReadOnlyList<ulong> seeds, CancellationToken cancellationToken)
+        IReadOnlyList<ulong> seeds, int parallel, CancellationToken cancellationToken)
     {
+        // The data first: a recipe whose problems do not fit the model is refused before anything is written.
+        if (baseRecipe.ModelDirectory is null)
+        {
+            try
+            {
+                DemoData.Create(baseRecipe);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"Cannot use the recipe's data: {e.Message}");
+                return 2;
+            }
+        }
         Directory.CreateDirectory(directory);
         var total = Stopwatch.StartNew();
-        Console.WriteLine($"experiments: {ladder.Count} recipe(s) x {seeds.Count} seed(s), {baseRecipe.Steps} steps each, into {directory}");
+        Console.WriteLine($"experiments: {ladder.Count} recipe(s) x {seeds.Count} seed(s), {baseRecipe.Steps} steps each, {parallel} at a time, into {directory}");
         var (weights, warmAccuracy) = baseRecipe.ModelDirectory is null ? await WarmStartAsync(directory, baseRecipe, cancellationToken) : (null, double.NaN);
-        var runs = new List<ExperimentRun>();
-        var index = 0;
-        foreach (var rung in ladder)
-        foreach (var seed in seeds)
+        // Every run keeps one core busy (the recipe's engine thread), so runs go side by side up to --parallel.
+        var jobs = ladder.SelectMany(rung => seeds.Select(seed => (Rung: rung, Seed: seed))).ToList();
+        var outcomes = new ExperimentRun?[jobs.Count];
+        using var slots = new SemaphoreSlim(parallel);
+        var failed = 0;
+        await Task.WhenAll(jobs.Select(async (job, i) =>
         {
-            index++;
-            var name = $"{rung.Key}-seed{seed}";
-            var runDirectory = Path.Combine(directory, "runs", name);
-            var recipe = rung.Recipe with { Dapo = rung.Recipe.Dapo with { Seed = seed }, InitialWeights = weights ?? rung.Recipe.InitialWeights };
-            var watch = Stopwatch.StartNew();
-            var reporter = new ConsoleReporter(json: false, prefix: $"[{index}/{ladder.Count * seeds.Count} {name}] ", stepEvery: 25);
-            var outcome = await EmbeddedTraining.RunAsync(runDirectory, recipe, reporter, rolloutWorkers: 1, cancellationToken);
-            if (outcome.Code != 0)
+            await slots.WaitAsync(cancellationToken);
+            try
             {
-                Console.Error.WriteLine($"experiments: run {name} did not complete (exit {outcome.Code}); re-run to resume it.");
-                return outcome.Code;
+                if (Volatile.Read(ref failed) != 0) return;
+                var name = $"{job.Rung.Key}-seed{job.Seed}";
+                var label = $"[{i + 1}/{jobs.Count} {name}]";
+                var runDirectory = Path.Combine(directory, "runs", name);
+                var recipe = job.Rung.Recipe with { Dapo = job.Rung.Recipe.Dapo with { Seed = job.Seed }, InitialWeights = weights ?? job.Rung.Recipe.InitialWeights };
+                var watch = Stopwatch.StartNew();
+                var reporter = new ConsoleReporter(json: false, prefix: label + " ", stepEvery: 25);
+                var outcome = await EmbeddedTraining.RunAsync(runDirectory, recipe, reporter, rolloutWorkers: 1, cancellationToken);
+                if (outcome.Code != 0)
+                {
+                    Console.Error.WriteLine($"experiments: run {name} did not complete (exit {outcome.Code}); re-run to resume it.");
+                    Interlocked.CompareExchange(ref failed, outcome.Code, 0);
+                    return;
+                }
+                outcomes[i] = ExperimentRun.Load(job.Rung, job.Seed, Path.Combine(runDirectory, "metrics.jsonl"));
+                // A model's runs all start from its weights: a run's evaluation of them is the report's start.
+                if (double.IsNaN(warmAccuracy) && outcome.Reporter.HeldOut.AfterWarmStart is { } start) warmAccuracy = start;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{label} done in {watch.Elapsed.TotalMinutes:F1} min, total {total.Elapsed.TotalMinutes:F1} min"));
             }
-            runs.Add(ExperimentRun.Load(rung, seed, Path.Combine(runDirectory, "metrics.jsonl")));
-            // A model's runs all start from its weights: the first run's evaluation of them is the report's start.
-            if (double.IsNaN(warmAccuracy) && outcome.Reporter.HeldOut.AfterWarmStart is { } start) warmAccuracy = start;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"[{index}/{ladder.Count * seeds.Count} {name}] done in {watch.Elapsed.TotalMinutes:F1} min, total {total.Elapsed.TotalMinutes:F1} min"));
-        }
+            finally
+            {
+                slots.Release();
+            }
+        }));
+        if (failed != 0) return failed;
+        var runs = outcomes.Select(r => r!).ToList();
         var summary = ExperimentReport.Write(Path.Combine(directory, "report"), runs, warmAccuracy, baseRecipe.Evaluation.SamplesPerProblem);
         Console.WriteLine();
         Console.Write(ExperimentReport.Table(summary));

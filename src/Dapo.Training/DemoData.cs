@@ -18,7 +18,8 @@ public sealed record DemoData(
     IReadOnlyList<RolloutPrompt> HeldOut)
 {
     /// <summary>The data of <paramref name="recipe"/>.</summary>
-    /// <exception cref="ArgumentException">A prompt is longer than the recipe's MaxPromptLength.</exception>
+    /// <exception cref="ArgumentException">A prompt is longer than the recipe's MaxPromptLength, or a prompt and its
+    /// worked solution longer than the model's MaxSeqLen.</exception>
     public static DemoData Create(DemoRecipe recipe)
     {
         ArgumentNullException.ThrowIfNull(recipe);
@@ -35,13 +36,19 @@ public sealed record DemoData(
         var heldOut = new List<RolloutPrompt>();
         for (var i = 0; i < recipe.Levels.Count; i++)
         {
-            foreach (var p in SyntheticMathTask.Generate(recipe.Levels[i], SyntheticSplit.Train, recipe.TrainProblemsPerLevel[i], recipe.DataSeed))
+            foreach (var p in SyntheticTasks.Generate(recipe.Task, recipe.Levels[i], SyntheticSplit.Train, recipe.TrainProblemsPerLevel[i], recipe.DataSeed))
             {
                 var prompt = Prompt(encoder, p, recipe);
                 train.Add(prompt);
-                supervised.Add(new SupervisedExample(prompt.Tokens, encoder.EncodeResponse(p.Solution)));
+                var solution = encoder.EncodeResponse(p.Solution);
+                // The warm-start trains on the whole worked solution, even one longer than the response limit.
+                if (prompt.Tokens.Length + solution.Length > recipe.Model.MaxSeqLen)
+                    throw new ArgumentException(
+                        $"Problem {p.Id}: its prompt and worked solution take {prompt.Tokens.Length + solution.Length} tokens; Model.MaxSeqLen is {recipe.Model.MaxSeqLen}.",
+                        nameof(recipe));
+                supervised.Add(new SupervisedExample(prompt.Tokens, solution));
             }
-            foreach (var p in SyntheticMathTask.Generate(recipe.Levels[i], SyntheticSplit.HeldOut, recipe.HeldOutProblemsPerLevel[i], recipe.DataSeed))
+            foreach (var p in SyntheticTasks.Generate(recipe.Task, recipe.Levels[i], SyntheticSplit.HeldOut, recipe.HeldOutProblemsPerLevel[i], recipe.DataSeed))
                 heldOut.Add(Prompt(encoder, p, recipe));
         }
         return new DemoData(encoder, train, supervised, heldOut);

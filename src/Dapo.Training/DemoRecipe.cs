@@ -1,5 +1,6 @@
 using Dapo.Core.Common;
 using Dapo.Core.Data;
+using Dapo.Core.Data.Synthetic;
 using Dapo.Core.Options;
 using Dapo.Core.Rewards;
 using Dapo.Core.Text;
@@ -44,6 +45,10 @@ public sealed record DemoRecipe
     public int Threads { get; init; } = 1;
 
     // ---- Task ------------------------------------------------------------------------------------------------------
+
+    /// <summary>The synthetic task family (<see cref="SyntheticTasks"/>): "math", multi-step arithmetic with short
+    /// worked solutions, or "chain", running sums whose solutions grow with the level (<see cref="Chain"/>).</summary>
+    public string Task { get; init; } = SyntheticTasks.Math;
 
     /// <summary>Synthetic levels in the mix: 1–3 (one to three operations, responses of 15–45 characters). Level 4's
     /// word problems are long prompts for little extra reasoning; level 5 is too hard for a model this size.</summary>
@@ -261,15 +266,59 @@ public sealed record DemoRecipe
         };
     }
 
+    /// <summary>
+    /// The long-solution recipe: the demo's policy and DAPO options on the chain task (<see cref="SyntheticTasks.Chain"/>),
+    /// sized so that the hard levels' responses reach the length limit: the regime of the paper's overlong filtering,
+    /// soft punishment, clip-higher and token-level loss (docs/results.md, second section). Measured on the 2-core
+    /// machine (one seed, 2026-12-03):
+    /// <list type="bullet">
+    /// <item>Levels 3–9 with a 64-token limit and a 16-token cache: worked solutions run from 24 characters (level 3,
+    /// never in the cache) to 64–74 (level 9, past the limit), so level 8 is partly and level 9 wholly cut off, and
+    /// 14–20 % of sampled responses are truncated early in a run.</item>
+    /// <item>The warm-start runs to 40 % held-out, not the math task's 20 %: from the 25 % policy of the first check
+    /// past 20 %, RL at the math recipe's learning rate lost held-out accuracy (16.6 → 9.4 % in 20 steps) and at 1e-4
+    /// gained slowly (→ 24.9 % in 60 steps); from 48 % it gained at once (→ 52.7 % in 20 steps).</item>
+    /// <item>Two mini-batches a step, as on the math task. Four (further off-policy, so the upper clip bound binds on
+    /// 0.10–0.16 % of tokens rather than 0.03–0.05 %) lost held-out accuracy from the 48 % warm-start (→ 19 % by step
+    /// 40, with or without clip-higher), as did eight at 1e-4 from the 25 % one.</item>
+    /// </list>
+    /// </summary>
+    public static DemoRecipe Chain { get; } = CreateChain();
+
+    private static DemoRecipe CreateChain()
+    {
+        var d = new DemoRecipe();
+        return d with
+        {
+            Task = SyntheticTasks.Chain,
+            Levels = [3, 4, 5, 6, 7, 8, 9],
+            TrainProblemsPerLevel = [1500, 3000, 3000, 3000, 3000, 3000, 3000],
+            HeldOutProblemsPerLevel = [32, 32, 32, 32, 32, 32, 32],
+            Model = d.Model with { MaxSeqLen = 128 },
+            WarmStart = d.WarmStart with { StopAtAccuracy = 0.4 },
+            Dapo = d.Dapo with { MaxResponseLength = 64, OverlongCacheLength = 16 },
+        };
+    }
+
+    /// <summary>The base recipe of a synthetic task: <see cref="Default"/> for "math", <see cref="Chain"/> for "chain".</summary>
+    /// <exception cref="KeyNotFoundException">Unknown task; the message lists the known ones.</exception>
+    public static DemoRecipe ForTask(string task) => task switch
+    {
+        SyntheticTasks.Math => Default,
+        SyntheticTasks.Chain => Chain,
+        _ => throw new KeyNotFoundException($"Unknown task '{task}'; known: {string.Join(", ", SyntheticTasks.Names)}."),
+    };
+
     /// <summary>The recipe names <see cref="Named"/> knows.</summary>
     public static IReadOnlyList<string> Names { get; } = ["dapo", "grpo"];
 
-    /// <summary>The recipe named <paramref name="name"/>: "dapo" (the default) or "grpo" (its naive-GRPO ablation).</summary>
-    /// <exception cref="KeyNotFoundException">Unknown name; the message lists the known ones.</exception>
-    public static DemoRecipe Named(string name) => name switch
+    /// <summary>The recipe named <paramref name="name"/> on <paramref name="task"/>: "dapo" (the default) or "grpo"
+    /// (its naive-GRPO ablation).</summary>
+    /// <exception cref="KeyNotFoundException">Unknown name or task; the message lists the known ones.</exception>
+    public static DemoRecipe Named(string name, string task = SyntheticTasks.Math) => name switch
     {
-        "dapo" => Default,
-        "grpo" => Default.AsNaiveGrpo(),
+        "dapo" => ForTask(task),
+        "grpo" => ForTask(task).AsNaiveGrpo(),
         _ => throw new KeyNotFoundException($"Unknown demo recipe '{name}'; known: {string.Join(", ", Names)}."),
     };
 
@@ -279,6 +328,12 @@ public sealed record DemoRecipe
         var errors = new List<string>(Dapo.Validate());
         errors.AddRange(WarmStart.Validate());
         if (Levels.Count == 0) errors.Add("Levels is empty.");
+        if (!SyntheticTasks.Names.Contains(Task)) errors.Add($"Task '{Task}' is not a synthetic task; known: {string.Join(", ", SyntheticTasks.Names)}.");
+        else if (Dataset is null)
+        {
+            var (min, max) = SyntheticTasks.Levels(Task);
+            errors.AddRange(Levels.Where(l => l < min || l > max).Select(l => $"Levels: {l} is not a level of task '{Task}' ({min}-{max})."));
+        }
         if (TrainProblemsPerLevel.Count != Levels.Count || HeldOutProblemsPerLevel.Count != Levels.Count)
             errors.Add($"TrainProblemsPerLevel and HeldOutProblemsPerLevel need one count per level ({Levels.Count}).");
         if (ModelDirectory is null && Model.VocabSize != new CharTokenizer().VocabSize)

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using System.Xml.Linq;
 using Dapo.Testing;
+using Dapo.Training.Experiments;
 
 namespace Dapo.EndToEnd.Tests;
 
@@ -30,13 +31,20 @@ public sealed class ExperimentsTests : IDisposable
         var accuracy = Lines("accuracy.svg");
         Assert.Equal(6, accuracy.Count);
         Assert.All(accuracy, l => Assert.Equal(4, Points(l)));
-        foreach (var (file, series) in new[] { ("entropy.svg", 3), ("response_length.svg", 2), ("generation_rounds.svg", 1), ("filtered_share.svg", 1) })
+        foreach (var (file, series) in new[]
+                 {
+                     ("entropy.svg", 3), ("response_length.svg", 2), ("token_level_entropy.svg", 2), ("overlong_entropy.svg", 2),
+                     ("clip_fraction_upper.svg", 2), ("clip_fraction_lower.svg", 2), ("truncated_share.svg", 6), ("soft_overlong_length.svg", 2),
+                     ("generation_rounds.svg", 1), ("filtered_share.svg", 1),
+                 })
         {
             var lines = Lines(file);
             Assert.Equal(series, lines.Count);
             Assert.All(lines, l => Assert.Equal(3, Points(l)));
         }
         Assert.All(Lines("accuracy_vs_time.svg"), l => Assert.Equal(4, Points(l)));
+        foreach (var file in new[] { "clip_higher_accuracy.svg", "overlong_accuracy.svg" })
+            Assert.All(Lines(file), l => Assert.Equal(4, Points(l)));
 
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(report, "summary.json")))!;
         Assert.Equal(6, summary["Rungs"]!.AsArray().Count);
@@ -49,5 +57,58 @@ public sealed class ExperimentsTests : IDisposable
         Assert.Equal(0, await again.WaitForExitAsync(TimeSpan.FromMinutes(2)));
         Assert.Contains(again.Lines, l => l.StartsWith("warm-start: reusing", StringComparison.Ordinal));
         Assert.Equal(6, again.Lines.Count(l => l.Contains("is already completed", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task The_long_solution_ladder_truncates_responses_and_writes_every_metric_its_plots_and_table_read()
+    {
+        await using (var run = SiloProcess.Start(SiloProcess.SiloDll,
+                         ["experiments", "--task", "chain", "--out", _root, "--seeds", "7", "--override", TestRecipes.TinyChain(steps: 3)]))
+        {
+            Assert.Equal(0, await run.WaitForExitAsync(TimeSpan.FromMinutes(4)));
+            Assert.Contains(run.Lines, l => l.Contains("task 'chain' levels 3,8", StringComparison.Ordinal));
+        }
+        // Every step of every rung writes what the report reads; every rung truncates responses (the 8-digit chains'
+        // worked solutions are longer than the 24-token limit), and the overlong filter masks what it truncates.
+        string[] perStep =
+        [
+            ExperimentReport.EntropyKey, ExperimentReport.LengthKey, ExperimentReport.TruncatedKey, ExperimentReport.ClipUpperKey,
+            ExperimentReport.ClipLowerKey, ExperimentReport.StepSecondsKey,
+        ];
+        foreach (var dir in Directory.GetDirectories(Path.Combine(_root, "runs")))
+        {
+            var rows = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+            Assert.Equal(3, rows.Count);
+            Assert.All(rows, r => Assert.All(perStep, key => Assert.True(r[key] is not null, $"{dir}: step {r["step"]} has no {key}")));
+            Assert.All(rows, r => Assert.True(r["eval/avg@2"] is not null && r["eval/pass@2"] is not null, $"{dir}: step {r["step"]} was not evaluated"));
+            var truncated = rows.Sum(r => (double)r[ExperimentReport.TruncatedKey]!);
+            Assert.True(truncated > 0, $"{Path.GetFileName(dir)}: no response reached the 24-token limit in 3 steps");
+            Assert.All(rows, r => Assert.InRange((double)r[ExperimentReport.TruncatedKey]!, 0, 1));
+        }
+        var report = Path.Combine(_root, "report");
+        var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(report, "summary.json")))!;
+        foreach (var rung in summary["Rungs"]!.AsArray())
+        {
+            Assert.True((double)rung!["TruncatedShare"]!["Mean"]! > 0, rung.ToJsonString());
+            Assert.InRange((double)rung["ResponseLength"]!["Mean"]!, 1, 24);
+            Assert.True((double)rung["Entropy"]!["Mean"]! > 0, rung.ToJsonString());
+        }
+        var table = File.ReadAllText(Path.Combine(report, "table.md"));
+        Assert.Contains("| truncated % |", table);
+        XNamespace svg = "http://www.w3.org/2000/svg";
+        var truncatedLines = XDocument.Load(Path.Combine(report, "truncated_share.svg")).Descendants(svg + "polyline").ToList();
+        Assert.Equal(6, truncatedLines.Count);
+    }
+
+    [Fact]
+    public async Task Problems_whose_worked_solutions_do_not_fit_the_model_are_refused_before_anything_is_written()
+    {
+        var output = Path.Combine(_root, "refused");
+        await using var run = SiloProcess.Start(SiloProcess.SiloDll,
+            ["experiments", "--task", "chain", "--out", output, "--override", """{"Levels":[8],"TrainProblemsPerLevel":[10],"HeldOutProblemsPerLevel":[4],"Model":{"MaxSeqLen":60},"Dapo":{"MaxPromptLength":24,"MaxResponseLength":24,"OverlongCacheLength":8}}"""]);
+        Assert.Equal(2, await run.WaitForExitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Contains(run.Lines, l => l.StartsWith("Cannot use the recipe's data: Problem chain-L8-", StringComparison.Ordinal) &&
+                                        l.Contains("Model.MaxSeqLen is 60", StringComparison.Ordinal));
+        Assert.False(Directory.Exists(output));
     }
 }

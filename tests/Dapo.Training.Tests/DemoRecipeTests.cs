@@ -43,6 +43,37 @@ public sealed class DemoRecipeTests
     }
 
     [Fact]
+    public void The_chain_recipes_hard_levels_reach_the_length_limit_and_its_easy_ones_stay_clear_of_the_cache()
+    {
+        var recipe = DemoRecipe.ForTask("chain");
+        Assert.Same(DemoRecipe.Chain, recipe);
+        Assert.Empty(recipe.Validate());
+        var data = DemoData.Create(recipe);
+        Assert.Equal(recipe.TrainProblemsPerLevel.Sum(), data.Supervised.Count);
+        Assert.All(data.Supervised, e => Assert.True(e.Prompt.Length <= recipe.Dapo.MaxPromptLength));
+        var cacheStart = recipe.Dapo.MaxResponseLength - recipe.Dapo.OverlongCacheLength;
+        int[] LengthsOf(int levelIndex) => data.Supervised.Skip(recipe.TrainProblemsPerLevel.Take(levelIndex).Sum())
+            .Take(recipe.TrainProblemsPerLevel[levelIndex]).Select(e => e.Response.Length).ToArray();
+        // The easiest level's worked solutions are never punished; the hardest level's are punished or cut off.
+        Assert.True(LengthsOf(0).Max() <= cacheStart);
+        var hardest = LengthsOf(recipe.Levels.Count - 1);
+        Assert.True(hardest.Count(l => l > cacheStart) > hardest.Length / 2, $"{hardest.Count(l => l > cacheStart)} of {hardest.Length} in the cache or beyond");
+        Assert.Contains(hardest, l => l > recipe.Dapo.MaxResponseLength);
+        // Naive GRPO on the chain task is the same task.
+        Assert.Equal("chain", DemoRecipe.Named("grpo", "chain").Task);
+    }
+
+    [Fact]
+    public void A_task_or_level_the_generators_do_not_have_is_named()
+    {
+        Assert.Contains(DemoRecipe.Default with { Task = "poetry" } is var p ? p.Validate() : [], e => e.Contains("Task 'poetry'") && e.Contains("math, chain"));
+        Assert.Contains((DemoRecipe.Chain with { Levels = [1, 5, 7, 9, 15] }).Validate(), e => e == "Levels: 1 is not a level of task 'chain' (2-14).");
+        Assert.Contains((DemoRecipe.Chain with { Levels = [1, 5, 7, 9, 15] }).Validate(), e => e == "Levels: 15 is not a level of task 'chain' (2-14).");
+        var unknown = Assert.Throws<KeyNotFoundException>(() => DemoRecipe.ForTask("poetry"));
+        Assert.Contains("math, chain", unknown.Message);
+    }
+
+    [Fact]
     public void An_unknown_recipe_lists_the_known_ones()
     {
         var e = Assert.Throws<KeyNotFoundException>(() => DemoRecipe.Named("ppo"));

@@ -25,25 +25,48 @@ public sealed record ExperimentRun(AblationRecipe Rung, ulong Seed, IReadOnlyLis
 /// </summary>
 public static class ExperimentReport
 {
-    /// <summary>What the report wrote and the final numbers per rung.</summary>
+    /// <summary>What the report wrote and the numbers per rung.</summary>
     public sealed record Summary(IReadOnlyList<RungResult> Rungs, double WarmStartAccuracy, int K, IReadOnlyList<string> Files);
 
-    /// <param name="Mean">Mean over seeds of the final held-out avg@k.</param>
-    /// <param name="Spread">Max minus min over seeds.</param>
-    public sealed record RungResult(string Key, string Label, double? PaperAime, IReadOnlyList<double> Finals, double Mean, double Min,
-        double Max, double Spread, double MeanSecondsPerStep);
+    /// <summary>One number per seed, and its mean and spread.</summary>
+    public sealed record SeedStat(IReadOnlyList<double> PerSeed, double Mean, double Min, double Max)
+    {
+        public double Spread => Max - Min;
+
+        public static SeedStat Of(IReadOnlyList<double> values) =>
+            values.Count == 0 ? new SeedStat(values, double.NaN, double.NaN, double.NaN) : new SeedStat(values, values.Average(), values.Min(), values.Max());
+    }
+
+    /// <summary>A rung's numbers over its seeds: the final held-out scores, and what each run measured over all its
+    /// steps (the mean of the per-step values).</summary>
+    /// <param name="Accuracy">Final held-out avg@k.</param>
+    /// <param name="PassAtK">Final held-out pass@k.</param>
+    /// <param name="Entropy">Mean token entropy of the sampled responses, over the run.</param>
+    /// <param name="ResponseLength">Mean response length (tokens), over the run.</param>
+    /// <param name="TruncatedShare">Share of responses that reached the length limit, over the run.</param>
+    /// <param name="ClipUpper">Share of tokens clipped at the upper bound 1 + ε_high, over the run.</param>
+    /// <param name="ClipLower">Share of tokens clipped at the lower bound 1 − ε_low, over the run.</param>
+    /// <param name="SecondsPerStep">Mean seconds a step.</param>
+    public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat PassAtK, SeedStat Entropy,
+        SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep);
+
+    /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
+    public const string EntropyKey = "actor/entropy", LengthKey = "response_length/mean", TruncatedKey = "response_length/clip_ratio",
+        ClipUpperKey = "actor/pg_clipfrac_upper", ClipLowerKey = "actor/pg_clipfrac_lower_bound", StepSecondsKey = "timing/step_s";
 
     public static Summary Write(string directory, IReadOnlyList<ExperimentRun> runs, double warmStartAccuracy, int k)
     {
         Directory.CreateDirectory(directory);
         var accuracyKey = $"eval/avg@{k}";
+        var passKey = $"eval/pass@{k}";
         var files = new List<string>();
         var rungs = runs.GroupBy(r => r.Rung.Key).Select(g => g.ToList()).ToList();
         var results = rungs.Select(g =>
         {
-            var finals = g.Select(r => r.Series(accuracyKey).Last().Value).ToList();
-            return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, finals, finals.Average(), finals.Min(), finals.Max(),
-                finals.Max() - finals.Min(), g.Average(r => r.Steps.Average(s => r.Value(s, "timing/step_s"))));
+            SeedStat Final(string key) => SeedStat.Of(g.Select(r => r.Series(key).Select(p => p.Value).DefaultIfEmpty(double.NaN).Last()).ToList());
+            SeedStat OverRun(string key) => SeedStat.Of(g.Select(r => r.Series(key).Select(p => p.Value).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average()).ToList());
+            return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), Final(passKey), OverRun(EntropyKey),
+                OverRun(LengthKey), OverRun(TruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean);
         }).ToList();
 
         void Chart(string file, SvgLineChart chart)
@@ -76,15 +99,33 @@ public static class ExperimentReport
         foreach (var g in rungs) accuracy.Series.Add(Mean(g, accuracyKey, start: warmStartAccuracy));
         Chart("accuracy.svg", accuracy);
 
-        var entropy = new SvgLineChart("Entropy with and without Clip-Higher", "step", "mean token entropy");
-        foreach (var key in new[] { "overlong-filtering", "clip-higher", "dapo" })
-            if (Rung(key) is { } g) entropy.Series.Add(Mean(g, "actor/entropy", key == "overlong-filtering" ? "without Clip-Higher (" + g[0].Rung.Label.TrimStart('+', ' ') + ")" : g[0].Rung.Label));
-        if (entropy.Series.Count > 0) Chart("entropy.svg", entropy);
-
-        var length = new SvgLineChart("Response length: sample-level vs token-level loss", "step", "mean response length (tokens)");
-        foreach (var (key, name) in new[] { ("soft-overlong", "sample-level loss (seq-mean-token-mean)"), ("token-level", "token-level loss (token-mean)") })
-            if (Rung(key) is { } g) length.Series.Add(Mean(g, "response_length/mean", name));
-        if (length.Series.Count > 0) Chart("response_length.svg", length);
+        // The paper's figures, each a pair of rungs that differ by one component (the ladder adds them in turn).
+        void Pair(string file, string title, string yLabel, string key, (string Rung, string Name)[] lines, (double, double)? range = null, double? start = null)
+        {
+            var chart = new SvgLineChart(title, "step", yLabel) { YRange = range };
+            foreach (var (rung, name) in lines)
+                if (Rung(rung) is { } g) chart.Series.Add(Mean(g, key, name, start));
+            if (chart.Series.Count > 0) Chart(file, chart);
+        }
+        (string, string)[] clipHigher = [("overlong-filtering", "without Clip-Higher (ε_high 0.2)"), ("clip-higher", "with Clip-Higher (ε_high 0.28)")];
+        (string, string)[] tokenLevel = [("soft-overlong", "sample-level loss (seq-mean-token-mean)"), ("token-level", "token-level loss (token-mean)")];
+        (string, string)[] filtering = [("grpo", "without Overlong Filtering"), ("overlong-filtering", "with Overlong Filtering")];
+        (string, string)[] punishment = [("clip-higher", "without Soft Overlong Punishment"), ("soft-overlong", "with Soft Overlong Punishment")];
+        // Figure 2: accuracy and entropy, with and without clip-higher (full DAPO beside them).
+        Pair("entropy.svg", "Entropy with and without Clip-Higher (paper Fig. 2b)", "mean token entropy", EntropyKey, [.. clipHigher, ("dapo", "DAPO")]);
+        Pair("clip_higher_accuracy.svg", $"Held-out avg@{k} with and without Clip-Higher (paper Fig. 2a)", $"avg@{k}", accuracyKey, clipHigher, (0, 1), warmStartAccuracy);
+        Pair("clip_fraction_upper.svg", "Tokens clipped at the upper bound 1 + ε_high", "share of tokens", ClipUpperKey, clipHigher);
+        Pair("clip_fraction_lower.svg", "Tokens clipped at the lower bound 1 − ε_low", "share of tokens", ClipLowerKey, clipHigher);
+        // Figure 4: length and entropy, sample-level against token-level loss.
+        Pair("response_length.svg", "Response length: sample-level vs token-level loss (paper Fig. 4b)", "mean response length (tokens)", LengthKey, tokenLevel);
+        Pair("token_level_entropy.svg", "Entropy: sample-level vs token-level loss (paper Fig. 4a)", "mean token entropy", EntropyKey, tokenLevel);
+        // Figure 5: accuracy and entropy with and without overlong filtering; the soft punishment's effect on truncation.
+        Pair("overlong_accuracy.svg", $"Held-out avg@{k} with and without Overlong Filtering (paper Fig. 5a)", $"avg@{k}", accuracyKey, filtering, (0, 1), warmStartAccuracy);
+        Pair("overlong_entropy.svg", "Entropy with and without Overlong Filtering (paper Fig. 5b)", "mean token entropy", EntropyKey, filtering);
+        var truncated = new SvgLineChart("Truncated responses (reached the length limit)", "step", "share of responses") { YRange = (0, 1) };
+        foreach (var g in rungs) truncated.Series.Add(Mean(g, TruncatedKey));
+        Chart("truncated_share.svg", truncated);
+        Pair("soft_overlong_length.svg", "Response length with and without Soft Overlong Punishment", "mean response length (tokens)", LengthKey, punishment);
 
         if (Rung("dapo") is { } dapo)
         {
@@ -105,7 +146,7 @@ public static class ExperimentReport
             var stepCount = g.Min(r => r.Steps.Count);
             for (var i = 0; i < stepCount; i++)
             {
-                for (var j = 0; j < g.Count; j++) clock[j] += g[j].Value(g[j].Steps[i], "timing/step_s");
+                for (var j = 0; j < g.Count; j++) clock[j] += g[j].Value(g[j].Steps[i], StepSecondsKey);
                 var values = g.Select(r => r.Value(r.Steps[i], accuracyKey)).ToList();
                 if (values.All(double.IsFinite)) points.Add((clock.Average(), values.Average()));
             }
@@ -120,17 +161,24 @@ public static class ExperimentReport
         return summary with { Files = files };
     }
 
-    /// <summary>The ablation table in the paper's form, our numbers beside the paper's.</summary>
+    /// <summary>The ablation table in the paper's form, our numbers beside the paper's: each cell the mean over seeds,
+    /// with the spread (max − min) in brackets.</summary>
     public static string Table(Summary s)
     {
         var table = new StringBuilder();
-        var seeds = s.Rungs.Count == 0 ? 0 : s.Rungs[0].Finals.Count;
-        table.AppendLine(CultureInfo.InvariantCulture, $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K}, mean of {seeds} seed(s) | spread (max - min) | s/step |");
-        table.AppendLine("| --- | ---: | ---: | ---: | ---: |");
-        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | |");
+        var seeds = s.Rungs.Count == 0 ? 0 : s.Rungs[0].Accuracy.PerSeed.Count;
+        string Cell(SeedStat stat, double scale, string format) => !double.IsFinite(stat.Mean) ? "" : seeds > 1
+            ? string.Create(CultureInfo.InvariantCulture, $"{(stat.Mean * scale).ToString(format, CultureInfo.InvariantCulture)} ({(stat.Spread * scale).ToString(format, CultureInfo.InvariantCulture)})")
+            : (stat.Mean * scale).ToString(format, CultureInfo.InvariantCulture);
+        table.AppendLine(CultureInfo.InvariantCulture,
+            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | pass@{s.K} | entropy | length | truncated % | clipped ↑ % | clipped ↓ % | s/step |");
+        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | |");
         foreach (var r in s.Rungs)
             table.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Label} | {(r.PaperAime is { } p ? p.ToString(CultureInfo.InvariantCulture) : "")} | {r.Mean * 100:F1} | {r.Spread * 100:F1} | {r.MeanSecondsPerStep:F2} |");
+                $"| {r.Label} | {(r.PaperAime is { } p ? p.ToString(CultureInfo.InvariantCulture) : "")} | {Cell(r.Accuracy, 100, "F1")} | {Cell(r.PassAtK, 100, "F1")} | " +
+                $"{Cell(r.Entropy, 1, "F3")} | {Cell(r.ResponseLength, 1, "F1")} | {Cell(r.TruncatedShare, 100, "F1")} | {Cell(r.ClipUpper, 100, "F2")} | " +
+                $"{Cell(r.ClipLower, 100, "F2")} | {r.SecondsPerStep:F2} |");
         return table.ToString();
     }
 }

@@ -61,22 +61,7 @@ public static class SyntheticMathTask
     public static IReadOnlyList<SyntheticProblem> Generate(int level, SyntheticSplit split, int count, ulong seed)
     {
         CheckLevel(level);
-        ArgumentOutOfRangeException.ThrowIfNegative(count);
-        if (!Enum.IsDefined(split)) throw new ArgumentOutOfRangeException(nameof(split), split, "Unknown split.");
-        var rng = new DeterministicRandom(DeterministicRandom.Mix(DeterministicRandom.Mix(seed, (ulong)level), (ulong)split + 1));
-        var problems = new List<SyntheticProblem>(count);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var maxAttempts = 20_000 + 200L * count;
-        for (long attempt = 0; problems.Count < count; attempt++)
-        {
-            if (attempt >= maxAttempts)
-                throw new InvalidOperationException(
-                    $"Level {level} gave only {problems.Count} distinct {split} problems in {maxAttempts} draws; {count} were asked for.");
-            var problem = Draw(level, rng);
-            if (SplitOf(problem.Problem) != split || !seen.Add(problem.Problem)) continue;
-            problems.Add(problem);
-        }
-        return problems;
+        return SyntheticGeneration.Distinct(level, split, count, seed, rng => Draw(level, rng));
     }
 
     /// <summary>One problem of <paramref name="level"/> from <paramref name="rng"/> (either split).</summary>

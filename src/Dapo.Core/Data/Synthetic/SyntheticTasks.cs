@@ -1,0 +1,36 @@
+namespace Dapo.Core.Data.Synthetic;
+
+/// <summary>The synthetic task families by name, for recipes: "math" (<see cref="SyntheticMathTask"/>, short worked
+/// solutions) and "chain" (<see cref="SyntheticChainTask"/>, solutions that grow with the level).</summary>
+public static class SyntheticTasks
+{
+    /// <summary>Multi-step arithmetic, short worked solutions (the demo's task).</summary>
+    public const string Math = "math";
+
+    /// <summary>Running sums, solutions that grow with the level.</summary>
+    public const string Chain = "chain";
+
+    /// <summary>The known task names.</summary>
+    public static IReadOnlyList<string> Names { get; } = [Math, Chain];
+
+    /// <summary>The easiest and hardest level of <paramref name="task"/>.</summary>
+    /// <exception cref="KeyNotFoundException">Unknown task; the message lists the known ones.</exception>
+    public static (int Min, int Max) Levels(string task) => task switch
+    {
+        Math => (SyntheticMathTask.MinLevel, SyntheticMathTask.MaxLevel),
+        Chain => (SyntheticChainTask.MinLevel, SyntheticChainTask.MaxLevel),
+        _ => throw Unknown(task),
+    };
+
+    /// <summary><paramref name="count"/> distinct problems of <paramref name="task"/>'s <paramref name="level"/> in
+    /// <paramref name="split"/>, deterministic from <paramref name="seed"/>.</summary>
+    public static IReadOnlyList<SyntheticProblem> Generate(string task, int level, SyntheticSplit split, int count, ulong seed) => task switch
+    {
+        Math => SyntheticMathTask.Generate(level, split, count, seed),
+        Chain => SyntheticChainTask.Generate(level, split, count, seed),
+        _ => throw Unknown(task),
+    };
+
+    private static KeyNotFoundException Unknown(string task) =>
+        new($"Unknown synthetic task '{task}'; known: {string.Join(", ", Names)}.");
+}
