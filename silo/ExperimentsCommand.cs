@@ -113,7 +113,13 @@ internal static class ExperimentsCommand
         Directory.CreateDirectory(directory);
         var total = Stopwatch.StartNew();
         Console.WriteLine($"experiments: {ladder.Count} recipe(s) x {seeds.Count} seed(s), {baseRecipe.Steps} steps each, {parallel} at a time, into {directory}");
-        var (weights, warmAccuracy) = baseRecipe.ModelDirectory is null ? await WarmStartAsync(directory, baseRecipe, cancellationToken) : (null, double.NaN);
+        string? weights = null;
+        var warmAccuracy = double.NaN;
+        if (baseRecipe.ModelDirectory is null)
+        {
+            if (await WarmStartAsync(directory, baseRecipe, cancellationToken) is not { } warm) return 2;
+            (weights, warmAccuracy) = warm;
+        }
         // Every run keeps one core busy (the recipe's engine thread), so runs go side by side up to --parallel.
         var jobs = ladder.SelectMany(rung => seeds.Select(seed => (Rung: rung, Seed: seed))).ToList();
         var outcomes = new ExperimentRun?[jobs.Count];
@@ -158,14 +164,26 @@ internal static class ExperimentsCommand
         return 0;
     }
 
-    /// <summary>The shared warm-start: trained once, its weights and held-out accuracy kept in the results directory.</summary>
-    private static async Task<(string Weights, double Accuracy)> WarmStartAsync(string directory, DemoRecipe recipe, CancellationToken cancellationToken)
+    /// <summary>The shared warm-start: trained once, its weights and held-out accuracy kept in the results directory
+    /// with what it was trained on; null (after saying why) when the directory's warm-start is another recipe's.</summary>
+    private static async Task<(string Weights, double Accuracy)?> WarmStartAsync(string directory, DemoRecipe recipe, CancellationToken cancellationToken)
     {
         var weights = Path.Combine(directory, "warm-start.weights");
         var info = Path.Combine(directory, "warm-start.json");
+        var trainedOn = WarmStartRecipe(recipe);
         if (File.Exists(weights) && File.Exists(info))
         {
             var saved = JsonSerializer.Deserialize<WarmStartInfo>(File.ReadAllText(info))!;
+            // Written before warm-starts recorded their recipe: reused as it is.
+            if (saved.Recipe is not null && saved.Recipe != trainedOn)
+            {
+                var before = System.Text.Json.Nodes.JsonNode.Parse(saved.Recipe)!.AsObject();
+                var now = System.Text.Json.Nodes.JsonNode.Parse(trainedOn)!.AsObject();
+                var differs = now.Where(kv => !System.Text.Json.Nodes.JsonNode.DeepEquals(kv.Value, before[kv.Key])).Select(kv => kv.Key);
+                Console.Error.WriteLine($"warm-start: {weights} was trained for another recipe (it differs in {string.Join(", ", differs)}); " +
+                                        "give another --out, or delete warm-start.* there to train a new one (its finished runs started from the old one).");
+                return null;
+            }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"warm-start: reusing {weights} (held-out avg@k {saved.Accuracy:P1})"));
             return (weights, saved.Accuracy);
         }
@@ -189,11 +207,17 @@ internal static class ExperimentsCommand
         await using (var file = File.Create(weights))
         await using (var content = exported.OpenRead())
             await content.CopyToAsync(file, cancellationToken);
-        await File.WriteAllTextAsync(info, JsonSerializer.Serialize(new WarmStartInfo(result.Steps, accuracy, watch.Elapsed.TotalSeconds)), cancellationToken);
+        await File.WriteAllTextAsync(info, JsonSerializer.Serialize(new WarmStartInfo(result.Steps, accuracy, watch.Elapsed.TotalSeconds, trainedOn)), cancellationToken);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"warm-start: {result.Steps} steps ({result.Stop}) in {watch.Elapsed.TotalSeconds:F0}s, held-out avg@k {accuracy:P1}"));
         return (weights, accuracy);
     }
 
-    private sealed record WarmStartInfo(int Steps, double Accuracy, double Seconds);
+    /// <summary>What a warm-start depends on: the task, its problems, the prompt, the model and the supervised settings.</summary>
+    private static string WarmStartRecipe(DemoRecipe r) => JsonSerializer.Serialize(new
+    {
+        r.Task, r.Levels, r.TrainProblemsPerLevel, r.HeldOutProblemsPerLevel, r.DataSeed, r.PromptTemplate, r.Model, r.WarmStart,
+    });
+
+    private sealed record WarmStartInfo(int Steps, double Accuracy, double Seconds, string? Recipe = null);
 }

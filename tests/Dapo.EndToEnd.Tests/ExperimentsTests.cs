@@ -96,6 +96,16 @@ public sealed class ExperimentsTests : IDisposable
         var table = File.ReadAllText(Path.Combine(report, "table.md"));
         Assert.Contains("| truncated % |", table);
         XNamespace svg = "http://www.w3.org/2000/svg";
+
+        // The directory's warm-start belongs to these levels: other levels are refused, and the finished runs stay.
+        var metrics = Directory.GetDirectories(Path.Combine(_root, "runs")).ToDictionary(d => d, d => File.ReadAllText(Path.Combine(d, "metrics.jsonl")));
+        await using (var other = SiloProcess.Start(SiloProcess.SiloDll,
+                         ["experiments", "--task", "chain", "--out", _root, "--seeds", "7", "--override", TestRecipes.TinyChain(steps: 3).Replace("\"Levels\":[3,8]", "\"Levels\":[3,7]")]))
+        {
+            Assert.Equal(2, await other.WaitForExitAsync(TimeSpan.FromMinutes(1)));
+            Assert.Contains(other.Lines, l => l.Contains("was trained for another recipe (it differs in Levels)", StringComparison.Ordinal));
+        }
+        Assert.All(metrics, m => Assert.Equal(m.Value, File.ReadAllText(Path.Combine(m.Key, "metrics.jsonl"))));
         var truncatedLines = XDocument.Load(Path.Combine(report, "truncated_share.svg")).Descendants(svg + "polyline").ToList();
         Assert.Equal(6, truncatedLines.Count);
     }
