@@ -278,7 +278,8 @@ public sealed record DemoRecipe
     /// <item>A 4-token overlong cache (the soft punishment from 60 tokens), not the paper's fifth of the limit: with 16
     /// (from 48) the punishment reached the correct solutions of levels 7 and 8, and the soft-punishment rung learned to
     /// stop by 48 tokens (truncated share 0 %, held-out 55 → 24 % in 80 steps); with 4 it still ends truncation (0–1 %
-    /// by step 40) and held-out went up instead (56 % at step 40 against 44 % without it).</item>
+    /// by step 40) without that collapse (held-out 46 / 56 / 50 / 45 % at steps 20–80, against 55 / 44 / 49 / 55 %
+    /// without it: one seed, within its noise).</item>
     /// <item>The warm-start runs to 40 % held-out, not the math task's 20 %: from the 25 % policy of the first check
     /// past 20 %, RL at the math recipe's learning rate lost held-out accuracy (16.6 → 9.4 % in 20 steps) and at 1e-4
     /// gained slowly (→ 24.9 % in 60 steps); from 48 % it gained at once (→ 52.7 % in 20 steps).</item>
