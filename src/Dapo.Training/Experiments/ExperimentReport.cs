@@ -26,7 +26,42 @@ public sealed record ExperimentRun(AblationRecipe Rung, ulong Seed, IReadOnlyLis
 public static class ExperimentReport
 {
     /// <summary>What the report wrote and the numbers per rung.</summary>
-    public sealed record Summary(IReadOnlyList<RungResult> Rungs, double WarmStartAccuracy, int K, IReadOnlyList<string> Files);
+    public sealed record Summary(IReadOnlyList<RungResult> Rungs, double WarmStartAccuracy, int K, IReadOnlyList<string> Files)
+    {
+        /// <summary>What each component changes: every pair of <see cref="Components"/> present, on every metric of the table.</summary>
+        public IReadOnlyList<Effect> Effects => [.. Components.SelectMany(c =>
+            Rungs.FirstOrDefault(r => r.Key == c.From) is { } from && Rungs.FirstOrDefault(r => r.Key == c.To) is { } to
+                ? Metrics.Select(m => new Effect(c.Name, m.Name, (m.Of(to).Mean - m.Of(from).Mean) * m.Scale, Separated(m.Of(from), m.Of(to))))
+                : [])];
+    }
+
+    /// <summary>The change a component makes to one metric: the difference of the seed means (with − without, in the
+    /// table's units: points for shares), and
+    /// whether it is beyond the seed spread: every seed of one rung on the same side of every seed of the other.
+    /// One seed is never beyond its spread.</summary>
+    public sealed record Effect(string Component, string Metric, double Difference, bool BeyondSpread);
+
+    /// <summary>The components the ladder adds, each as the pair of rungs that differ by it alone; the last pair is the
+    /// whole of DAPO against naive GRPO.</summary>
+    public static IReadOnlyList<(string Name, string From, string To)> Components { get; } =
+    [
+        ("Overlong Filtering", "grpo", "overlong-filtering"),
+        ("Clip-Higher", "overlong-filtering", "clip-higher"),
+        ("Soft Overlong Punishment", "clip-higher", "soft-overlong"),
+        ("Token-level Loss", "soft-overlong", "token-level"),
+        ("Dynamic Sampling", "token-level", "dapo"),
+        ("DAPO vs naive GRPO", "grpo", "dapo"),
+    ];
+
+    // Each metric of the effects table with the scale and format of its column in the rung table.
+    private static readonly (string Name, Func<RungResult, SeedStat> Of, double Scale, string Format)[] Metrics =
+    [
+        ("final avg@k %", r => r.Accuracy, 100, "F1"), ("run-mean avg@k %", r => r.MeanAccuracy, 100, "F1"), ("entropy", r => r.Entropy, 1, "F3"),
+        ("length", r => r.ResponseLength, 1, "F1"), ("truncated %", r => r.TruncatedShare, 100, "F1"), ("clipped ↑ %", r => r.ClipUpper, 100, "F2"),
+    ];
+
+    private static bool Separated(SeedStat a, SeedStat b) =>
+        a.PerSeed.Count > 1 && b.PerSeed.Count > 1 && (b.Min > a.Max || b.Max < a.Min);
 
     /// <summary>One number per seed, and its mean and spread.</summary>
     public sealed record SeedStat(IReadOnlyList<double> PerSeed, double Mean, double Min, double Max)
@@ -40,6 +75,8 @@ public static class ExperimentReport
     /// <summary>A rung's numbers over its seeds: the final held-out scores, and what each run measured over all its
     /// steps (the mean of the per-step values).</summary>
     /// <param name="Accuracy">Final held-out avg@k.</param>
+    /// <param name="MeanAccuracy">Held-out avg@k averaged over the run's evaluations (the warm-start's excluded): less
+    /// noisy than the final one, since every evaluation samples afresh.</param>
     /// <param name="PassAtK">Final held-out pass@k.</param>
     /// <param name="Entropy">Mean token entropy of the sampled responses, over the run.</param>
     /// <param name="ResponseLength">Mean response length (tokens), over the run.</param>
@@ -47,7 +84,7 @@ public static class ExperimentReport
     /// <param name="ClipUpper">Share of tokens clipped at the upper bound 1 + ε_high, over the run.</param>
     /// <param name="ClipLower">Share of tokens clipped at the lower bound 1 − ε_low, over the run.</param>
     /// <param name="SecondsPerStep">Mean seconds a step.</param>
-    public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat PassAtK, SeedStat Entropy,
+    public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat MeanAccuracy, SeedStat PassAtK, SeedStat Entropy,
         SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep);
 
     /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
@@ -65,7 +102,7 @@ public static class ExperimentReport
         {
             SeedStat Final(string key) => SeedStat.Of(g.Select(r => r.Series(key).Select(p => p.Value).DefaultIfEmpty(double.NaN).Last()).ToList());
             SeedStat OverRun(string key) => SeedStat.Of(g.Select(r => r.Series(key).Select(p => p.Value).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average()).ToList());
-            return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), Final(passKey), OverRun(EntropyKey),
+            return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
                 OverRun(LengthKey), OverRun(TruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean);
         }).ToList();
 
@@ -162,23 +199,41 @@ public static class ExperimentReport
     }
 
     /// <summary>The ablation table in the paper's form, our numbers beside the paper's: each cell the mean over seeds,
-    /// with the spread (max − min) in brackets.</summary>
+    /// with the spread (max − min) in brackets; then what each component changes, and whether beyond the spread.</summary>
     public static string Table(Summary s)
     {
         var table = new StringBuilder();
         var seeds = s.Rungs.Count == 0 ? 0 : s.Rungs[0].Accuracy.PerSeed.Count;
+        string Number(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
         string Cell(SeedStat stat, double scale, string format) => !double.IsFinite(stat.Mean) ? "" : seeds > 1
-            ? string.Create(CultureInfo.InvariantCulture, $"{(stat.Mean * scale).ToString(format, CultureInfo.InvariantCulture)} ({(stat.Spread * scale).ToString(format, CultureInfo.InvariantCulture)})")
-            : (stat.Mean * scale).ToString(format, CultureInfo.InvariantCulture);
+            ? $"{Number(stat.Mean * scale, format)} ({Number(stat.Spread * scale, format)})"
+            : Number(stat.Mean * scale, format);
         table.AppendLine(CultureInfo.InvariantCulture,
-            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | pass@{s.K} | entropy | length | truncated % | clipped ↑ % | clipped ↓ % | s/step |");
-        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | |");
+            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | run-mean avg@{s.K} | pass@{s.K} | entropy | length | truncated % | clipped ↑ % | clipped ↓ % | s/step |");
+        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | | |");
         foreach (var r in s.Rungs)
             table.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.Label} | {(r.PaperAime is { } p ? p.ToString(CultureInfo.InvariantCulture) : "")} | {Cell(r.Accuracy, 100, "F1")} | {Cell(r.PassAtK, 100, "F1")} | " +
-                $"{Cell(r.Entropy, 1, "F3")} | {Cell(r.ResponseLength, 1, "F1")} | {Cell(r.TruncatedShare, 100, "F1")} | {Cell(r.ClipUpper, 100, "F2")} | " +
-                $"{Cell(r.ClipLower, 100, "F2")} | {r.SecondsPerStep:F2} |");
+                $"| {r.Label} | {(r.PaperAime is { } p ? p.ToString(CultureInfo.InvariantCulture) : "")} | {Cell(r.Accuracy, 100, "F1")} | {Cell(r.MeanAccuracy, 100, "F1")} | " +
+                $"{Cell(r.PassAtK, 100, "F1")} | {Cell(r.Entropy, 1, "F3")} | {Cell(r.ResponseLength, 1, "F1")} | {Cell(r.TruncatedShare, 100, "F1")} | " +
+                $"{Cell(r.ClipUpper, 100, "F2")} | {Cell(r.ClipLower, 100, "F2")} | {r.SecondsPerStep:F2} |");
+
+        var effects = s.Effects;
+        if (effects.Count == 0) return table.ToString();
+        table.AppendLine();
+        table.AppendLine("What each component changes: the difference of the seed means, with it − without it; ** marks a difference beyond the seed spread (every seed of one rung past every seed of the other).");
+        table.AppendLine();
+        table.AppendLine($"| Component | {string.Join(" | ", Metrics.Select(m => m.Name.Replace("@k", $"@{s.K}", StringComparison.Ordinal)))} |");
+        table.AppendLine($"| --- |{string.Concat(Metrics.Select(_ => " ---: |"))}");
+        foreach (var component in effects.GroupBy(e => e.Component))
+            table.AppendLine($"| {component.Key} | {string.Join(" | ", component.Select(e =>
+            {
+                if (!double.IsFinite(e.Difference)) return "";
+                // Signed, and a difference that rounds to zero as +0.0 rather than -0.0.
+                var text = Number(e.Difference, Metrics.First(m => m.Name == e.Metric).Format);
+                text = double.Parse(text, CultureInfo.InvariantCulture) < 0 ? text : "+" + text.TrimStart('-');
+                return e.BeyondSpread ? $"**{text}**" : text;
+            }))} |");
         return table.ToString();
     }
 }

@@ -1,0 +1,67 @@
+using System.Text.Json.Nodes;
+using Dapo.Training.Experiments;
+
+namespace Dapo.Training.Tests.Experiments;
+
+public sealed class ExperimentReportTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("dapo-report-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    /// <summary>A run of two steps, each evaluated, with the given held-out accuracies and entropies; every other metric the same.</summary>
+    private static ExperimentRun Run(AblationRecipe rung, ulong seed, double[] accuracy, double[] entropy) =>
+        new(rung, seed, [.. accuracy.Select((a, i) => new JsonObject
+        {
+            ["step"] = i + 1, ["eval/avg@8"] = a, ["eval/pass@8"] = a, [ExperimentReport.EntropyKey] = entropy[i],
+            [ExperimentReport.LengthKey] = 10.0, [ExperimentReport.TruncatedKey] = 0.1, [ExperimentReport.StepSecondsKey] = 1.0,
+            [ExperimentReport.ClipUpperKey] = 0.001, [ExperimentReport.ClipLowerKey] = 0.001, ["train/num_gen_batches"] = 1.0, ["train/filtered_fraction"] = 0.0,
+        })]);
+
+    [Fact]
+    public void Rungs_carry_the_run_mean_accuracy_and_each_components_effect_says_whether_it_is_beyond_the_seed_spread()
+    {
+        var ladder = AblationLadder.Build(DemoRecipe.Default);
+        AblationRecipe Rung(string key) => ladder.Single(r => r.Key == key);
+        ExperimentRun[] runs =
+        [
+            // Without clip-higher: entropies 0.10-0.12 over the run; with it: 0.20-0.21 for every seed (beyond the spread).
+            Run(Rung("overlong-filtering"), 1, [0.4, 0.6], [0.10, 0.10]),
+            Run(Rung("overlong-filtering"), 2, [0.5, 0.5], [0.12, 0.12]),
+            Run(Rung("clip-higher"), 1, [0.3, 0.7], [0.20, 0.20]),
+            Run(Rung("clip-higher"), 2, [0.6, 0.4], [0.21, 0.21]),
+        ];
+
+        var summary = ExperimentReport.Write(_directory, runs, warmStartAccuracy: 0.3, k: 8);
+
+        var clipHigher = summary.Rungs.Single(r => r.Key == "clip-higher");
+        Assert.Equal([0.7, 0.4], clipHigher.Accuracy.PerSeed);
+        Assert.Equal(0.5, clipHigher.MeanAccuracy.PerSeed[0], 12);
+        Assert.Equal(0.5, clipHigher.MeanAccuracy.PerSeed[1], 12);
+        // Only the clip-higher pair is present; its entropy rose beyond the spread, its accuracy did not.
+        var effects = summary.Effects;
+        Assert.All(effects, e => Assert.Equal("Clip-Higher", e.Component));
+        var entropy = effects.Single(e => e.Metric == "entropy");
+        Assert.Equal(0.095, entropy.Difference, 12);
+        Assert.True(entropy.BeyondSpread);
+        var final = effects.Single(e => e.Metric == "final avg@k %");
+        Assert.Equal(0.0, final.Difference, 9);
+        Assert.False(final.BeyondSpread);
+
+        var table = File.ReadAllText(Path.Combine(_directory, "table.md"));
+        Assert.Contains("| + Clip-Higher | 38 | 55.0 (30.0) | 50.0 (0.0) |", table);
+        Assert.Contains("| Clip-Higher | +0.0 | +0.0 | **+0.095** | +0.0 | +0.0 | +0.00 |", table);
+        Assert.Contains("\"BeyondSpread\": true", File.ReadAllText(Path.Combine(_directory, "summary.json")));
+    }
+
+    [Fact]
+    public void One_seed_is_never_beyond_its_spread()
+    {
+        var ladder = AblationLadder.Build(DemoRecipe.Default);
+        var summary = ExperimentReport.Write(_directory,
+            [Run(ladder[0], 1, [0.1, 0.1], [0.1, 0.1]), Run(ladder[5], 1, [0.9, 0.9], [0.5, 0.5])], warmStartAccuracy: 0.3, k: 8);
+        var effect = Assert.Single(summary.Effects, e => e.Component == "DAPO vs naive GRPO" && e.Metric == "final avg@k %");
+        Assert.Equal(80.0, effect.Difference, 9);
+        Assert.False(effect.BeyondSpread);
+    }
+}
