@@ -95,6 +95,17 @@ public sealed class ExperimentsTests : IDisposable
         }
         var table = File.ReadAllText(Path.Combine(report, "table.md"));
         Assert.Contains("| truncated % |", table);
+        Assert.Contains("| run-mean avg@2 |", table);
+        // The run-mean held-out score is the mean of the run's evaluations (one seed: that run's).
+        foreach (var rung in summary["Rungs"]!.AsArray())
+        {
+            var evaluations = File.ReadAllLines(Path.Combine(_root, "runs", $"{rung!["Key"]}-seed7", "metrics.jsonl"))
+                .Select(l => (double)JsonNode.Parse(l)!["eval/avg@2"]!).ToList();
+            Assert.Equal(evaluations.Average(), (double)rung["MeanAccuracy"]!["Mean"]!, 9);
+        }
+        // What each component changes: one row per component of the ladder.
+        foreach (var (component, _, _) in ExperimentReport.Components)
+            Assert.Contains($"| {component} | ", table);
         XNamespace svg = "http://www.w3.org/2000/svg";
 
         // The directory's warm-start belongs to these levels: other levels are refused, and the finished runs stay.
