@@ -36,9 +36,8 @@ public static class ExperimentReport
     }
 
     /// <summary>The change a component makes to one metric: the difference of the seed means (with − without, in the
-    /// table's units: points for shares), and
-    /// whether it is beyond the seed spread: every seed of one rung on the same side of every seed of the other.
-    /// One seed is never beyond its spread.</summary>
+    /// table's units: points for shares), and whether it is beyond the seed spread: every seed of one rung on the same
+    /// side of every seed of the other. One seed is never beyond its spread.</summary>
     public sealed record Effect(string Component, string Metric, double Difference, bool BeyondSpread);
 
     /// <summary>The components the ladder adds, each as the pair of rungs that differ by it alone; the last pair is the
