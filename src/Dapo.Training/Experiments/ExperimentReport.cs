@@ -228,9 +228,9 @@ public static class ExperimentReport
             table.AppendLine($"| {component.Key} | {string.Join(" | ", component.Select(e =>
             {
                 if (!double.IsFinite(e.Difference)) return "";
-                // Signed, and a difference that rounds to zero as +0.0 rather than -0.0.
-                var text = Number(e.Difference, Metrics.First(m => m.Name == e.Metric).Format);
-                text = double.Parse(text, CultureInfo.InvariantCulture) < 0 ? text : "+" + text.TrimStart('-');
+                // Signed; the third section makes a difference that rounds to zero +0.0 rather than -0.0.
+                var decimals = new string('0', int.Parse(Metrics.First(m => m.Name == e.Metric).Format[1..], CultureInfo.InvariantCulture));
+                var text = Number(e.Difference, $"+0.{decimals};-0.{decimals};+0.{decimals}");
                 return e.BeyondSpread ? $"**{text}**" : text;
             }))} |");
         return table.ToString();
