@@ -21,7 +21,7 @@ internal static class ExperimentsCommand
     {
         var output = new Option<string>("--out") { Description = "Results directory", DefaultValueFactory = _ => "results" };
         var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds", DefaultValueFactory = _ => "42,43,44" };
-        var rungs = new Option<string>("--recipes") { Description = "Comma-separated rungs (default: all)" };
+        var rungs = new Option<string>("--recipes") { Description = "Comma-separated rungs (default: the six of the paper's ladder; dapo-no-* rungs, full DAPO less one component, run when named)" };
         var steps = new Option<int?>("--steps") { Description = "DAPO steps per run (default: the recipe's)" };
         var evaluate = new Option<int?>("--eval-every") { Description = "Held-out evaluation every N steps (default: the recipe's)" };
         var overrides = new Option<string>("--override") { Description = "JSON merged into the base recipe (applies to every rung)" };
@@ -70,14 +70,16 @@ internal static class ExperimentsCommand
             var ladder = AblationLadder.Build(baseRecipe);
             if (result.GetValue(rungs) is { } names)
             {
+                // The leave-one-out rungs run only when named.
+                IReadOnlyList<AblationRecipe> known = [.. ladder, .. AblationLadder.LeaveOneOut(baseRecipe)];
                 var wanted = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-                var unknown = wanted.Where(w => ladder.All(r => r.Key != w)).ToList();
+                var unknown = wanted.Where(w => known.All(r => r.Key != w)).ToList();
                 if (unknown.Count > 0)
                 {
-                    Console.Error.WriteLine($"--recipes: unknown '{unknown[0]}'; known: {string.Join(", ", ladder.Select(r => r.Key))}.");
+                    Console.Error.WriteLine($"--recipes: unknown '{unknown[0]}'; known: {string.Join(", ", known.Select(r => r.Key))}.");
                     return 2;
                 }
-                ladder = ladder.Where(r => wanted.Contains(r.Key)).ToList();
+                ladder = known.Where(r => wanted.Contains(r.Key)).ToList();
             }
             foreach (var error in ladder.SelectMany(r => r.Recipe.Validate()).Distinct())
             {

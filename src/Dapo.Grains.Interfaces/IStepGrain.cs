@@ -127,6 +127,7 @@ public sealed record StepLedger(
 /// <param name="Decided">Order of the decision within the step (accepted groups train in this order).</param>
 /// <param name="CarryOut">Accepted after the step met its target, offered to the next step.</param>
 /// <param name="Opening">The opening of the step the entry belongs to (a restarted learner opens a step again).</param>
+/// <param name="TruncatedShare">Share of the group's responses cut off at the length limit, once judged.</param>
 [GenerateSerializer, Immutable]
 public sealed record PromptEntry(
     [property: Id(0)] int Step,
@@ -141,7 +142,8 @@ public sealed record PromptEntry(
     [property: Id(9)] double? MeanLength,
     [property: Id(10)] int Responses,
     [property: Id(11)] bool CarryOut,
-    [property: Id(12)] int Opening);
+    [property: Id(12)] int Opening,
+    [property: Id(13)] double? TruncatedShare = null);
 
 /// <summary>A leased prompt group: everything a rollout grain needs to sample it and find its prompt grain.</summary>
 [GenerateSerializer, Immutable]
@@ -157,6 +159,7 @@ public sealed record WorkItem(
 }
 
 /// <summary>A complete group as its prompt grain reports it to the step.</summary>
+/// <param name="TruncatedShare">Share of the group's responses cut off at the length limit.</param>
 [GenerateSerializer, Immutable]
 public sealed record GroupReport(
     [property: Id(0)] long PromptId,
@@ -165,7 +168,8 @@ public sealed record GroupReport(
     [property: Id(3)] string Why,
     [property: Id(4)] double Accuracy,
     [property: Id(5)] double MeanLength,
-    [property: Id(6)] int Responses);
+    [property: Id(6)] int Responses,
+    [property: Id(7)] double TruncatedShare);
 
 /// <summary>What the step did with a reported group.</summary>
 public enum ReportOutcome

@@ -84,6 +84,11 @@ public sealed class ExperimentsTests : IDisposable
             var truncated = rows.Sum(r => (double)r[ExperimentReport.TruncatedKey]!);
             Assert.True(truncated > 0, $"{Path.GetFileName(dir)}: no response reached the 24-token limit in 3 steps");
             Assert.All(rows, r => Assert.InRange((double)r[ExperimentReport.TruncatedKey]!, 0, 1));
+            // What the policy generated, filtered groups included: without dynamic sampling every judged group is
+            // trained on, so it is the batch's share exactly; DAPO drops all-wrong groups, the cut-off ones among them.
+            if (!Path.GetFileName(dir).StartsWith("dapo-", StringComparison.Ordinal))
+                Assert.All(rows, r => Assert.Equal((double)r[ExperimentReport.TruncatedKey]!, (double)r["sampled/truncated_share"]!, 9));
+            else Assert.True(rows.Sum(r => (double)r["sampled/truncated_share"]!) > 0, $"{dir}: DAPO generated no truncated response");
         }
         var report = Path.Combine(_root, "report");
         var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(report, "summary.json")))!;
@@ -103,9 +108,13 @@ public sealed class ExperimentsTests : IDisposable
                 .Select(l => (double)JsonNode.Parse(l)!["eval/avg@2"]!).ToList();
             Assert.Equal(evaluations.Average(), (double)rung["MeanAccuracy"]!["Mean"]!, 9);
         }
-        // What each component changes: one row per component of the ladder.
-        foreach (var (component, _, _) in ExperimentReport.Components)
-            Assert.Contains($"| {component} | ", table);
+        // What each component changes: one row per component of the ladder; none for the leave-one-out rungs, which
+        // run only when named.
+        foreach (var (component, from, _) in ExperimentReport.Components)
+        {
+            if (from.StartsWith("dapo-no-", StringComparison.Ordinal)) Assert.DoesNotContain($"| {component} | ", table);
+            else Assert.Contains($"| {component} | ", table);
+        }
         XNamespace svg = "http://www.w3.org/2000/svg";
 
         // The directory's warm-start belongs to these levels: other levels are refused, and the finished runs stay.

@@ -358,7 +358,9 @@ public sealed partial class LearnerGrain(
         var generated = closed.Judged.Sum(p => p.MeanLength!.Value * p.Responses);
         var workers = groups.SelectMany(g => g.Slots.Select(s => s.Worker)).Distinct().Count();
         var report = new StepReport(RunId, step, Recipe.Steps, metrics,
-            closed.Judged.Count == 0 ? 0 : closed.Judged.Average(p => p.Accuracy!.Value), (generated + update.ScoredTokens) / watch.Elapsed.TotalSeconds,
+            closed.Judged.Count == 0 ? 0 : closed.Judged.Average(p => p.Accuracy!.Value),
+            closed.Judged.Count == 0 ? 0 : closed.Judged.Sum(p => (p.TruncatedShare ?? 0) * p.Responses) / closed.Judged.Sum(p => p.Responses),
+            (generated + update.ScoredTokens) / watch.Elapsed.TotalSeconds,
             watch.Elapsed, samplingTime, trainingTime, coordination.Grains - grainsBefore, coordination.Blobs - blobsBefore, coordination.EngineIdle - idleBefore, workers,
             evaluation, checkpoint);
         // The metrics row before the checkpoint: every step a checkpoint includes has its row.
@@ -412,6 +414,7 @@ public sealed partial class LearnerGrain(
         foreach (var (key, value) in r.Metrics.ToDictionary()) row[key] = value;
         row["step"] = r.Step;
         row["sampled/accuracy"] = r.SampledAccuracy;
+        row["sampled/truncated_share"] = r.SampledTruncatedShare;
         row["timing/step_s"] = r.StepTime.TotalSeconds;
         row["timing/sampling_s"] = r.SamplingTime.TotalSeconds;
         row["timing/training_s"] = r.TrainingTime.TotalSeconds;

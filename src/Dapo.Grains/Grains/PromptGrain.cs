@@ -70,7 +70,8 @@ public sealed class PromptGrain(
         if (group.Status is not (PromptStatus.Accepted or PromptStatus.Filtered)) return null;
         var outcomes = Outcomes(group);
         return new GroupReport(group.Work.PromptId, group.Work.PolicyVersion, group.Status == PromptStatus.Accepted,
-            group.Reason, outcomes.Average(o => o.Correct ? 1.0 : 0.0), outcomes.Average(o => (double)o.Length), outcomes.Length);
+            group.Reason, outcomes.Average(o => o.Correct ? 1.0 : 0.0), outcomes.Average(o => (double)o.Length), outcomes.Length,
+            outcomes.Average(o => o.Truncated ? 1.0 : 0.0));
     }
 
     /// <summary>A step's outcome as the submitter sees it.</summary>

@@ -210,7 +210,11 @@ public sealed partial class StepGrain(
         if (report.PolicyVersion != ledger.PolicyVersion || ledger.Phase != StepPhase.Sampling || (ledger.StopReason is not null && !surplus))
             return ReportOutcome.Stale;
         ledger = ledger with { InFlight = ledger.InFlight - 1 };
-        entry = entry with { Accuracy = report.Accuracy, MeanLength = report.MeanLength, Responses = report.Responses, Decided = ++S.Decisions };
+        entry = entry with
+        {
+            Accuracy = report.Accuracy, MeanLength = report.MeanLength, Responses = report.Responses, TruncatedShare = report.TruncatedShare,
+            Decided = ++S.Decisions,
+        };
         if (!report.Informative)
         {
             entry = entry with { Status = PromptStatus.Filtered, Reason = report.Why };

@@ -7,13 +7,15 @@ namespace Dapo.Grains.Hosting;
 
 /// <summary>One trained step, as the learner reports it.</summary>
 /// <param name="SampledAccuracy">Accuracy over every group judged in the step (accepted and filtered).</param>
+/// <param name="SampledTruncatedShare">Share of truncated responses over every group judged in the step (accepted and
+/// filtered): what the policy generated, where the batch's response_length/clip_ratio counts only what it trains on.</param>
 /// <param name="TokensPerSecond">Generated plus trained tokens per second of step time.</param>
 /// <param name="OutsideEngineTime">Wall time of the step during which no engine thread of this process computed.</param>
 /// <param name="GrainTime">Time this process waited on grain calls (and their state writes) during the step.</param>
 /// <param name="BlobTime">Time this process waited on blob storage during the step.</param>
 /// <param name="RolloutWorkers">Rollout grains whose responses the step trained on.</param>
 public sealed record StepReport(
-    string RunId, int Step, int TotalSteps, StepMetrics Metrics, double SampledAccuracy, double TokensPerSecond,
+    string RunId, int Step, int TotalSteps, StepMetrics Metrics, double SampledAccuracy, double SampledTruncatedShare, double TokensPerSecond,
     TimeSpan StepTime, TimeSpan SamplingTime, TimeSpan TrainingTime, TimeSpan GrainTime, TimeSpan BlobTime, TimeSpan OutsideEngineTime, int RolloutWorkers,
     EvaluationResult? Evaluation, int? Checkpoint);
 

@@ -15,6 +15,9 @@ public sealed record AblationRecipe(string Key, string Label, double? PaperAime,
 /// component added in the paper's order, ending at full DAPO. Every rung differs from the one before by exactly
 /// the component it names; everything else (model, data, steps, evaluation, seeds) is the base recipe's.
 /// "DAPO without dynamic sampling" is the token-level rung (the paper's 42).
+/// <see cref="LeaveOneOut"/> adds the other reading of a component's effect: full DAPO with that one component
+/// removed. Its rungs all keep dynamic sampling, so their runs are as steady as DAPO's and a small effect can show
+/// beyond the seed spread where the ladder's early rungs (no dynamic sampling) swing by tens of points.
 /// </summary>
 public static class AblationLadder
 {
@@ -38,6 +41,24 @@ public static class AblationLadder
             Rung("soft-overlong", "+ Soft Overlong Punishment", 41, punishment),
             Rung("token-level", "+ Token-level Loss (DAPO w/o dynamic sampling)", 42, tokenLevel),
             Rung("dapo", "+ Dynamic Sampling (DAPO)", 50, full),
+        ];
+    }
+
+    /// <summary>Full DAPO (the last rung of <see cref="Build"/>) with one component taken out, each rung differing from
+    /// it in that component alone (both overlong switches for "dapo-no-overlong"). The paper has no rows for these.</summary>
+    public static IReadOnlyList<AblationRecipe> LeaveOneOut(DemoRecipe baseRecipe)
+    {
+        var full = Build(baseRecipe)[^1].Recipe;
+        var naive = baseRecipe.AsNaiveGrpo().Dapo;
+        AblationRecipe Without(string key, string label, DapoOptions options) =>
+            new(key, label, null, full with { Name = key, Dapo = options });
+        return
+        [
+            Without("dapo-no-clip-higher", "DAPO − Clip-Higher", full.Dapo with { ClipRatioHigh = naive.ClipRatioHigh }),
+            Without("dapo-no-filtering", "DAPO − Overlong Filtering", full.Dapo with { OverlongFiltering = false }),
+            Without("dapo-no-soft-overlong", "DAPO − Soft Overlong Punishment", full.Dapo with { OverlongPunishment = false }),
+            Without("dapo-no-overlong", "DAPO − both overlong components", full.Dapo with { OverlongFiltering = false, OverlongPunishment = false }),
+            Without("dapo-no-token-level", "DAPO − Token-level Loss", full.Dapo with { LossAggregation = naive.LossAggregation }),
         ];
     }
 }

@@ -40,8 +40,8 @@ public static class ExperimentReport
     /// side of every seed of the other. One seed is never beyond its spread.</summary>
     public sealed record Effect(string Component, string Metric, double Difference, bool BeyondSpread);
 
-    /// <summary>The components the ladder adds, each as the pair of rungs that differ by it alone; the last pair is the
-    /// whole of DAPO against naive GRPO.</summary>
+    /// <summary>The components the ladder adds, each as the pair of rungs that differ by it alone, then the whole of DAPO
+    /// against naive GRPO, then each component taken out of full DAPO (<see cref="AblationLadder.LeaveOneOut"/>).</summary>
     public static IReadOnlyList<(string Name, string From, string To)> Components { get; } =
     [
         ("Overlong Filtering", "grpo", "overlong-filtering"),
@@ -50,6 +50,11 @@ public static class ExperimentReport
         ("Token-level Loss", "soft-overlong", "token-level"),
         ("Dynamic Sampling", "token-level", "dapo"),
         ("DAPO vs naive GRPO", "grpo", "dapo"),
+        ("Clip-Higher, in DAPO", "dapo-no-clip-higher", "dapo"),
+        ("Overlong Filtering, in DAPO", "dapo-no-filtering", "dapo"),
+        ("Soft Overlong Punishment, in DAPO", "dapo-no-soft-overlong", "dapo"),
+        ("Both overlong components, in DAPO", "dapo-no-overlong", "dapo"),
+        ("Token-level Loss, in DAPO", "dapo-no-token-level", "dapo"),
     ];
 
     // Each metric of the effects table with the scale and format of its column in the rung table.
@@ -148,7 +153,8 @@ public static class ExperimentReport
         (string, string)[] filtering = [("grpo", "without Overlong Filtering"), ("overlong-filtering", "with Overlong Filtering")];
         (string, string)[] punishment = [("clip-higher", "without Soft Overlong Punishment"), ("soft-overlong", "with Soft Overlong Punishment")];
         // Figure 2: accuracy and entropy, with and without clip-higher (full DAPO beside them).
-        Pair("entropy.svg", "Entropy with and without Clip-Higher (paper Fig. 2b)", "mean token entropy", EntropyKey, [.. clipHigher, ("dapo", "DAPO")]);
+        Pair("entropy.svg", "Entropy with and without Clip-Higher (paper Fig. 2b)", "mean token entropy", EntropyKey,
+            [.. clipHigher, ("dapo", "DAPO"), ("dapo-no-clip-higher", "DAPO without Clip-Higher")]);
         Pair("clip_higher_accuracy.svg", $"Held-out avg@{k} with and without Clip-Higher (paper Fig. 2a)", $"avg@{k}", accuracyKey, clipHigher, (0, 1), warmStartAccuracy);
         Pair("clip_fraction_upper.svg", "Tokens clipped at the upper bound 1 + ε_high", "share of tokens", ClipUpperKey, clipHigher);
         Pair("clip_fraction_lower.svg", "Tokens clipped at the lower bound 1 − ε_low", "share of tokens", ClipLowerKey, clipHigher);

@@ -33,4 +33,21 @@ public sealed class AblationLadderTests
         Assert.All(ladder, r => Assert.Equal(DemoRecipe.Default with { Name = r.Key, Dapo = r.Recipe.Dapo }, r.Recipe));
         Assert.Equal(0.28, ladder[5].Recipe.Dapo.ClipRatioHigh);
     }
+
+    [Fact]
+    public void Each_leave_one_out_rung_is_full_dapo_less_the_component_it_names()
+    {
+        var dapo = AblationLadder.Build(DemoRecipe.Chain)[^1];
+        var rungs = AblationLadder.LeaveOneOut(DemoRecipe.Chain);
+        Assert.Equal(["dapo-no-clip-higher", "dapo-no-filtering", "dapo-no-soft-overlong", "dapo-no-overlong", "dapo-no-token-level"], rungs.Select(r => r.Key));
+        Assert.Equal(["ClipRatioHigh"], Differences(dapo, rungs[0]));
+        Assert.Equal(["OverlongFiltering"], Differences(dapo, rungs[1]));
+        Assert.Equal(["OverlongPunishment"], Differences(dapo, rungs[2]));
+        Assert.Equal(["OverlongPunishment", "OverlongFiltering"], Differences(dapo, rungs[3]));
+        Assert.Equal(["LossAggregation"], Differences(dapo, rungs[4]));
+        Assert.Equal(0.2, rungs[0].Recipe.Dapo.ClipRatioHigh);
+        Assert.All(rungs, r => Assert.True(r.Recipe.Dapo.DynamicSampling));
+        Assert.All(rungs, r => Assert.Null(r.PaperAime));
+        Assert.All(rungs, r => Assert.Equal(DemoRecipe.Chain with { Name = r.Key, Dapo = r.Recipe.Dapo }, r.Recipe));
+    }
 }

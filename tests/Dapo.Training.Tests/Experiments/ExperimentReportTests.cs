@@ -64,4 +64,26 @@ public sealed class ExperimentReportTests : IDisposable
         Assert.Equal(80.0, effect.Difference, 9);
         Assert.False(effect.BeyondSpread);
     }
+
+    [Fact]
+    public void A_component_taken_out_of_full_dapo_is_reported_against_dapo()
+    {
+        var dapo = AblationLadder.Build(DemoRecipe.Chain)[^1];
+        var withoutClipHigher = AblationLadder.LeaveOneOut(DemoRecipe.Chain).Single(r => r.Key == "dapo-no-clip-higher");
+        var summary = ExperimentReport.Write(_directory,
+        [
+            Run(dapo, 1, [0.7, 0.8], [0.030, 0.020]), Run(dapo, 2, [0.7, 0.7], [0.031, 0.021]),
+            Run(withoutClipHigher, 1, [0.7, 0.7], [0.020, 0.010]), Run(withoutClipHigher, 2, [0.8, 0.8], [0.022, 0.012]),
+        ], warmStartAccuracy: 0.3, k: 8);
+
+        // Only the leave-one-out pair is present: clip-higher raised entropy by 0.0095 over the run, beyond the spread.
+        Assert.All(summary.Effects, e => Assert.Equal("Clip-Higher, in DAPO", e.Component));
+        var entropy = summary.Effects.Single(e => e.Metric == "entropy");
+        Assert.Equal(0.0095, entropy.Difference, 12);
+        Assert.True(entropy.BeyondSpread);
+        Assert.False(summary.Effects.Single(e => e.Metric == "final avg@k %").BeyondSpread);
+        var table = File.ReadAllText(Path.Combine(_directory, "table.md"));
+        Assert.Contains("| DAPO − Clip-Higher |  | 75.0 (10.0) | 75.0 (10.0) |", table);
+        Assert.Contains("| Clip-Higher, in DAPO | +0.0 | -2.5 | **+0.010** |", table);
+    }
 }
