@@ -61,6 +61,7 @@ public static class ExperimentReport
     private static readonly (string Name, Func<RungResult, SeedStat> Of, double Scale, string Format)[] Metrics =
     [
         ("final avg@k %", r => r.Accuracy, 100, "F1"), ("run-mean avg@k %", r => r.MeanAccuracy, 100, "F1"), ("entropy", r => r.Entropy, 1, "F3"),
+        ("entropy, last fifth", r => r.LateEntropy, 1, "F4"),
         ("length", r => r.ResponseLength, 1, "F1"), ("truncated %", r => r.TruncatedShare, 100, "F1"), ("clipped ↑ %", r => r.ClipUpper, 100, "F2"),
     ];
 
@@ -83,13 +84,15 @@ public static class ExperimentReport
     /// noisy than the final one, since every evaluation samples afresh.</param>
     /// <param name="PassAtK">Final held-out pass@k.</param>
     /// <param name="Entropy">Mean token entropy of the sampled responses, over the run.</param>
+    /// <param name="LateEntropy">Mean token entropy over the last fifth of the run's steps (at least one): where the
+    /// paper's Figure 2b curves have parted, and the whole-run mean still carries the shared start.</param>
     /// <param name="ResponseLength">Mean response length (tokens), over the run.</param>
     /// <param name="TruncatedShare">Share of responses that reached the length limit, over the run.</param>
     /// <param name="ClipUpper">Share of tokens clipped at the upper bound 1 + ε_high, over the run.</param>
     /// <param name="ClipLower">Share of tokens clipped at the lower bound 1 − ε_low, over the run.</param>
     /// <param name="SecondsPerStep">Mean seconds a step.</param>
     public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat MeanAccuracy, SeedStat PassAtK, SeedStat Entropy,
-        SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep);
+        SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep);
 
     /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
     public const string EntropyKey = "actor/entropy", LengthKey = "response_length/mean", TruncatedKey = "response_length/clip_ratio",
@@ -105,9 +108,13 @@ public static class ExperimentReport
         var results = rungs.Select(g =>
         {
             SeedStat Final(string key) => SeedStat.Of(g.Select(r => r.Series(key).Select(p => p.Value).DefaultIfEmpty(double.NaN).Last()).ToList());
-            SeedStat OverRun(string key) => SeedStat.Of(g.Select(r => r.Series(key).Select(p => p.Value).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average()).ToList());
+            SeedStat OverRun(string key, int fifths = 5) => SeedStat.Of(g.Select(r =>
+            {
+                var values = r.Series(key).Select(p => p.Value).Where(double.IsFinite).ToList();
+                return values.TakeLast(Math.Max(1, values.Count * fifths / 5)).DefaultIfEmpty(double.NaN).Average();
+            }).ToList());
             return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
-                OverRun(LengthKey), OverRun(TruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean);
+                OverRun(EntropyKey, fifths: 1), OverRun(LengthKey), OverRun(TruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean);
         }).ToList();
 
         void Chart(string file, SvgLineChart chart)
@@ -214,13 +221,13 @@ public static class ExperimentReport
             ? $"{Number(stat.Mean * scale, format)} ({Number(stat.Spread * scale, format)})"
             : Number(stat.Mean * scale, format);
         table.AppendLine(CultureInfo.InvariantCulture,
-            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | run-mean avg@{s.K} | pass@{s.K} | entropy | length | truncated % | clipped ↑ % | clipped ↓ % | s/step |");
-        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | | |");
+            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | run-mean avg@{s.K} | pass@{s.K} | entropy | entropy, last fifth | length | truncated % | clipped ↑ % | clipped ↓ % | s/step |");
+        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | | | |");
         foreach (var r in s.Rungs)
             table.AppendLine(CultureInfo.InvariantCulture,
                 $"| {r.Label} | {(r.PaperAime is { } p ? p.ToString(CultureInfo.InvariantCulture) : "")} | {Cell(r.Accuracy, 100, "F1")} | {Cell(r.MeanAccuracy, 100, "F1")} | " +
-                $"{Cell(r.PassAtK, 100, "F1")} | {Cell(r.Entropy, 1, "F3")} | {Cell(r.ResponseLength, 1, "F1")} | {Cell(r.TruncatedShare, 100, "F1")} | " +
+                $"{Cell(r.PassAtK, 100, "F1")} | {Cell(r.Entropy, 1, "F3")} | {Cell(r.LateEntropy, 1, "F4")} | {Cell(r.ResponseLength, 1, "F1")} | {Cell(r.TruncatedShare, 100, "F1")} | " +
                 $"{Cell(r.ClipUpper, 100, "F2")} | {Cell(r.ClipLower, 100, "F2")} | {r.SecondsPerStep:F2} |");
 
         var effects = s.Effects;
