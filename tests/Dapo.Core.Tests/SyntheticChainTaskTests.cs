@@ -66,4 +66,48 @@ public class SyntheticChainTaskTests
         var unknown = Assert.Throws<KeyNotFoundException>(() => SyntheticTasks.Levels("poetry"));
         Assert.Contains("math, chain", unknown.Message);
     }
+
+    [Fact]
+    public void Mixed_solutions_solve_the_same_problems_in_lines_of_one_or_two_operations_that_check_out()
+    {
+        var line = new Regex(@"^(\d+)((?:[-+]\d){1,2})=(\d+)$");
+        var reward = new ExactIntegerReward();
+        var twoOperationLines = 0;
+        var lines = 0;
+        var plain9 = SyntheticChainTask.Generate(9, SyntheticSplit.Train, 1, seed: 11);
+        for (var level = SyntheticChainTask.MinLevel; level <= SyntheticChainTask.MaxLevel; level++)
+        {
+            var plain = SyntheticChainTask.Generate(level, SyntheticSplit.Train, 100, seed: 11);
+            var mixed = SyntheticTasks.Generate(SyntheticTasks.ChainMixed, level, SyntheticSplit.Train, 100, seed: 11);
+            Assert.Equal(plain.Select(p => (p.Problem, p.Answer, p.Level)), mixed.Select(p => (p.Problem, p.Answer, p.Level)));
+            foreach (var p in mixed)
+            {
+                Assert.StartsWith($"chain-mixed-L{level}-", p.Id);
+                var steps = p.Solution.Split('\n');
+                Assert.Equal($"Answer: {p.Answer}", steps[^1]);
+                // The lines' operations, in order, are the problem's, and each line's result is the running total.
+                var total = p.Problem[0] - '0';
+                var operations = "";
+                foreach (var step in steps[..^1])
+                {
+                    var m = line.Match(step);
+                    Assert.True(m.Success, step);
+                    Assert.Equal(total, int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
+                    for (var i = 0; i < m.Groups[2].Value.Length; i += 2)
+                        total += m.Groups[2].Value[i] == '+' ? m.Groups[2].Value[i + 1] - '0' : -(m.Groups[2].Value[i + 1] - '0');
+                    Assert.True(total >= 0, p.Problem);
+                    Assert.Equal(total, int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture));
+                    operations += m.Groups[2].Value;
+                    lines++;
+                    if (m.Groups[2].Value.Length == 4) twoOperationLines++;
+                }
+                Assert.Equal(p.Problem[1..], operations);
+                Assert.Equal(1.0, reward.Score(p.Solution, p.Answer).Score);
+            }
+        }
+        // A third of the lines that could take two operations do; so about a quarter of all lines.
+        Assert.InRange((double)twoOperationLines / lines, 0.2, 0.32);
+        Assert.Equal(SyntheticChainTask.GenerateMixed(9, SyntheticSplit.HeldOut, 50, seed: 4), SyntheticChainTask.GenerateMixed(9, SyntheticSplit.HeldOut, 50, seed: 4));
+        Assert.Throws<ArgumentException>(() => SyntheticChainTask.WithMixedLines(plain9[0] with { Answer = "0" }));
+    }
 }

@@ -64,6 +64,42 @@ public sealed class DemoRecipeTests
     }
 
     [Fact]
+    public void On_the_mixed_chain_task_whether_a_long_chain_is_cut_off_depends_on_how_its_solution_is_written()
+    {
+        var recipe = DemoRecipe.ForTask("chain-mixed");
+        Assert.Same(DemoRecipe.ChainMixed, recipe);
+        Assert.Empty(recipe.Validate());
+        var data = DemoData.Create(recipe);
+        Assert.Equal(recipe.TrainProblemsPerLevel.Sum(), data.Supervised.Count);
+        Assert.All(data.Supervised, e => Assert.True(e.Prompt.Length <= recipe.Dapo.MaxPromptLength));
+        var limit = recipe.Dapo.MaxResponseLength;
+        var hardest = data.Supervised.TakeLast(recipe.TrainProblemsPerLevel[^1]).Select(e => e.Response).ToList();
+        // The warm-start's mix cuts off part of the hardest level, not all of it and not most of the easier ones.
+        var cut = hardest.Count(r => r.Length > limit);
+        Assert.InRange(cut, hardest.Count / 4, hardest.Count * 3 / 4);
+        var easiest = data.Supervised.Take(recipe.TrainProblemsPerLevel[0]).ToList();
+        Assert.All(easiest, e => Assert.True(e.Response.Length <= limit - recipe.Dapo.OverlongCacheLength, $"{e.Response.Length} tokens"));
+        // Every hardest problem written out line by line passes the limit in most cases; in two-operation lines none does.
+        var problems = Dapo.Core.Data.Synthetic.SyntheticChainTask.Generate(recipe.Levels[^1], Dapo.Core.Data.Synthetic.SyntheticSplit.Train, 500, recipe.DataSeed);
+        Assert.True(problems.Count(p => p.Solution.Length > limit) > 450);
+        Assert.All(problems, p => Assert.True(TwoOperationLines(p.Problem, p.Answer).Length < limit, p.Problem)); // plus the end token
+    }
+
+    /// <summary>A chain's worked solution with two operations on every line (one on the last if the count is odd).</summary>
+    private static string TwoOperationLines(string problem, string answer)
+    {
+        var total = problem[0] - '0';
+        var lines = new List<string>();
+        for (var i = 1; i < problem.Length; i += 4)
+        {
+            var part = problem.Substring(i, Math.Min(4, problem.Length - i));
+            for (var k = 0; k < part.Length; k += 2) total += part[k] == '+' ? part[k + 1] - '0' : -(part[k + 1] - '0');
+            lines.Add($"{lines.LastOrDefault()?.Split('=')[1] ?? problem[..1]}{part}={total}");
+        }
+        return string.Join("\n", lines) + "\nAnswer: " + answer;
+    }
+
+    [Fact]
     public void A_task_or_level_the_generators_do_not_have_is_named()
     {
         Assert.Contains(DemoRecipe.Default with { Task = "poetry" } is var p ? p.Validate() : [], e => e.Contains("Task 'poetry'") && e.Contains("math, chain"));

@@ -58,6 +58,48 @@ public static class SyntheticChainTask
         return new SyntheticProblem($"chain-L{level}-{StableHash.Fnv1a64(text):x16}", level, text, string.Join("\n", steps) + "\nAnswer: " + answer, answer);
     }
 
+    /// <summary>
+    /// The same problems as <see cref="Generate"/>, with worked solutions whose lines do one or two operations
+    /// ("7+5-3=9\n9+8=17\nAnswer: 17"): the "chain-mixed" task. Each line takes two operations with probability
+    /// <see cref="TwoOperationShare"/>, drawn from the problem's text, so the form is a choice the warm-started policy
+    /// makes at every line (one right answer, several right solutions: entropy that is not arithmetic uncertainty), and
+    /// a solution's length depends on that choice: written out line by line a long chain passes the length limit, in
+    /// two-operation lines it fits. That is the paper's regime for overlong filtering and soft punishment, where the
+    /// limit can cut off a sound solution the policy chose to write long.
+    /// </summary>
+    public static IReadOnlyList<SyntheticProblem> GenerateMixed(int level, SyntheticSplit split, int count, ulong seed) =>
+        [.. Generate(level, split, count, seed).Select(WithMixedLines)];
+
+    /// <summary>Share of a mixed solution's lines (those with two operations left) that take two: a third keeps most
+    /// lines written out, so more than half the solutions of 10-digit chains still pass a 64-token limit.</summary>
+    public const double TwoOperationShare = 1.0 / 3;
+
+    /// <summary><paramref name="problem"/> (a chain problem) with its solution written in one- and two-operation lines.</summary>
+    public static SyntheticProblem WithMixedLines(SyntheticProblem problem)
+    {
+        ArgumentNullException.ThrowIfNull(problem);
+        var rng = new DeterministicRandom(DeterministicRandom.Mix(StableHash.Fnv1a64(problem.Problem), 0x2F0A));
+        var text = problem.Problem;
+        var total = text[0] - '0';
+        var lines = new List<string>();
+        // The problem is "d(±d)*": the operations sit at the odd positions.
+        for (var i = 1; i < text.Length;)
+        {
+            var take = i + 2 < text.Length && rng.NextDouble() < TwoOperationShare ? 2 : 1;
+            var line = new StringBuilder(total.ToString(CultureInfo.InvariantCulture));
+            for (var k = 0; k < take; k++, i += 2)
+            {
+                var digit = text[i + 1] - '0';
+                total += text[i] == '+' ? digit : -digit;
+                line.Append(text, i, 2);
+            }
+            lines.Add(line.Append('=').Append(total.ToString(CultureInfo.InvariantCulture)).ToString());
+        }
+        var answer = total.ToString(CultureInfo.InvariantCulture);
+        if (answer != problem.Answer) throw new ArgumentException($"'{text}' is not a chain problem: its answer is {problem.Answer}, its terms sum to {answer}.", nameof(problem));
+        return problem with { Id = "chain-mixed" + problem.Id["chain".Length..], Solution = string.Join("\n", lines) + "\nAnswer: " + answer };
+    }
+
     private static void CheckLevel(int level)
     {
         if (level is < MinLevel or > MaxLevel)

@@ -1,7 +1,8 @@
 namespace Dapo.Core.Data.Synthetic;
 
 /// <summary>The synthetic task families by name, for recipes: "math" (<see cref="SyntheticMathTask"/>, short worked
-/// solutions) and "chain" (<see cref="SyntheticChainTask"/>, solutions that grow with the level).</summary>
+/// solutions), "chain" (<see cref="SyntheticChainTask"/>, solutions that grow with the level) and "chain-mixed" (the
+/// same problems, solutions whose length the policy chooses: <see cref="SyntheticChainTask.GenerateMixed"/>).</summary>
 public static class SyntheticTasks
 {
     /// <summary>Multi-step arithmetic, short worked solutions (the demo's task).</summary>
@@ -10,15 +11,18 @@ public static class SyntheticTasks
     /// <summary>Running sums, solutions that grow with the level.</summary>
     public const string Chain = "chain";
 
+    /// <summary>Running sums whose worked solutions do one or two operations a line.</summary>
+    public const string ChainMixed = "chain-mixed";
+
     /// <summary>The known task names.</summary>
-    public static IReadOnlyList<string> Names { get; } = [Math, Chain];
+    public static IReadOnlyList<string> Names { get; } = [Math, Chain, ChainMixed];
 
     /// <summary>The easiest and hardest level of <paramref name="task"/>.</summary>
     /// <exception cref="KeyNotFoundException">Unknown task; the message lists the known ones.</exception>
     public static (int Min, int Max) Levels(string task) => task switch
     {
         Math => (SyntheticMathTask.MinLevel, SyntheticMathTask.MaxLevel),
-        Chain => (SyntheticChainTask.MinLevel, SyntheticChainTask.MaxLevel),
+        Chain or ChainMixed => (SyntheticChainTask.MinLevel, SyntheticChainTask.MaxLevel),
         _ => throw Unknown(task),
     };
 
@@ -28,6 +32,7 @@ public static class SyntheticTasks
     {
         Math => SyntheticMathTask.Generate(level, split, count, seed),
         Chain => SyntheticChainTask.Generate(level, split, count, seed),
+        ChainMixed => SyntheticChainTask.GenerateMixed(level, split, count, seed),
         _ => throw Unknown(task),
     };
 
