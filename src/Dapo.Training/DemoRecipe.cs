@@ -311,8 +311,8 @@ public sealed record DemoRecipe
     /// The chain recipe on the mixed-line task (<see cref="SyntheticTasks.ChainMixed"/>), one level longer: levels 3–10
     /// with the same 64-token limit and 4-token cache. Written out line by line, 27 % of level-8, 86 % of level-9 and
     /// nearly all level-10 solutions are cut off at 64 tokens; in the warm-start's mix (a third of the lines take two
-    /// operations) 2 %, 20 % and 56 %; in two-operation lines none. So whether a long chain is cut off depends on how the policy
-    /// chooses to write it, and the form of each line is a choice among right continuations.
+    /// operations) 2 %, 20 % and 56 %; in two-operation lines none. So whether a long chain is cut off depends on how
+    /// the policy chooses to write it, and the form of each line is a choice among right continuations.
     /// </summary>
     public static DemoRecipe ChainMixed { get; } = Chain with
     {

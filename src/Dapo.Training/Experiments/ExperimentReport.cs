@@ -108,13 +108,13 @@ public static class ExperimentReport
         var results = rungs.Select(g =>
         {
             SeedStat Final(string key) => SeedStat.Of(g.Select(r => r.Series(key).Select(p => p.Value).DefaultIfEmpty(double.NaN).Last()).ToList());
-            SeedStat OverRun(string key, int fifths = 5) => SeedStat.Of(g.Select(r =>
+            SeedStat OverRun(string key, bool lastFifth = false) => SeedStat.Of(g.Select(r =>
             {
                 var values = r.Series(key).Select(p => p.Value).Where(double.IsFinite).ToList();
-                return values.TakeLast(Math.Max(1, values.Count * fifths / 5)).DefaultIfEmpty(double.NaN).Average();
+                return (lastFifth ? values.TakeLast(Math.Max(1, values.Count / 5)) : values).DefaultIfEmpty(double.NaN).Average();
             }).ToList());
             return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
-                OverRun(EntropyKey, fifths: 1), OverRun(LengthKey), OverRun(TruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean);
+                OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean);
         }).ToList();
 
         void Chart(string file, SvgLineChart chart)
