@@ -74,7 +74,6 @@ public class SyntheticChainTaskTests
         var reward = new ExactIntegerReward();
         var twoOperationLines = 0;
         var lines = 0;
-        var plain9 = SyntheticChainTask.Generate(9, SyntheticSplit.Train, 1, seed: 11);
         for (var level = SyntheticChainTask.MinLevel; level <= SyntheticChainTask.MaxLevel; level++)
         {
             var plain = SyntheticChainTask.Generate(level, SyntheticSplit.Train, 100, seed: 11);
@@ -108,6 +107,7 @@ public class SyntheticChainTaskTests
         // A third of the lines that could take two operations do; so about a quarter of all lines.
         Assert.InRange((double)twoOperationLines / lines, 0.2, 0.32);
         Assert.Equal(SyntheticChainTask.GenerateMixed(9, SyntheticSplit.HeldOut, 50, seed: 4), SyntheticChainTask.GenerateMixed(9, SyntheticSplit.HeldOut, 50, seed: 4));
-        Assert.Throws<ArgumentException>(() => SyntheticChainTask.WithMixedLines(plain9[0] with { Answer = "0" }));
+        var plain9 = SyntheticChainTask.Generate(9, SyntheticSplit.Train, 1, seed: 11)[0];
+        Assert.Throws<ArgumentException>(() => SyntheticChainTask.WithMixedLines(plain9 with { Answer = "0" }));
     }
 }

@@ -1,4 +1,5 @@
 using Dapo.Training;
+using Dapo.Core.Data.Synthetic;
 using Dapo.Core.Loss;
 using Dapo.Core.Options;
 
@@ -80,7 +81,7 @@ public sealed class DemoRecipeTests
         var easiest = data.Supervised.Take(recipe.TrainProblemsPerLevel[0]).ToList();
         Assert.All(easiest, e => Assert.True(e.Response.Length <= limit - recipe.Dapo.OverlongCacheLength, $"{e.Response.Length} tokens"));
         // Every hardest problem written out line by line passes the limit in most cases; in two-operation lines none does.
-        var problems = Dapo.Core.Data.Synthetic.SyntheticChainTask.Generate(recipe.Levels[^1], Dapo.Core.Data.Synthetic.SyntheticSplit.Train, 500, recipe.DataSeed);
+        var problems = SyntheticChainTask.Generate(recipe.Levels[^1], SyntheticSplit.Train, 500, recipe.DataSeed);
         Assert.True(problems.Count(p => p.Solution.Length > limit) > 450);
         Assert.All(problems, p => Assert.True(TwoOperationLines(p.Problem, p.Answer).Length < limit, p.Problem)); // plus the end token
     }
@@ -93,8 +94,9 @@ public sealed class DemoRecipeTests
         for (var i = 1; i < problem.Length; i += 4)
         {
             var part = problem.Substring(i, Math.Min(4, problem.Length - i));
+            var start = total;
             for (var k = 0; k < part.Length; k += 2) total += part[k] == '+' ? part[k + 1] - '0' : -(part[k + 1] - '0');
-            lines.Add($"{lines.LastOrDefault()?.Split('=')[1] ?? problem[..1]}{part}={total}");
+            lines.Add($"{start}{part}={total}");
         }
         return string.Join("\n", lines) + "\nAnswer: " + answer;
     }
