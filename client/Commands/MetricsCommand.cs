@@ -24,8 +24,7 @@ internal static class MetricsCommand
         ("Rounds", 6, m => Format.Integer(Inspector.Number(m, "train/num_gen_batches"))),
         ("Tok/s", 7, m => Format.Integer(Inspector.Number(m, "throughput/tokens_per_s"))),
         ("Time", 6, m => Format.Seconds(Inspector.Number(m, "timing/step_s"))),
-        ("Eval", 6, m => m.FirstOrDefault(p => p.Key.StartsWith("eval/avg@", StringComparison.Ordinal)).Value is JsonValue v &&
-                         v.TryGetValue<double>(out var e) ? Format.Percent(e) : ""),
+        ("Eval", 6, m => Inspector.HeldOutAccuracy(m) is { } e ? Format.Percent(e) : ""),
     ];
 
     public static Command Create()

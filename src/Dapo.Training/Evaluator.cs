@@ -32,12 +32,13 @@ public sealed record EvaluationSettings(int SamplesPerProblem, double Temperatur
 /// <param name="PassAtK">pass@k: share of problems with at least one correct sample.</param>
 /// <param name="MajorityAtK">maj@k: share of problems whose majority answer is correct.</param>
 /// <param name="MeanResponseLength">Mean response length in tokens.</param>
+/// <param name="TruncatedShare">Share of samples cut off at the token limit (each of them graded wrong).</param>
 /// <param name="AverageAtKBySource">avg@k per <see cref="RolloutPrompt.Source"/>.</param>
 /// <param name="Samples">Per problem, its k graded samples.</param>
 /// <param name="Elapsed">Wall time.</param>
 public sealed record EvaluationResult(
     int Problems, int K, double AverageAtK, double PassAtK, double MajorityAtK, double MeanResponseLength,
-    IReadOnlyDictionary<string, double> AverageAtKBySource, IReadOnlyList<IReadOnlyList<EvaluationSample>> Samples,
+    double TruncatedShare, IReadOnlyDictionary<string, double> AverageAtKBySource, IReadOnlyList<IReadOnlyList<EvaluationSample>> Samples,
     TimeSpan Elapsed);
 
 /// <summary>
@@ -79,6 +80,7 @@ public sealed class Evaluator
             .ToDictionary(g => g.Key, g => EvaluationEstimators.AverageAtK(g.Select(x => x.Samples).ToArray(), k));
         return new EvaluationResult(problems.Count, k, EvaluationEstimators.AverageAtK(samples, k),
             EvaluationEstimators.PassAtK(samples, k), EvaluationEstimators.MajorityAtK(samples, k),
-            groups.SelectMany(g => g.Slots).Average(slot => (double)slot.Length), bySource, samples, watch.Elapsed);
+            groups.SelectMany(g => g.Slots).Average(slot => (double)slot.Length),
+            groups.SelectMany(g => g.Slots).Average(slot => slot.Truncated ? 1.0 : 0.0), bySource, samples, watch.Elapsed);
     }
 }

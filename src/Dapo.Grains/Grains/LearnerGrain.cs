@@ -430,6 +430,9 @@ public sealed partial class LearnerGrain(
             row[$"eval/pass@{e.K}"] = e.PassAtK;
             row[$"eval/maj@{e.K}"] = e.MajorityAtK;
             row["eval/response_length"] = e.MeanResponseLength;
+            row["eval/truncated_share"] = e.TruncatedShare;
+            // Per source (the synthetic tasks' levels, "L3" …): where a change gains or loses accuracy.
+            foreach (var (source, accuracy) in e.AverageAtKBySource) row[$"eval/avg@{e.K}/{source}"] = accuracy;
         }
         row["time"] = DateTimeOffset.UtcNow.ToString("O");
         return row.ToJsonString();

@@ -249,7 +249,13 @@ public sealed class Inspector(InspectionSession session)
         new((int)(Number(json, "step") ?? 0), Number(json, "sampled/accuracy") ?? Number(json, "critic/accuracy"), Number(json, "critic/rewards/mean"),
             Number(json, "actor/entropy"), Number(json, "response_length/mean"), Number(json, "train/filtered_fraction"),
             Number(json, "throughput/tokens_per_s"), Number(json, "timing/step_s"),
-            json.FirstOrDefault(kv => kv.Key.StartsWith("eval/avg@", StringComparison.Ordinal)).Value is JsonValue v && v.TryGetValue<double>(out var heldOut) ? heldOut : null);
+            HeldOutAccuracy(json));
+
+    /// <summary>A metrics row's overall held-out "eval/avg@k" (whatever its k), not a per-source "eval/avg@k/L3";
+    /// null on a step without evaluation.</summary>
+    public static double? HeldOutAccuracy(JsonObject row) =>
+        row.FirstOrDefault(kv => kv.Key.StartsWith("eval/avg@", StringComparison.Ordinal) && kv.Key.IndexOf('/', "eval/".Length) < 0).Value
+            is JsonValue v && v.TryGetValue<double>(out var accuracy) ? accuracy : null;
 
     public static double? Number(JsonObject row, string key) =>
         row[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
