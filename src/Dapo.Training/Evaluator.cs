@@ -73,6 +73,7 @@ public sealed class Evaluator
         var samples = groups
             .Select(g => (IReadOnlyList<EvaluationSample>)g.Slots.Select(slot => new EvaluationSample(slot.Prediction, slot.Correct)).ToArray())
             .ToArray();
+        var slots = groups.SelectMany(g => g.Slots).ToArray();
         var k = s.SamplesPerProblem;
         var bySource = problems.Select((p, i) => (p.Source, Samples: samples[i]))
             .GroupBy(x => x.Source)
@@ -80,7 +81,6 @@ public sealed class Evaluator
             .ToDictionary(g => g.Key, g => EvaluationEstimators.AverageAtK(g.Select(x => x.Samples).ToArray(), k));
         return new EvaluationResult(problems.Count, k, EvaluationEstimators.AverageAtK(samples, k),
             EvaluationEstimators.PassAtK(samples, k), EvaluationEstimators.MajorityAtK(samples, k),
-            groups.SelectMany(g => g.Slots).Average(slot => (double)slot.Length),
-            groups.SelectMany(g => g.Slots).Average(slot => slot.Truncated ? 1.0 : 0.0), bySource, samples, watch.Elapsed);
+            slots.Average(slot => (double)slot.Length), slots.Average(slot => slot.Truncated ? 1.0 : 0.0), bySource, samples, watch.Elapsed);
     }
 }
