@@ -35,7 +35,7 @@ public sealed class ExperimentsTests : IDisposable
                  {
                      ("entropy.svg", 3), ("response_length.svg", 2), ("token_level_entropy.svg", 2), ("overlong_entropy.svg", 2),
                      ("clip_fraction_upper.svg", 2), ("clip_fraction_lower.svg", 2), ("truncated_share.svg", 6), ("soft_overlong_length.svg", 2),
-                     ("generation_rounds.svg", 1), ("filtered_share.svg", 1),
+                     ("generation_rounds.svg", 1), ("filtered_share.svg", 1), ("held_out_truncated_share.svg", 6),
                  })
         {
             var lines = Lines(file);
@@ -103,12 +103,14 @@ public sealed class ExperimentsTests : IDisposable
         foreach (var rung in summary["Rungs"]!.AsArray())
         {
             Assert.True((double)rung!["TruncatedShare"]!["Mean"]! > 0, rung.ToJsonString());
+            Assert.InRange((double)rung["HeldOutTruncatedShare"]!["Mean"]!, 0.25, 1);
             Assert.InRange((double)rung["ResponseLength"]!["Mean"]!, 1, 24);
             Assert.True((double)rung["Entropy"]!["Mean"]! > 0, rung.ToJsonString());
         }
         var table = File.ReadAllText(Path.Combine(report, "table.md"));
         Assert.Contains("| truncated % |", table);
         Assert.Contains("| run-mean avg@2 |", table);
+        Assert.Contains("| Model | L3 | L8 |", table);
         // The run-mean held-out score is the mean of the run's evaluations (one seed: that run's).
         foreach (var rung in summary["Rungs"]!.AsArray())
         {

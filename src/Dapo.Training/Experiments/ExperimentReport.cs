@@ -60,9 +60,9 @@ public static class ExperimentReport
     // Each metric of the effects table with the scale and format of its column in the rung table.
     private static readonly (string Name, Func<RungResult, SeedStat> Of, double Scale, string Format)[] Metrics =
     [
-        ("final avg@k %", r => r.Accuracy, 100, "F1"), ("run-mean avg@k %", r => r.MeanAccuracy, 100, "F1"), ("entropy", r => r.Entropy, 1, "F3"),
-        ("entropy, last fifth", r => r.LateEntropy, 1, "F4"),
-        ("length", r => r.ResponseLength, 1, "F1"), ("truncated %", r => r.TruncatedShare, 100, "F1"), ("clipped ↑ %", r => r.ClipUpper, 100, "F2"),
+        ("final avg@k %", r => r.Accuracy, 100, "F1"), ("run-mean avg@k %", r => r.MeanAccuracy, 100, "F1"), ("pass@k %", r => r.PassAtK, 100, "F1"),
+        ("entropy", r => r.Entropy, 1, "F3"), ("entropy, last fifth", r => r.LateEntropy, 1, "F4"), ("length", r => r.ResponseLength, 1, "F1"),
+        ("truncated %", r => r.TruncatedShare, 100, "F1"), ("held-out truncated %", r => r.HeldOutTruncatedShare, 100, "F1"), ("clipped ↑ %", r => r.ClipUpper, 100, "F2"),
     ];
 
     private static bool Separated(SeedStat a, SeedStat b) =>
@@ -87,16 +87,22 @@ public static class ExperimentReport
     /// <param name="LateEntropy">Mean token entropy over the last fifth of the run's steps (at least one): where the
     /// paper's Figure 2b curves have parted, and the whole-run mean still carries the shared start.</param>
     /// <param name="ResponseLength">Mean response length (tokens), over the run.</param>
-    /// <param name="TruncatedShare">Share of responses that reached the length limit, over the run.</param>
+    /// <param name="TruncatedShare">Share of the trained responses that reached the length limit, over the run.</param>
+    /// <param name="HeldOutTruncatedShare">Share of the final evaluation's held-out samples that reached the length
+    /// limit: what the policy has learnt about length, where the trained share is what dynamic sampling let through.</param>
     /// <param name="ClipUpper">Share of tokens clipped at the upper bound 1 + ε_high, over the run.</param>
     /// <param name="ClipLower">Share of tokens clipped at the lower bound 1 − ε_low, over the run.</param>
     /// <param name="SecondsPerStep">Mean seconds a step.</param>
+    /// <param name="AccuracyBySource">Final held-out avg@k of each source the evaluation reports apart (the synthetic
+    /// tasks' levels: "L3", ...), in the metrics' order; empty when it reports none.</param>
     public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat MeanAccuracy, SeedStat PassAtK, SeedStat Entropy,
-        SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep);
+        SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat HeldOutTruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep,
+        IReadOnlyList<KeyValuePair<string, SeedStat>> AccuracyBySource);
 
     /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
     public const string EntropyKey = "actor/entropy", LengthKey = "response_length/mean", TruncatedKey = "response_length/clip_ratio",
-        ClipUpperKey = "actor/pg_clipfrac_upper", ClipLowerKey = "actor/pg_clipfrac_lower_bound", StepSecondsKey = "timing/step_s";
+        ClipUpperKey = "actor/pg_clipfrac_upper", ClipLowerKey = "actor/pg_clipfrac_lower_bound", StepSecondsKey = "timing/step_s",
+        HeldOutTruncatedKey = "eval/truncated_share";
 
     public static Summary Write(string directory, IReadOnlyList<ExperimentRun> runs, double warmStartAccuracy, int k)
     {
@@ -113,8 +119,12 @@ public static class ExperimentReport
                 var values = r.Series(key).Select(p => p.Value).Where(double.IsFinite).ToList();
                 return (lastFifth ? values.TakeLast(Math.Max(1, values.Count / 5)) : values).DefaultIfEmpty(double.NaN).Average();
             }).ToList());
+            var sources = g[0].Steps.LastOrDefault(row => row.ContainsKey(accuracyKey)) is { } last
+                ? last.Select(p => p.Key).Where(key => key.StartsWith(accuracyKey + "/", StringComparison.Ordinal)).ToList()
+                : [];
             return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
-                OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean);
+                OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), Final(HeldOutTruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean,
+                [.. sources.Select(key => KeyValuePair.Create(key[(accuracyKey.Length + 1)..], Final(key)))]);
         }).ToList();
 
         void Chart(string file, SvgLineChart chart)
@@ -174,6 +184,9 @@ public static class ExperimentReport
         var truncated = new SvgLineChart("Truncated responses (reached the length limit)", "step", "share of responses") { YRange = (0, 1) };
         foreach (var g in rungs) truncated.Series.Add(Mean(g, TruncatedKey));
         Chart("truncated_share.svg", truncated);
+        var heldOutTruncated = new SvgLineChart("Held-out samples cut off at the length limit", "step", "share of held-out samples") { YRange = (0, 1) };
+        foreach (var g in rungs) heldOutTruncated.Series.Add(Mean(g, HeldOutTruncatedKey));
+        Chart("held_out_truncated_share.svg", heldOutTruncated);
         Pair("soft_overlong_length.svg", "Response length with and without Soft Overlong Punishment", "mean response length (tokens)", LengthKey, punishment);
 
         if (Rung("dapo") is { } dapo)
@@ -221,14 +234,27 @@ public static class ExperimentReport
             ? $"{Number(stat.Mean * scale, format)} ({Number(stat.Spread * scale, format)})"
             : Number(stat.Mean * scale, format);
         table.AppendLine(CultureInfo.InvariantCulture,
-            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | run-mean avg@{s.K} | pass@{s.K} | entropy | entropy, last fifth | length | truncated % | clipped ↑ % | clipped ↓ % | s/step |");
-        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | | | |");
+            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | run-mean avg@{s.K} | pass@{s.K} | entropy | entropy, last fifth | length | truncated % | held-out truncated % | clipped ↑ % | clipped ↓ % | s/step |");
+        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | | | | |");
         foreach (var r in s.Rungs)
             table.AppendLine(CultureInfo.InvariantCulture,
                 $"| {r.Label} | {(r.PaperAime is { } p ? p.ToString(CultureInfo.InvariantCulture) : "")} | {Cell(r.Accuracy, 100, "F1")} | {Cell(r.MeanAccuracy, 100, "F1")} | " +
                 $"{Cell(r.PassAtK, 100, "F1")} | {Cell(r.Entropy, 1, "F3")} | {Cell(r.LateEntropy, 1, "F4")} | {Cell(r.ResponseLength, 1, "F1")} | {Cell(r.TruncatedShare, 100, "F1")} | " +
-                $"{Cell(r.ClipUpper, 100, "F2")} | {Cell(r.ClipLower, 100, "F2")} | {r.SecondsPerStep:F2} |");
+                $"{Cell(r.HeldOutTruncatedShare, 100, "F1")} | {Cell(r.ClipUpper, 100, "F2")} | {Cell(r.ClipLower, 100, "F2")} | {r.SecondsPerStep:F2} |");
+
+        var sources = s.Rungs.SelectMany(r => r.AccuracyBySource.Select(p => p.Key)).Distinct().ToList();
+        if (sources.Count > 0)
+        {
+            table.AppendLine();
+            table.AppendLine(CultureInfo.InvariantCulture, $"Final held-out avg@{s.K} % per source (the synthetic tasks' levels): where a component's effect lies.");
+            table.AppendLine();
+            table.AppendLine($"| Model | {string.Join(" | ", sources)} |");
+            table.AppendLine($"| --- |{string.Concat(sources.Select(_ => " ---: |"))}");
+            foreach (var r in s.Rungs)
+                table.AppendLine($"| {r.Label} | {string.Join(" | ", sources.Select(source =>
+                    r.AccuracyBySource.FirstOrDefault(p => p.Key == source).Value is { } stat ? Cell(stat, 100, "F1") : ""))} |");
+        }
 
         var effects = s.Effects;
         if (effects.Count == 0) return table.ToString();

@@ -9,12 +9,14 @@ public sealed class ExperimentReportTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    /// <summary>A run of two steps, each evaluated, with the given held-out accuracies and entropies; every other metric the same.</summary>
-    private static ExperimentRun Run(AblationRecipe rung, ulong seed, double[] accuracy, double[] entropy) =>
+    /// <summary>A run of two steps, each evaluated, with the given held-out accuracies and entropies (and held-out
+    /// truncated share, the same at both steps); level 3 always solved, level 9 at half the accuracy; every other
+    /// metric the same.</summary>
+    private static ExperimentRun Run(AblationRecipe rung, ulong seed, double[] accuracy, double[] entropy, double heldOutTruncated = 0.2) =>
         new(rung, seed, [.. accuracy.Select((a, i) => new JsonObject
         {
-            ["step"] = i + 1, ["eval/avg@8"] = a, ["eval/pass@8"] = a, [ExperimentReport.EntropyKey] = entropy[i],
-            [ExperimentReport.LengthKey] = 10.0, [ExperimentReport.TruncatedKey] = 0.1, [ExperimentReport.StepSecondsKey] = 1.0,
+            ["step"] = i + 1, ["eval/avg@8"] = a, ["eval/avg@8/L3"] = 1.0, ["eval/avg@8/L9"] = a / 2, ["eval/pass@8"] = a, [ExperimentReport.EntropyKey] = entropy[i],
+            [ExperimentReport.LengthKey] = 10.0, [ExperimentReport.TruncatedKey] = 0.1, [ExperimentReport.StepSecondsKey] = 1.0, [ExperimentReport.HeldOutTruncatedKey] = heldOutTruncated,
             [ExperimentReport.ClipUpperKey] = 0.001, [ExperimentReport.ClipLowerKey] = 0.001, ["train/num_gen_batches"] = 1.0, ["train/filtered_fraction"] = 0.0,
         })]);
 
@@ -50,7 +52,7 @@ public sealed class ExperimentReportTests : IDisposable
 
         var table = File.ReadAllText(Path.Combine(_directory, "table.md"));
         Assert.Contains("| + Clip-Higher | 38 | 55.0 (30.0) | 50.0 (0.0) |", table);
-        Assert.Contains("| Clip-Higher | +0.0 | +0.0 | **+0.095** | **+0.0950** | +0.0 | +0.0 | +0.00 |", table);
+        Assert.Contains("| Clip-Higher | +0.0 | +0.0 | +0.0 | **+0.095** | **+0.0950** | +0.0 | +0.0 | +0.0 | +0.00 |", table);
         Assert.Contains("\"BeyondSpread\": true", File.ReadAllText(Path.Combine(_directory, "summary.json")));
     }
 
@@ -72,8 +74,8 @@ public sealed class ExperimentReportTests : IDisposable
         var withoutClipHigher = AblationLadder.LeaveOneOut(DemoRecipe.Chain).Single(r => r.Key == "dapo-no-clip-higher");
         var summary = ExperimentReport.Write(_directory,
         [
-            Run(dapo, 1, [0.7, 0.8], [0.030, 0.020]), Run(dapo, 2, [0.7, 0.7], [0.031, 0.021]),
-            Run(withoutClipHigher, 1, [0.7, 0.7], [0.020, 0.010]), Run(withoutClipHigher, 2, [0.8, 0.8], [0.022, 0.012]),
+            Run(dapo, 1, [0.7, 0.8], [0.030, 0.020], 0.05), Run(dapo, 2, [0.7, 0.7], [0.031, 0.021], 0.10),
+            Run(withoutClipHigher, 1, [0.7, 0.7], [0.020, 0.010], 0.30), Run(withoutClipHigher, 2, [0.8, 0.8], [0.022, 0.012], 0.25),
         ], warmStartAccuracy: 0.3, k: 8);
 
         // Only the leave-one-out pair is present: clip-higher raised entropy by 0.0095 over the run, beyond the spread.
@@ -84,8 +86,17 @@ public sealed class ExperimentReportTests : IDisposable
         Assert.False(summary.Effects.Single(e => e.Metric == "final avg@k %").BeyondSpread);
         var table = File.ReadAllText(Path.Combine(_directory, "table.md"));
         Assert.Contains("| DAPO − Clip-Higher |  | 75.0 (10.0) | 75.0 (10.0) |", table);
+        // Final held-out per level, in the metrics' order: level 9 at half of the final avg@8 (0.8 and 0.7 for DAPO).
+        Assert.Contains("| Model | L3 | L9 |", table);
+        Assert.Contains("| + Dynamic Sampling (DAPO) | 100.0 (0.0) | 37.5 (5.0) |", table);
+        Assert.Equal(["L3", "L9"], summary.Rungs[0].AccuracyBySource.Select(p => p.Key));
         // Over the last fifth of the run (here its last step) the entropies are 0.020-0.021 against 0.010-0.012.
         Assert.Equal([0.020, 0.021], summary.Rungs.Single(r => r.Key == "dapo").LateEntropy.PerSeed);
-        Assert.Contains("| Clip-Higher, in DAPO | +0.0 | -2.5 | **+0.010** | **+0.0095** |", table);
+        Assert.Contains("| Clip-Higher, in DAPO | +0.0 | -2.5 | +0.0 | **+0.010** | **+0.0095** |", table);
+        // The final evaluation's share of cut-off held-out samples: 5-10 % with it, 25-30 % without.
+        Assert.Equal([0.05, 0.10], summary.Rungs.Single(r => r.Key == "dapo").HeldOutTruncatedShare.PerSeed);
+        var heldOutTruncated = summary.Effects.Single(e => e.Metric == "held-out truncated %");
+        Assert.Equal(-20.0, heldOutTruncated.Difference, 9);
+        Assert.True(heldOutTruncated.BeyondSpread);
     }
 }
