@@ -75,9 +75,11 @@ public sealed class DemoRecipeTests
         Assert.All(data.Supervised, e => Assert.True(e.Prompt.Length <= recipe.Dapo.MaxPromptLength));
         var limit = recipe.Dapo.MaxResponseLength;
         var hardest = data.Supervised.TakeLast(recipe.TrainProblemsPerLevel[^1]).Select(e => e.Response).ToList();
-        // The warm-start's mix cuts off part of the hardest level, not all of it and not most of the easier ones.
+        // The warm-start's mix cuts off part of the hardest level (about a quarter), and none of the easiest.
         var cut = hardest.Count(r => r.Length > limit);
-        Assert.InRange(cut, hardest.Count / 4, hardest.Count * 3 / 4);
+        Assert.InRange(cut, hardest.Count / 5, hardest.Count / 3);
+        // The soft punishment's cache starts below nearly all of the hardest level's solutions.
+        Assert.True(hardest.Count(r => r.Length > limit - recipe.Dapo.OverlongCacheLength) > hardest.Count * 9 / 10);
         var easiest = data.Supervised.Take(recipe.TrainProblemsPerLevel[0]).ToList();
         Assert.All(easiest, e => Assert.True(e.Response.Length <= limit - recipe.Dapo.OverlongCacheLength, $"{e.Response.Length} tokens"));
         // Every hardest problem written out line by line passes the limit in most cases; in two-operation lines none does.
