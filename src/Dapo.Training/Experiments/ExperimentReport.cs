@@ -94,7 +94,7 @@ public static class ExperimentReport
     /// <param name="ClipLower">Share of tokens clipped at the lower bound 1 − ε_low, over the run.</param>
     /// <param name="SecondsPerStep">Mean seconds a step.</param>
     /// <param name="AccuracyBySource">Final held-out avg@k of each source the evaluation reports apart (the synthetic
-    /// tasks' levels: "L3", ...), in the metrics' order; empty when it reports none.</param>
+    /// tasks' levels: "L3", ..., "L10"), in natural order; empty when it reports none.</param>
     public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat MeanAccuracy, SeedStat PassAtK, SeedStat Entropy,
         SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat HeldOutTruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep,
         IReadOnlyList<KeyValuePair<string, SeedStat>> AccuracyBySource);
@@ -120,7 +120,7 @@ public static class ExperimentReport
                 return (lastFifth ? values.TakeLast(Math.Max(1, values.Count / 5)) : values).DefaultIfEmpty(double.NaN).Average();
             }).ToList());
             var sources = g[0].Steps.LastOrDefault(row => row.ContainsKey(accuracyKey)) is { } last
-                ? last.Select(p => p.Key).Where(key => key.StartsWith(accuracyKey + "/", StringComparison.Ordinal)).ToList()
+                ? last.Select(p => p.Key).Where(key => key.StartsWith(accuracyKey + "/", StringComparison.Ordinal)).OrderBy(NaturalOrder).ToList()
                 : [];
             return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
                 OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), Final(HeldOutTruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean,
@@ -221,6 +221,14 @@ public static class ExperimentReport
         File.WriteAllText(Path.Combine(directory, "table.md"), Table(summary));
         files.AddRange(["summary.json", "table.md"]);
         return summary with { Files = files };
+    }
+
+    // A source name in natural order: "L9" before "L10" (the metrics keep the ordinal order, "L10" before "L3").
+    private static string NaturalOrder(string source)
+    {
+        var digits = source.Length;
+        while (digits > 0 && char.IsAsciiDigit(source[digits - 1])) digits--;
+        return source[..digits] + source[digits..].PadLeft(20, '0');
     }
 
     /// <summary>The ablation table in the paper's form, our numbers beside the paper's: each cell the mean over seeds,

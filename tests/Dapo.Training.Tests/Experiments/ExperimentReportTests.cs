@@ -10,12 +10,12 @@ public sealed class ExperimentReportTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     /// <summary>A run of two steps, each evaluated, with the given held-out accuracies and entropies (and held-out
-    /// truncated share, the same at both steps); level 3 always solved, level 9 at half the accuracy; every other
+    /// truncated share, the same at both steps); level 3 always solved, level 10 at half the accuracy; every other
     /// metric the same.</summary>
     private static ExperimentRun Run(AblationRecipe rung, ulong seed, double[] accuracy, double[] entropy, double heldOutTruncated = 0.2) =>
         new(rung, seed, [.. accuracy.Select((a, i) => new JsonObject
         {
-            ["step"] = i + 1, ["eval/avg@8"] = a, ["eval/avg@8/L3"] = 1.0, ["eval/avg@8/L9"] = a / 2, ["eval/pass@8"] = a, [ExperimentReport.EntropyKey] = entropy[i],
+            ["step"] = i + 1, ["eval/avg@8"] = a, ["eval/avg@8/L10"] = a / 2, ["eval/avg@8/L3"] = 1.0, ["eval/pass@8"] = a, [ExperimentReport.EntropyKey] = entropy[i],
             [ExperimentReport.LengthKey] = 10.0, [ExperimentReport.TruncatedKey] = 0.1, [ExperimentReport.StepSecondsKey] = 1.0, [ExperimentReport.HeldOutTruncatedKey] = heldOutTruncated,
             [ExperimentReport.ClipUpperKey] = 0.001, [ExperimentReport.ClipLowerKey] = 0.001, ["train/num_gen_batches"] = 1.0, ["train/filtered_fraction"] = 0.0,
         })]);
@@ -86,10 +86,11 @@ public sealed class ExperimentReportTests : IDisposable
         Assert.False(summary.Effects.Single(e => e.Metric == "final avg@k %").BeyondSpread);
         var table = File.ReadAllText(Path.Combine(_directory, "table.md"));
         Assert.Contains("| DAPO − Clip-Higher |  | 75.0 (10.0) | 75.0 (10.0) |", table);
-        // Final held-out per level, in the metrics' order: level 9 at half of the final avg@8 (0.8 and 0.7 for DAPO).
-        Assert.Contains("| Model | L3 | L9 |", table);
+        // Final held-out per level, level 3 before level 10 (the metrics' order is ordinal): level 10 at half of the
+        // final avg@8 (0.8 and 0.7 for DAPO).
+        Assert.Contains("| Model | L3 | L10 |", table);
         Assert.Contains("| + Dynamic Sampling (DAPO) | 100.0 (0.0) | 37.5 (5.0) |", table);
-        Assert.Equal(["L3", "L9"], summary.Rungs[0].AccuracyBySource.Select(p => p.Key));
+        Assert.Equal(["L3", "L10"], summary.Rungs[0].AccuracyBySource.Select(p => p.Key));
         // Over the last fifth of the run (here its last step) the entropies are 0.020-0.021 against 0.010-0.012.
         Assert.Equal([0.020, 0.021], summary.Rungs.Single(r => r.Key == "dapo").LateEntropy.PerSeed);
         Assert.Contains("| Clip-Higher, in DAPO | +0.0 | -2.5 | +0.0 | **+0.010** | **+0.0095** |", table);
