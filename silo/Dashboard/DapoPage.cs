@@ -91,7 +91,7 @@ internal static class DapoPage
             try
             {
                 if (_of != (run.RunId, run.Epoch)) (_of, _points) = ((run.RunId, run.Epoch), []);
-                _points.AddRange(await inspector.PointsAsync(run.RunId, _points.Count > 0 ? _points[^1].Step : 0, cancellationToken));
+                _points.AddRange(await inspector.PointsAsync(run, _points.Count > 0 ? _points[^1].Step : 0, cancellationToken));
                 return _points.ToList();
             }
             finally

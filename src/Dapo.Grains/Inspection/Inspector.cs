@@ -218,9 +218,13 @@ public sealed class Inspector(InspectionSession session)
             listed.Select(c => new CheckpointView(c.Step, c.Size, c.Complete, c.Problem ?? "ok", c.Step == latest)).ToList());
     }
 
-    /// <summary>The plotted metrics of the steps after <paramref name="afterStep"/>, in step order.</summary>
-    public async Task<IReadOnlyList<MetricPointView>> PointsAsync(string runId, int afterStep, CancellationToken cancellationToken) =>
-        (await MetricsAsync(runId, afterStep, cancellationToken)).Select(Point).ToList();
+    /// <summary>
+    /// The plotted metrics of the finished steps after <paramref name="afterStep"/>, in step order. The learner writes
+    /// a step's row before it counts the step finished, so a row may be ahead of <paramref name="run"/>: it is left
+    /// out, and the points agree with the step count shown beside them.
+    /// </summary>
+    public async Task<IReadOnlyList<MetricPointView>> PointsAsync(RunInfo run, int afterStep, CancellationToken cancellationToken) =>
+        (await MetricsAsync(run.RunId, afterStep, cancellationToken)).Select(Point).Where(p => p.Step <= CompletedSteps(run)).ToList();
 
     public async Task<WatchView> WatchAsync(string runId, int recentSteps, CancellationToken cancellationToken)
     {
@@ -228,7 +232,7 @@ public sealed class Inspector(InspectionSession session)
         var now = InspectionSession.Now;
         var view = await RunStatusAsync(run, now, cancellationToken);
         var silos = await SilosAsync([run], now, cancellationToken);
-        var points = await PointsAsync(runId, CompletedSteps(run) - recentSteps, cancellationToken);
+        var points = await PointsAsync(run, CompletedSteps(run) - recentSteps, cancellationToken);
         var last = points.LastOrDefault();
         var progress = view.CurrentStep;
         double? filtered = progress is { } p && p.Accepted + p.Filtered > 0 ? (double)p.Filtered / (p.Accepted + p.Filtered) : null;
