@@ -172,7 +172,8 @@ internal static class ExperimentsCommand
     {
         var weights = Path.Combine(directory, "warm-start.weights");
         var info = Path.Combine(directory, "warm-start.json");
-        var trainedOn = WarmStartRecipe(recipe);
+        var data = DemoData.Create(recipe);
+        var trainedOn = WarmStartRecipe(recipe, data);
         if (File.Exists(weights) && File.Exists(info))
         {
             var saved = JsonSerializer.Deserialize<WarmStartInfo>(File.ReadAllText(info))!;
@@ -190,7 +191,6 @@ internal static class ExperimentsCommand
             return (weights, saved.Accuracy);
         }
         if (Environment.GetEnvironmentVariable("DAPO_THREADS") is null) TorchEngine.Threads = recipe.Threads;
-        var data = DemoData.Create(recipe);
         var evaluator = new Evaluator(data.Encoder, RewardFunctions.Get(recipe.Dapo.RewardFunction), recipe.Evaluation);
         using var model = PolicyModel.Create(recipe.Model);
         var watch = Stopwatch.StartNew();
@@ -215,10 +215,12 @@ internal static class ExperimentsCommand
         return (weights, accuracy);
     }
 
-    /// <summary>What a warm-start depends on: the task, its problems, the prompt, the model and the supervised settings.</summary>
-    private static string WarmStartRecipe(DemoRecipe r) => JsonSerializer.Serialize(new
+    /// <summary>What a warm-start depends on: the task, its problems, the prompt, the model and the supervised settings,
+    /// and the data itself (<see cref="DemoData.Fingerprint"/>: a task's generator may change under the same recipe).</summary>
+    private static string WarmStartRecipe(DemoRecipe r, DemoData data) => JsonSerializer.Serialize(new
     {
         r.Task, r.Levels, r.TrainProblemsPerLevel, r.HeldOutProblemsPerLevel, r.DataSeed, r.PromptTemplate, r.Model, r.WarmStart,
+        Data = data.Fingerprint(),
     });
 
     private sealed record WarmStartInfo(int Steps, double Accuracy, double Seconds, string? Recipe = null);

@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
 using Dapo.Core.Common;
 using Dapo.Core.Data;
 using Dapo.Core.Data.Synthetic;
@@ -52,6 +55,28 @@ public sealed record DemoData(
                 heldOut.Add(Prompt(encoder, p, recipe));
         }
         return new DemoData(encoder, train, supervised, heldOut);
+    }
+
+    /// <summary>
+    /// What the data is, in 16 hex digits (SHA-256 of every train and held-out prompt with its ground truth, and every
+    /// worked solution): a warm-start records it, so that weights trained on another version of a task's generator are not
+    /// reused as if the recipe alone said what they were trained on.
+    /// </summary>
+    public string Fingerprint()
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Add(int[] tokens)
+        {
+            hash.AppendData(BitConverter.GetBytes(tokens.Length));  // the length first: [1,2][3] is not [1][2,3]
+            hash.AppendData(MemoryMarshal.AsBytes(tokens.AsSpan()));
+        }
+        foreach (var prompt in Train.Concat(HeldOut))
+        {
+            Add(prompt.Tokens);
+            hash.AppendData(Encoding.UTF8.GetBytes(prompt.GroundTruth + "\n"));
+        }
+        foreach (var example in Supervised) Add(example.Response);
+        return Convert.ToHexStringLower(hash.GetHashAndReset())[..16];
     }
 
     /// <summary>

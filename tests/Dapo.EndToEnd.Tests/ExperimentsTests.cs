@@ -133,7 +133,7 @@ public sealed class ExperimentsTests : IDisposable
                          ["experiments", "--task", "chain", "--out", _root, "--seeds", "7", "--override", TestRecipes.TinyChain(steps: 3).Replace("\"Levels\":[3,8]", "\"Levels\":[3,7]")]))
         {
             Assert.Equal(2, await other.WaitForExitAsync(TimeSpan.FromMinutes(1)));
-            Assert.Contains(other.Lines, l => l.Contains("was trained for another recipe (it differs in Levels)", StringComparison.Ordinal));
+            Assert.Contains(other.Lines, l => l.Contains("was trained for another recipe (it differs in Levels, Data)", StringComparison.Ordinal));
         }
         Assert.All(metrics, m => Assert.Equal(m.Value, File.ReadAllText(Path.Combine(m.Key, "metrics.jsonl"))));
         var truncatedLines = XDocument.Load(Path.Combine(report, "truncated_share.svg")).Descendants(svg + "polyline").ToList();

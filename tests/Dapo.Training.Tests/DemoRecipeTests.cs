@@ -23,6 +23,25 @@ public sealed class DemoRecipeTests
     }
 
     [Fact]
+    public void The_data_fingerprint_is_the_same_for_the_same_data_and_changes_with_any_problem_or_solution()
+    {
+        var recipe = DemoRecipe.ChainMixed with { TrainProblemsPerLevel = [20, 20, 20, 20, 20, 20, 20, 20], HeldOutProblemsPerLevel = [4, 4, 4, 4, 4, 4, 4, 4] };
+        var data = DemoData.Create(recipe);
+        var fingerprint = data.Fingerprint();
+        Assert.Matches("^[0-9a-f]{16}$", fingerprint);
+        Assert.Equal(fingerprint, DemoData.Create(recipe).Fingerprint());
+        Assert.NotEqual(fingerprint, DemoData.Create(recipe with { DataSeed = 2 }).Fingerprint());
+        Assert.NotEqual(fingerprint, DemoData.Create(recipe with { Task = SyntheticTasks.Chain, Levels = [3, 4, 5, 6, 7, 8, 9, 9] }).Fingerprint());
+        // One worked solution changed (as a new generator version would): the recipe is the same, the fingerprint not.
+        var supervised = data.Supervised.ToList();
+        supervised[^1] = supervised[^1] with { Response = [.. supervised[^1].Response, 5] };
+        Assert.NotEqual(fingerprint, (data with { Supervised = supervised }).Fingerprint());
+        var heldOut = data.HeldOut.ToList();
+        heldOut[0] = heldOut[0] with { GroundTruth = heldOut[0].GroundTruth + "0" };
+        Assert.NotEqual(fingerprint, (data with { HeldOut = heldOut }).Fingerprint());
+    }
+
+    [Fact]
     public void Naive_grpo_changes_only_the_dapo_components()
     {
         var dapo = DemoRecipe.Default;
