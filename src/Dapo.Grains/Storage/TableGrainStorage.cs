@@ -107,13 +107,19 @@ public sealed partial class TableGrainStorage(TableClient table, BlobContainerCl
         }
 
         var write = new PendingWrite(entity, version, stateName, grainId, data.Length);
-        var queue = _partitions.GetOrAdd(partition, _ => new Partition());
+        Partition queue;
         bool commit;
-        lock (queue)
+        while (true)
         {
-            queue.Waiting.Add(write);
-            commit = !queue.Committing;
-            queue.Committing = true;
+            queue = _partitions.GetOrAdd(partition, key => new Partition(key));
+            lock (queue)
+            {
+                if (queue.Retired) continue;  // its committer just finished and dropped it: take the next one
+                queue.Waiting.Add(write);
+                commit = !queue.Committing;
+                queue.Committing = true;
+            }
+            break;
         }
         if (commit) _ = Task.Run(() => CommitAsync(queue));
         try
@@ -150,12 +156,18 @@ public sealed partial class TableGrainStorage(TableClient table, BlobContainerCl
         grainState.State = Activator.CreateInstance<T>();
     }
 
-    /// <summary>The writes waiting for one partition, and whether a commit for it is running.</summary>
-    private sealed class Partition
+    /// <summary>The writes waiting for one partition, and whether a commit for it is running. A partition with
+    /// nothing waiting is retired and dropped (a step's prompts are one partition: a long run opens thousands).</summary>
+    private sealed class Partition(string key)
     {
+        public string Key { get; } = key;
         public readonly List<PendingWrite> Waiting = [];
         public bool Committing;
+        public bool Retired;
     }
+
+    /// <summary>Partitions held now: those with writes waiting or being committed.</summary>
+    internal int PartitionsHeld => _partitions.Count;
 
     /// <summary>An entity waiting to be written; completes with its new ETag.</summary>
     private sealed record PendingWrite(TableEntity Entity, string? ETag, string StateName, GrainId GrainId, int Bytes)
@@ -183,6 +195,8 @@ public sealed partial class TableGrainStorage(TableClient table, BlobContainerCl
                 if (queue.Waiting.Count == 0)
                 {
                     queue.Committing = false;
+                    queue.Retired = true;
+                    _partitions.TryRemove(new KeyValuePair<string, Partition>(queue.Key, queue));
                     return;
                 }
                 batch = TakeBatch(queue.Waiting);

@@ -107,6 +107,38 @@ public sealed class TableGrainStorageTests(AzuriteFixture azurite) : GrainStorag
     }
 
     [Fact]
+    public async Task A_partition_whose_writes_are_committed_is_dropped_so_a_long_run_s_steps_do_not_accumulate()
+    {
+        var storage = Assert.IsType<TableGrainStorage>(Storage);
+        var run = $"run-{Guid.NewGuid():N}";
+        // 40 steps of 5 prompts each: 40 partitions, written at once; then written again, after they were dropped.
+        var grains = Enumerable.Range(1, 40).SelectMany(step => Enumerable.Range(0, 5).Select(i => GrainId.Create("prompt", $"{run}/{step}/{i}"))).ToList();
+        var handles = grains.Select(_ => new Handle<PromptState> { State = GrainStateSamples.Prompt() }).ToList();
+        foreach (var reason in new[] { "first", "second" })
+        {
+            foreach (var handle in handles) handle.State = new PromptState { Group = GrainStateSamples.Prompt().Group! with { Reason = reason } };
+            var writes = grains.Select((g, i) => Storage.WriteStateAsync("prompt", g, handles[i])).ToList();
+            // While they commit, the partitions are held (each a round trip to the table at least).
+            var all = Task.WhenAll(writes);
+            var held = 0;
+            while (!all.IsCompleted)
+            {
+                held = Math.Max(held, storage.PartitionsHeld);
+                await Task.Delay(1);
+            }
+            await all;
+            Assert.InRange(held, 1, 40);
+            // A committer drops its partition just after its last write completes.
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            while (storage.PartitionsHeld > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+            Assert.Equal(0, storage.PartitionsHeld);
+            var read = new Handle<PromptState>();
+            await Storage.ReadStateAsync("prompt", grains[^1], read);
+            Assert.Equal(reason, read.State.Group!.Reason);
+        }
+    }
+
+    [Fact]
     public async Task A_state_too_large_for_an_entity_is_kept_in_one_blob_and_the_ones_it_replaces_are_deleted()
     {
         var grain = GrainId.Create("prompt", $"run-{Guid.NewGuid():N}/1/5");
