@@ -100,11 +100,12 @@ internal static class ExperimentsCommand
         IReadOnlyList<ulong> seeds, int parallel, CancellationToken cancellationToken)
     {
         // The data first: a recipe whose problems do not fit the model is refused before anything is written.
+        DemoData? data = null;
         if (baseRecipe.ModelDirectory is null)
         {
             try
             {
-                DemoData.Create(baseRecipe);
+                data = DemoData.Create(baseRecipe);
             }
             catch (ArgumentException e)
             {
@@ -117,9 +118,9 @@ internal static class ExperimentsCommand
         Console.WriteLine($"experiments: {ladder.Count} recipe(s) x {seeds.Count} seed(s), {baseRecipe.Steps} steps each, {parallel} at a time, into {directory}");
         string? weights = null;
         var warmAccuracy = double.NaN;
-        if (baseRecipe.ModelDirectory is null)
+        if (data is not null)
         {
-            if (await WarmStartAsync(directory, baseRecipe, cancellationToken) is not { } warm) return 2;
+            if (await WarmStartAsync(directory, baseRecipe, data, cancellationToken) is not { } warm) return 2;
             (weights, warmAccuracy) = warm;
         }
         // Every run keeps one core busy (the recipe's engine thread), so runs go side by side up to --parallel.
@@ -168,11 +169,11 @@ internal static class ExperimentsCommand
 
     /// <summary>The shared warm-start: trained once, its weights and held-out accuracy kept in the results directory
     /// with what it was trained on; null (after saying why) when the directory's warm-start is another recipe's.</summary>
-    private static async Task<(string Weights, double Accuracy)?> WarmStartAsync(string directory, DemoRecipe recipe, CancellationToken cancellationToken)
+    private static async Task<(string Weights, double Accuracy)?> WarmStartAsync(string directory, DemoRecipe recipe, DemoData data,
+        CancellationToken cancellationToken)
     {
         var weights = Path.Combine(directory, "warm-start.weights");
         var info = Path.Combine(directory, "warm-start.json");
-        var data = DemoData.Create(recipe);
         var trainedOn = WarmStartRecipe(recipe, data);
         if (File.Exists(weights) && File.Exists(info))
         {
