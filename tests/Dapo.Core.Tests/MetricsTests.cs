@@ -22,8 +22,8 @@ public class MetricsTests
             GroupsFiltered = 1,
             Updates =
             [
-                new MiniBatchUpdate(0.2, new PolicyLossDiagnostics(10, 0.1, 0.1, 0, 0, 0.01, 1.0, 0), 0.5),
-                new MiniBatchUpdate(0.4, new PolicyLossDiagnostics(30, 0.5, 0.2, 0.3, 0, 0.03, 1.1, 0), 1.5),
+                new MiniBatchUpdate(0.2, new PolicyLossDiagnostics(10, 0.1, 0.1, 0, 0, 0.01, 1.0, 0, 0.3), 0.5),
+                new MiniBatchUpdate(0.4, new PolicyLossDiagnostics(30, 0.5, 0.2, 0.3, 0, 0.03, 1.1, 0, 0.1), 1.5),
             ],
             LearningRate = 5e-7,
         };
@@ -46,6 +46,7 @@ public class MetricsTests
         TestUtil.Close(0.3, m.PgLoss); // (0.2 + 0.4) / 2
         TestUtil.Close(0.4, m.ClipFraction); // (0.1 × 10 + 0.5 × 30) / 40 = 16 / 40
         TestUtil.Close(0.175, m.ClipFractionUpper); // (1 + 6) / 40
+        TestUtil.Close((1 * 0.3 + 6 * 0.1) / 7, m.UpClippedProbability); // over the 7 tokens clipped above
         TestUtil.Close(0.225, m.ClipFractionLower); // 9 / 40
         TestUtil.Close(0.025, m.ApproxKl); // (0.1 + 0.9) / 40
         TestUtil.Close(1.075, m.MeanRatio); // (10 + 33) / 40

@@ -378,14 +378,45 @@ public class PolicyLossTests
     [Fact]
     public void Diagnostics_merge_by_token_count()
     {
-        var a = new PolicyLossDiagnostics(1, 1, 1, 0, 0, 0.3, 1.0, 0);
-        var b = new PolicyLossDiagnostics(3, 0, 0, 0, 0, 0.1, 2.0, 0);
+        var a = new PolicyLossDiagnostics(1, 1, 1, 0, 0, 0.3, 1.0, 0, 0);
+        var b = new PolicyLossDiagnostics(3, 0, 0, 0, 0, 0.1, 2.0, 0, 0);
         var merged = PolicyLossDiagnostics.Merge([a, b]);
         Assert.Equal(4, merged.TokenCount);
         TestUtil.Close(0.25, merged.ClipFraction); // (1 × 1 + 3 × 0) / 4
         TestUtil.Close(0.15, merged.ApproxKl); // (0.3 + 0.3) / 4
         TestUtil.Close(1.75, merged.MeanRatio); // (1 + 6) / 4
         Assert.Equal(0.25, merged.ToMetrics()["actor/pg_clipfrac"]);
+    }
+
+    [Fact]
+    public void Up_clipped_probability_is_the_mean_old_probability_of_the_tokens_clipped_above()
+    {
+        // Four tokens, Â = +1 except t3: t0 (π_old 0.1) and t1 (π_old 0.3) rise past 1.28 and are clipped above;
+        // t2 (π_old 0.9) stays inside; t3 (Â < 0, π_old 0.05) is clipped below and does not count.
+        float[] old = [(float)Math.Log(0.1), (float)Math.Log(0.3), (float)Math.Log(0.9), (float)Math.Log(0.05)];
+        double[] logRatios = [Math.Log(1.5), Math.Log(2.0), Math.Log(1.1), Math.Log(0.5)];
+        var @new = old.Zip(logRatios, (o, d) => (float)(o + d)).ToArray();
+        var batch = new PolicyLossBatch(@new, old, new[] { 1f, 1f, 1f, -1f }, new[] { true, true, true, true }, new[] { 4 });
+        var d = Loss().Compute(batch).Diagnostics;
+        TestUtil.Close(0.5, d.ClipFractionUpper, 1e-12);
+        TestUtil.Close(0.2, d.UpClippedProbability, 1e-6); // (0.1 + 0.3) / 2
+        TestUtil.Close(0.2, d.ToMetrics()["actor/pg_clipped_upper_prob"], 1e-6);
+        // Nothing clipped above: 0, not a mean of nothing.
+        Assert.Equal(0.0, Loss(high: 2.0).Compute(batch).Diagnostics.UpClippedProbability);
+    }
+
+    [Fact]
+    public void Up_clipped_probability_merges_by_the_tokens_clipped_above()
+    {
+        // 10 tokens with 1 clipped above at mean 0.5, 40 tokens with 4 clipped above at mean 0.1, 50 with none.
+        var merged = PolicyLossDiagnostics.Merge([
+            new PolicyLossDiagnostics(10, 0.1, 0.1, 0, 0, 0, 1, 0, 0.5),
+            new PolicyLossDiagnostics(40, 0.1, 0.1, 0, 0, 0, 1, 0, 0.1),
+            new PolicyLossDiagnostics(50, 0, 0, 0, 0, 0, 1, 0, 0),
+        ]);
+        TestUtil.Close(0.05, merged.ClipFractionUpper, 1e-12);
+        TestUtil.Close((0.5 + 4 * 0.1) / 5, merged.UpClippedProbability, 1e-12);
+        Assert.Equal(0.0, PolicyLossDiagnostics.Merge([new PolicyLossDiagnostics(5, 0, 0, 0, 0, 0, 1, 0, 0)]).UpClippedProbability);
     }
 
     [Fact]

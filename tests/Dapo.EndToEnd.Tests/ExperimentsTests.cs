@@ -34,7 +34,7 @@ public sealed class ExperimentsTests : IDisposable
         foreach (var (file, series) in new[]
                  {
                      ("entropy.svg", 3), ("response_length.svg", 2), ("token_level_entropy.svg", 2), ("overlong_entropy.svg", 2),
-                     ("clip_fraction_upper.svg", 2), ("clip_fraction_lower.svg", 2), ("truncated_share.svg", 6), ("soft_overlong_length.svg", 2),
+                     ("clip_fraction_upper.svg", 2), ("up_clipped_probability.svg", 3), ("clip_fraction_lower.svg", 2), ("truncated_share.svg", 6), ("soft_overlong_length.svg", 2),
                      ("generation_rounds.svg", 1), ("filtered_share.svg", 1), ("held_out_truncated_share.svg", 6),
                  })
         {

@@ -82,7 +82,7 @@ public sealed class DecoupledClipLoss
         var beta = Settings.KlCoefficient;
 
         var coefficients = new float[batch.TokenCount];
-        double pgLoss = 0, klLoss = 0, klSum = 0, ratioSum = 0, refKlSum = 0;
+        double pgLoss = 0, klLoss = 0, klSum = 0, ratioSum = 0, refKlSum = 0, upClippedProbabilitySum = 0;
         int tokens = 0, clippedUpper = 0, clippedLower = 0, dualClipped = 0;
         for (var t = 0; t < batch.TokenCount; t++)
         {
@@ -106,7 +106,11 @@ public sealed class DecoupledClipLoss
                 // The clipped term is chosen only when the ratio is outside [low, high]: constant there.
                 loss = clipped;
                 grad = 0.0;
-                if (a > 0) clippedUpper++;
+                if (a > 0)
+                {
+                    clippedUpper++;
+                    upClippedProbabilitySum += Math.Exp(oldLogProbs[t]);
+                }
                 else clippedLower++;
             }
             else
@@ -136,7 +140,8 @@ public sealed class DecoupledClipLoss
         var diagnostics = tokens == 0
             ? PolicyLossDiagnostics.Empty
             : new PolicyLossDiagnostics(tokens, (double)(clippedUpper + clippedLower) / tokens, (double)clippedUpper / tokens,
-                (double)clippedLower / tokens, (double)dualClipped / tokens, klSum / tokens, ratioSum / tokens, refKlSum / tokens);
+                (double)clippedLower / tokens, (double)dualClipped / tokens, klSum / tokens, ratioSum / tokens, refKlSum / tokens,
+                clippedUpper > 0 ? upClippedProbabilitySum / clippedUpper : 0);
         return new PolicyLossResult(pgLoss + beta * klLoss, pgLoss, klLoss, coefficients, diagnostics);
     }
 }

@@ -25,6 +25,10 @@ public sealed record PolicyLossResult(
 /// KL(π_old ‖ π_new) on the sampled tokens (verl <c>actor/ppo_kl</c>).</param>
 /// <param name="MeanRatio">mean(r_t), r_t = exp(clamp(log π_new − log π_old, −20, 20)).</param>
 /// <param name="ReferenceKl">mean of the KL-to-reference estimate per token (0 without a reference).</param>
+/// <param name="UpClippedProbability">Mean π_old(o_t) of the tokens clipped at 1 + ε_high (0 when none was): the
+/// paper's Figure 3a. Clip-Higher is meant for low-probability tokens ("exploration" tokens, π_old &lt; 0.2 in the
+/// paper's runs), which the symmetric bound keeps from growing; on likely tokens a higher bound sharpens the policy
+/// instead.</param>
 public sealed record PolicyLossDiagnostics(
     int TokenCount,
     double ClipFraction,
@@ -33,17 +37,18 @@ public sealed record PolicyLossDiagnostics(
     double DualClipFraction,
     double ApproxKl,
     double MeanRatio,
-    double ReferenceKl)
+    double ReferenceKl,
+    double UpClippedProbability)
 {
     /// <summary>Diagnostics of no tokens.</summary>
-    public static PolicyLossDiagnostics Empty { get; } = new(0, 0, 0, 0, 0, 0, 0, 0);
+    public static PolicyLossDiagnostics Empty { get; } = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
 
     /// <summary>Token-weighted combination (e.g. of the micro-batches of one mini-batch, or the mini-batches of a step).</summary>
     public static PolicyLossDiagnostics Merge(IEnumerable<PolicyLossDiagnostics> parts)
     {
         ArgumentNullException.ThrowIfNull(parts);
         long tokens = 0;
-        double clip = 0, upper = 0, lower = 0, dual = 0, kl = 0, ratio = 0, refKl = 0;
+        double clip = 0, upper = 0, lower = 0, dual = 0, kl = 0, ratio = 0, refKl = 0, upClippedProbability = 0;
         foreach (var p in parts)
         {
             tokens += p.TokenCount;
@@ -54,10 +59,12 @@ public sealed record PolicyLossDiagnostics(
             kl += p.ApproxKl * p.TokenCount;
             ratio += p.MeanRatio * p.TokenCount;
             refKl += p.ReferenceKl * p.TokenCount;
+            // A mean over the up-clipped tokens: weighted by how many each part clipped.
+            upClippedProbability += p.UpClippedProbability * p.ClipFractionUpper * p.TokenCount;
         }
         if (tokens == 0) return Empty;
         return new PolicyLossDiagnostics(checked((int)tokens), clip / tokens, upper / tokens, lower / tokens, dual / tokens,
-            kl / tokens, ratio / tokens, refKl / tokens);
+            kl / tokens, ratio / tokens, refKl / tokens, upper > 0 ? upClippedProbability / upper : 0);
     }
 
     /// <summary>The diagnostics under verl-style metric names.</summary>
@@ -65,6 +72,7 @@ public sealed record PolicyLossDiagnostics(
     {
         ["actor/pg_clipfrac"] = ClipFraction,
         ["actor/pg_clipfrac_upper"] = ClipFractionUpper,
+        ["actor/pg_clipped_upper_prob"] = UpClippedProbability,
         ["actor/pg_clipfrac_lower_bound"] = ClipFractionLower,
         ["actor/pg_clipfrac_dual"] = DualClipFraction,
         ["actor/ppo_kl"] = ApproxKl,

@@ -70,6 +70,9 @@ public sealed record StepMetrics
     /// <summary>Token-weighted fraction clipped at 1 + ε_high.</summary>
     public double ClipFractionUpper { get; init; }
 
+    /// <summary>Mean π_old of the tokens clipped at 1 + ε_high over the updates (0 when none was; the paper's Figure 3a).</summary>
+    public double UpClippedProbability { get; init; }
+
     /// <summary>Token-weighted fraction clipped at 1 − ε_low.</summary>
     public double ClipFractionLower { get; init; }
 
@@ -147,6 +150,7 @@ public sealed record StepMetrics
             PgLoss = Mean(input.Updates.Sum(u => u.PolicyGradientLoss), input.Updates.Count),
             ClipFraction = diagnostics.ClipFraction,
             ClipFractionUpper = diagnostics.ClipFractionUpper,
+            UpClippedProbability = diagnostics.UpClippedProbability,
             ClipFractionLower = diagnostics.ClipFractionLower,
             DualClipFraction = diagnostics.DualClipFraction,
             ApproxKl = diagnostics.ApproxKl,
@@ -179,6 +183,7 @@ public sealed record StepMetrics
         ["actor/pg_loss"] = PgLoss,
         ["actor/pg_clipfrac"] = ClipFraction,
         ["actor/pg_clipfrac_upper"] = ClipFractionUpper,
+        ["actor/pg_clipped_upper_prob"] = UpClippedProbability,
         ["actor/pg_clipfrac_lower_bound"] = ClipFractionLower,
         ["actor/pg_clipfrac_dual"] = DualClipFraction,
         ["actor/ppo_kl"] = ApproxKl,

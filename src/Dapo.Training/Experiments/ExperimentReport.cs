@@ -101,7 +101,7 @@ public static class ExperimentReport
 
     /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
     public const string EntropyKey = "actor/entropy", LengthKey = "response_length/mean", TruncatedKey = "response_length/clip_ratio",
-        ClipUpperKey = "actor/pg_clipfrac_upper", ClipLowerKey = "actor/pg_clipfrac_lower_bound", StepSecondsKey = "timing/step_s",
+        ClipUpperKey = "actor/pg_clipfrac_upper", UpClippedProbabilityKey = "actor/pg_clipped_upper_prob", ClipLowerKey = "actor/pg_clipfrac_lower_bound", StepSecondsKey = "timing/step_s",
         HeldOutTruncatedKey = "eval/truncated_share";
 
     public static Summary Write(string directory, IReadOnlyList<ExperimentRun> runs, double warmStartAccuracy, int k)
@@ -161,8 +161,9 @@ public static class ExperimentReport
         void Pair(string file, string title, string yLabel, string key, (string Rung, string Name)[] lines, (double, double)? range = null, double? start = null)
         {
             var chart = new SvgLineChart(title, "step", yLabel) { YRange = range };
+            // A run written before a metric existed has none of it: no line rather than an empty one.
             foreach (var (rung, name) in lines)
-                if (Rung(rung) is { } g) chart.Series.Add(Mean(g, key, name, start));
+                if (Rung(rung) is { } g && Mean(g, key, name, start) is { Points.Count: > 0 } series) chart.Series.Add(series);
             if (chart.Series.Count > 0) Chart(file, chart);
         }
         (string, string)[] clipHigher = [("overlong-filtering", "without Clip-Higher (ε_high 0.2)"), ("clip-higher", "with Clip-Higher (ε_high 0.28)")];
@@ -174,6 +175,9 @@ public static class ExperimentReport
             [.. clipHigher, ("dapo", "DAPO"), ("dapo-no-clip-higher", "DAPO without Clip-Higher")]);
         Pair("clip_higher_accuracy.svg", $"Held-out avg@{k} with and without Clip-Higher (paper Fig. 2a)", $"avg@{k}", accuracyKey, clipHigher, (0, 1), warmStartAccuracy);
         Pair("clip_fraction_upper.svg", "Tokens clipped at the upper bound 1 + ε_high", "share of tokens", ClipUpperKey, clipHigher);
+        // Figure 3a: the bound is meant for unlikely tokens; a step with none clipped above plots 0.
+        Pair("up_clipped_probability.svg", "Mean probability of the tokens clipped at 1 + ε_high (paper Fig. 3a)", "mean π_old (0: none clipped)",
+            UpClippedProbabilityKey, [.. clipHigher, ("dapo", "DAPO"), ("dapo-no-clip-higher", "DAPO without Clip-Higher")], (0, 1));
         Pair("clip_fraction_lower.svg", "Tokens clipped at the lower bound 1 − ε_low", "share of tokens", ClipLowerKey, clipHigher);
         // Figure 4: length and entropy, sample-level against token-level loss.
         Pair("response_length.svg", "Response length: sample-level vs token-level loss (paper Fig. 4b)", "mean response length (tokens)", LengthKey, tokenLevel);
