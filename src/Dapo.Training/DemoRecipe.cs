@@ -375,6 +375,8 @@ public sealed record DemoRecipe
         if (Steps < 1) errors.Add($"Steps must be at least 1; got {Steps}.");
         if (InitialWeights is not null && !File.Exists(InitialWeights))
             errors.Add($"InitialWeights: there is no file {InitialWeights}.");
+        else if (InitialWeights is not null && ValidateInitialWeights(InitialWeights) is { } weightsError)
+            errors.Add($"InitialWeights: {weightsError}");
         if (Dataset is not null && !File.Exists(Dataset))
             errors.Add($"Dataset: there is no file {Dataset}.");
         else if (Dataset is not null && InitialWeights is null && ModelDirectory is null)
@@ -403,6 +405,28 @@ public sealed record DemoRecipe
             return [$"Model.MaxSeqLen {Model.MaxSeqLen} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}."];
         var expected = config.ToModelConfig(Model.MaxSeqLen) with { Seed = Model.Seed, Device = Model.Device, DeviceIndex = Model.DeviceIndex };
         return Model == expected ? [] : [$"Model ({Model}) is not the shape of {directory}/config.json ({expected})."];
+    }
+
+    /// <summary>What is wrong with the weights file at <paramref name="path"/>, read from its header only (the
+    /// engine's marker, format and model shape), or null: a wrong file is refused before the run starts.</summary>
+    private string? ValidateInitialWeights(string path)
+    {
+        ModelConfig config;
+        try
+        {
+            using var file = File.OpenRead(path);
+            var head = new byte[Math.Min(file.Length, 4096)];
+            file.ReadExactly(head);
+            config = TorchEngine.ReadConfig(head);
+        }
+        catch (Exception e) when (e is TorchException or IOException or UnauthorizedAccessException)
+        {
+            return $"{path} is not a file of policy weights: {e.Message}.";
+        }
+        // The seed and the device are the recipe's: the file records neither.
+        return config with { Seed = Model.Seed, Device = Model.Device, DeviceIndex = Model.DeviceIndex } == Model
+            ? null
+            : $"{path} holds weights of another model ({config}), not the recipe's ({Model}).";
     }
 
     /// <summary>Returns this recipe, or throws listing every bad field.</summary>

@@ -234,6 +234,15 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             Assert.Contains(train.Lines, l => l.Contains($"{bad}:2: field 'answer'", StringComparison.Ordinal));
         }
         Assert.False(Directory.Exists(refused), "a refused run leaves nothing behind");
+        // Weights that are not the engine's: refused from their header, before the run starts.
+        var garbage = Path.Combine(_root, "garbage.weights");
+        File.WriteAllBytes(garbage, new byte[1000]);
+        await using (var train = Train(refused, 2, "--init-weights", garbage))
+        {
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.Contains($"InitialWeights: {garbage} is not a file of policy weights", StringComparison.Ordinal));
+        }
+        Assert.False(Directory.Exists(refused));
         // The file is read first: its own error shows even without --init-weights, and alone.
         await using (var train = Train(refused, 2, "--dataset", bad))
         {

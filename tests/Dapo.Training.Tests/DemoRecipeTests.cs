@@ -173,4 +173,41 @@ public sealed class DemoRecipeTests
             Directory.Delete(directory, recursive: true);
         }
     }
+
+    [Fact]
+    public void Initial_weights_are_checked_from_their_header_naming_the_file_and_what_is_wrong()
+    {
+        var directory = Directory.CreateTempSubdirectory("dapo-weights-").FullName;
+        try
+        {
+            var recipe = DemoRecipe.Default;
+            var good = Path.Combine(directory, "policy");
+            using (var model = Dapo.Torch.PolicyModel.Create(recipe.Model with { Seed = 7 }))
+            using (var weights = model.ExportWeights())
+                File.WriteAllBytes(good, weights.ToArray());
+            // Another seed is the same model: the file's weights replace the initialisation.
+            Assert.Empty((recipe with { InitialWeights = good }).Validate());
+
+            var other = Path.Combine(directory, "other");
+            using (var model = Dapo.Torch.PolicyModel.Create(recipe.Model with { Layers = 2 }))
+            using (var weights = model.ExportWeights())
+                File.WriteAllBytes(other, weights.ToArray());
+            Assert.Equal([$"InitialWeights: {other} holds weights of another model"],
+                (recipe with { InitialWeights = other }).Validate().Select(e => e[..e.IndexOf(" (", StringComparison.Ordinal)]));
+
+            var garbage = Path.Combine(directory, "garbage");
+            File.WriteAllBytes(garbage, Enumerable.Range(0, 1000).Select(i => (byte)(i * 7)).ToArray());
+            var error = Assert.Single((recipe with { InitialWeights = garbage }).Validate());
+            Assert.StartsWith($"InitialWeights: {garbage} is not a file of policy weights:", error);
+            Assert.Contains("DAPOENG1", error);
+
+            var empty = Path.Combine(directory, "empty");
+            File.WriteAllBytes(empty, []);
+            Assert.Contains("is empty", Assert.Single((recipe with { InitialWeights = empty }).Validate()));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 }

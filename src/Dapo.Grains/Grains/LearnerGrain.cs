@@ -253,10 +253,18 @@ public sealed partial class LearnerGrain(
 
     private PolicyModel LoadInitialWeights(string path)
     {
-        var model = PolicyModel.FromWeights(File.ReadAllBytes(path));
-        if (model.Config with { Seed = Recipe.Model.Seed } == Recipe.Model) return model;
-        model.Dispose();
-        throw new InvalidOperationException($"{path} holds weights of another model ({model.Config}), not the recipe's ({Recipe.Model}).");
+        // The recipe's model, on its device, with the file's weights (the recipe's validation checked their shape).
+        var model = PolicyModel.Create(Recipe.Model);
+        try
+        {
+            model.ImportWeights(File.ReadAllBytes(path));
+            return model;
+        }
+        catch (TorchException e)
+        {
+            model.Dispose();
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
     }
 
     /// <summary>
