@@ -48,6 +48,9 @@ public sealed class DapoTestCluster : IAsyncDisposable
         var builder = new InProcessTestClusterBuilder((short)silos.Count);
         builder.Options.GatewayPerSilo = true;  // the client keeps a gateway when a silo is killed
         builder.ConfigureSilo(ConfigureSilo);
+        // Orleans' client re-reads the grain types every minute by default: a first read taken before the gateway
+        // knew every silo would leave the client without the learner's or rollout's grain class for that minute.
+        builder.ConfigureClient(client => client.Configure<TypeManagementOptions>(o => o.TypeMapRefreshInterval = ClientClustering.RefreshPeriod));
         Cluster = builder.Build();
     }
 
