@@ -3,6 +3,7 @@ using Dapo.Grains;
 using Dapo.Grains.Blobs;
 using Dapo.Grains.Checkpoints;
 using Dapo.Testing;
+using Dapo.Torch;
 
 namespace Dapo.EndToEnd.Tests;
 
@@ -267,7 +268,9 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
     [Fact]
     public async Task The_BLAS_kernel_is_logged_at_start_and_a_forced_fallback_shows()
     {
-        await using (var train = Train(Path.Combine(_root, "kernel"), 2))
+        // Without the variable, whatever this machine's environment sets: Dapo's own choice, or OpenBLAS's.
+        await using (var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", Path.Combine(_root, "kernel"), "--override", TestRecipes.Tiny(2)],
+                         new Dictionary<string, string> { [OpenBlasKernel.Variable] = "" }))
         {
             var line = await train.WaitForLineAsync("BLAS: OpenBLAS", Timeout);
             Assert.Matches(@"engine: 1 thread\(s\), BLAS: OpenBLAS [0-9.]+, kernel \w+ \((chosen by Dapo|OpenBLAS's own choice)", line);
@@ -275,7 +278,7 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
         }
         // OpenBLAS's SSE3 kernel, the one it falls back to on a CPU it does not know.
         await using (var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", Path.Combine(_root, "fallback"), "--override", TestRecipes.Tiny(2)],
-                         new Dictionary<string, string> { ["OPENBLAS_CORETYPE"] = "Prescott" }))
+                         new Dictionary<string, string> { [OpenBlasKernel.Variable] = "Prescott" }))
         {
             await train.WaitForLineAsync("kernel Prescott (OPENBLAS_CORETYPE=Prescott from the environment)", Timeout);
             train.Kill();

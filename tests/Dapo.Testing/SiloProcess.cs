@@ -42,8 +42,9 @@ public sealed partial class SiloProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts <c>dotnet dll args</c> in <paramref name="workingDirectory"/> with extra environment variables; its output
-    /// also goes to <paramref name="logFile"/> when given.
+    /// Starts <c>dotnet dll args</c> in <paramref name="workingDirectory"/> with extra environment variables (an empty
+    /// value takes the variable out of what the process inherits); its output also goes to <paramref name="logFile"/>
+    /// when given.
     /// </summary>
     public static SiloProcess Start(string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null,
         string? workingDirectory = null, string? logFile = null)
@@ -57,7 +58,11 @@ public sealed partial class SiloProcess : IAsyncDisposable
         foreach (var a in arguments) start.ArgumentList.Add(a);
         // Several processes share two cores in these tests: one intra-op thread each keeps them from fighting.
         start.Environment["DAPO_THREADS"] = "1";
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            if (value.Length == 0) start.Environment.Remove(key);
+            else start.Environment[key] = value;
+        }
         return new SiloProcess(Process.Start(start) ?? throw new InvalidOperationException($"Could not start {dll}."), logFile);
     }
 
