@@ -106,6 +106,7 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             Assert.Contains(train.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^step   3/4 .* left$"));
             Assert.Contains(train.Lines, l => l.StartsWith("step   4/4", StringComparison.Ordinal));
             Assert.Contains(train.Lines, l => l.StartsWith("Done: held-out avg@2", StringComparison.Ordinal));
+            AssertNoErrorLogged(train);
         }
         var metrics = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
         Assert.Equal([1, 2, 3, 4], metrics.Select(m => (int)m["step"]!));
@@ -135,7 +136,12 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
         await using var again = Train(dir, 4);
         Assert.Equal(0, await again.WaitForExitAsync(Timeout));
         Assert.Contains(again.Lines, l => l.Contains("is already completed", StringComparison.Ordinal));
+        AssertNoErrorLogged(again);
     }
+
+    /// <summary>A run that went well logs no error, its silo's start and stop included.</summary>
+    private static void AssertNoErrorLogged(SiloProcess train) =>
+        Assert.DoesNotContain(train.Lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\d\d:\d\d:\d\d (fail|crit): "));
 
     [Fact]
     public async Task An_interrupted_run_resumes_at_its_checkpoint_and_continues_exactly_as_an_uninterrupted_one()

@@ -36,7 +36,8 @@ public static class DapoSiloBuilderExtensions
                 silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(options.Address), siloPort));
                 var directory = options.GrainStateDirectory.Length > 0 ? options.GrainStateDirectory : Path.Combine(options.RunDirectory, "grains");
                 silo.Services.AddGrainStorage(GrainStorage.Name, (_, _) => new FileGrainStorage(directory));
-                silo.UseInMemoryReminderService();
+                silo.AddReminders();
+                silo.Services.AddSingleton<IReminderTable, InProcessReminderTable>();
                 break;
             case ClusterStorage.AzureStorage:
                 var connection = blobs.ConnectionString!;

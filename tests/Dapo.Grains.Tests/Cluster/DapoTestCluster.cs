@@ -24,14 +24,14 @@ namespace Dapo.Grains.Tests.Cluster;
 /// provides (in-process membership, in-memory transport, loopback addresses): AddDapo's Local storage is one silo
 /// (development clustering on its own endpoint), its AzureStorage needs Azure Tables. What all silos share, as a real
 /// cluster shares its storage: one <see cref="FileGrainStorage"/> (grain state "dapo"; one instance, so its ETag
-/// checks hold across silos), one blob directory, one reminder table (<see cref="SharedReminderTable"/>).
+/// checks hold across silos), one blob directory, one reminder table (<see cref="InProcessReminderTable"/>).
 /// </summary>
 public sealed class DapoTestCluster : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, SiloRoles> _roles = new();
     private readonly Action<SiloOptions> _configure;
     private readonly FileGrainStorage _grainStorage;
-    private readonly SharedReminderTable _reminders = new();
+    private readonly InProcessReminderTable _reminders = new();
     private readonly BlobStorageOptions _blobOptions;
     private readonly FileLoggerProvider _log;
     private int _silosStarted;

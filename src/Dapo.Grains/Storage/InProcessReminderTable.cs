@@ -1,13 +1,15 @@
 using Orleans.Runtime;
 
-namespace Dapo.Grains.Tests.Cluster;
+namespace Dapo.Grains.Storage;
 
 /// <summary>
-/// A reminder table in this process shared by every silo of a test cluster, as Azure Tables are shared by a real
-/// cluster. Orleans' in-memory reminder service keeps its table in one grain on one silo: killing that silo would lose
-/// every reminder, and the learner-silo fault test would then prove nothing about the learner's reminder.
+/// A reminder table held by this process: the embedded silo's (<see cref="Hosting.ClusterStorage.Local"/>), and the
+/// one every silo of an in-process test cluster shares, as a real cluster shares Azure Tables or Redis. Orleans'
+/// in-memory reminder service keeps its table in a grain instead: a stopping silo deactivates that grain while its
+/// reminder service still reads from it, which logged placement errors at the end of every embedded run, and in a
+/// test cluster killing the grain's silo would lose every reminder.
 /// </summary>
-internal sealed class SharedReminderTable : IReminderTable
+internal sealed class InProcessReminderTable : IReminderTable
 {
     private readonly Dictionary<(GrainId Grain, string Name), ReminderEntry> _rows = new();
 
