@@ -36,8 +36,7 @@ public static class DapoSiloBuilderExtensions
                 silo.UseDevelopmentClustering(new IPEndPoint(IPAddress.Parse(options.Address), siloPort));
                 var directory = options.GrainStateDirectory.Length > 0 ? options.GrainStateDirectory : Path.Combine(options.RunDirectory, "grains");
                 silo.Services.AddGrainStorage(GrainStorage.Name, (_, _) => new FileGrainStorage(directory));
-                silo.AddReminders();
-                silo.Services.AddSingleton<IReminderTable, InProcessReminderTable>();
+                silo.UseInProcessReminderTable();
                 break;
             case ClusterStorage.AzureStorage:
                 var connection = blobs.ConnectionString!;
@@ -52,6 +51,14 @@ public static class DapoSiloBuilderExtensions
                 silo.UseRedisReminderService(o => o.ConfigurationOptions = settings.Redis.Options());
                 break;
         }
+        return silo;
+    }
+
+    /// <summary>The embedded silo's reminders: Orleans' reminder service on a table this process holds.</summary>
+    public static ISiloBuilder UseInProcessReminderTable(this ISiloBuilder silo)
+    {
+        silo.AddReminders();
+        silo.Services.AddSingleton<IReminderTable, InProcessReminderTable>();
         return silo;
     }
 
