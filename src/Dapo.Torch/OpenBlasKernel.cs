@@ -16,8 +16,11 @@ public sealed record BlasKernelSelection(string? Requested, string Reason);
 /// model it knows: AVX-512 (F, BW, DQ, CD, VL) with BF16 → Cooperlake (the SkylakeX kernels plus bf16 ones),
 /// AVX-512 → SkylakeX, AVX2 with FMA → Haswell, AVX → Sandybridge. So a known Intel CPU keeps the kernel OpenBLAS
 /// would pick, and an unknown one gets the kernel its features allow instead of Prescott. AMD CPUs keep OpenBLAS's
-/// choice where it knows their family (it recognises Zen by family, not model: 0.3.21 picks Cooperlake on a Zen 4);
-/// a later family (Zen 5) gets the same rule as Intel. Other vendors keep OpenBLAS's choice.</para>
+/// choice where it knows their family (it recognises Zen by family, not model: 0.3.21 picks Cooperlake on a Zen 4).
+/// A later family (Zen 5) gets the same rule as Intel except that AVX-512 always means SkylakeX: on a Zen 5 (family
+/// 26, model 2) the Cooperlake kernel matched SkylakeX on large matmuls (about 380 GFLOP/s) but took 1.3-1.5x longer
+/// per training step and sampled at 0.3-0.6 of its rate (`./dapo.sh bench engine --quick`, three runs each, 2026-12-04).
+/// Other vendors keep OpenBLAS's choice.</para>
 /// <para>OpenBLAS reads the variable once, when it loads with the engine; .NET's
 /// <see cref="Environment.SetEnvironmentVariable(string, string)"/> does not reach native code on Linux, so
 /// <see cref="Native.NativeMethods"/> sets it with libc's setenv before the first call into the engine. A value
@@ -38,7 +41,7 @@ public static class OpenBlasKernel
         var amd = cpu.Vendor is "AuthenticAMD" or "HygonGenuine";
         // AMD families up to Zen 4 (25) are in OpenBLAS 0.3.21's table; a later family (Zen 5 is 26) is not.
         if (!(cpu.Vendor == "GenuineIntel" || (amd && cpu.Family > LastKnownAmdFamily))) return null;
-        if (cpu.HasAvx512) return cpu.Has("avx512_bf16") ? "Cooperlake" : "SkylakeX";
+        if (cpu.HasAvx512) return cpu.Has("avx512_bf16") && !amd ? "Cooperlake" : "SkylakeX";
         if (cpu.Has("avx2", "fma")) return "Haswell";
         return cpu.Has("avx") ? "Sandybridge" : null;
     }
