@@ -43,7 +43,10 @@ public sealed class MetricsEndpointTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(HttpStatusCode.Unauthorized, (await dashboard.GetAsync("")).StatusCode);  // the dashboard still asks its token
 
         // The steps finished before and after the scrape bound the steps it counts; each finished step's ledger is fixed.
-        async Task<int> CompletedAsync() => (int)(await ClientProcess.RunAsync(["status", "--run-dir", run, "--json"])).Json["runs"]![0]!["completedSteps"]!;
+        // The client waits longer than its 10 s default to connect: on two cores shared with the rest of the suite, the
+        // training silo once took longer than that to answer.
+        var patient = new Dictionary<string, string> { ["DAPO_Client__ConnectTimeout"] = "00:00:45" };
+        async Task<int> CompletedAsync() => (int)(await ClientProcess.RunAsync(["status", "--run-dir", run, "--json"], patient)).Json["runs"]![0]!["completedSteps"]!;
         var before = await CompletedAsync();
         var page = await http.GetStringAsync("metrics");
         var after = await CompletedAsync();
@@ -51,7 +54,7 @@ public sealed class MetricsEndpointTests(ITestOutputHelper output) : IDisposable
 
         var steps = (int)Sample(page, "dapo_step_duration_seconds_count")!.Value;
         Assert.InRange(steps, Math.Max(before, 1), after);
-        var ledgers = (await ClientProcess.RunAsync(["steps", "--run-dir", run, "--last", "100000", "--json"])).Json["steps"]!.AsArray()
+        var ledgers = (await ClientProcess.RunAsync(["steps", "--run-dir", run, "--last", "100000", "--json"], patient)).Json["steps"]!.AsArray()
             .Where(s => (int)s!["step"]! <= steps).ToList();
         Assert.Equal(steps, ledgers.Count);
         Assert.Equal(ledgers.Sum(s => (int)s!["accepted"]!), Sample(page, "dapo_groups_accepted_total"));
