@@ -6,7 +6,6 @@ using Dapo.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Orleans.Configuration;
 using Orleans.Runtime;
 
 namespace Dapo.EndToEnd.Tests;
@@ -138,10 +137,8 @@ internal sealed class ClusterRun : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Critical);
         builder.UseOrleansClient(client =>
         {
-            client.UseClusterOf(target);
             // Learn of silos that join (their gateways and grain types), and forget dead ones, within a second or two.
-            client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(1));
-            client.Configure<TypeManagementOptions>(o => o.TypeMapRefreshInterval = TimeSpan.FromSeconds(1));
+            client.UseClusterOf(target).RefreshEvery(TimeSpan.FromSeconds(1));
         });
         var host = builder.Build();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));

@@ -26,10 +26,18 @@ public static class ClientClustering
             default:
                 throw new ArgumentException($"{target} is not a cluster of silos to connect to.", nameof(target));
         }
-        // A long-lived client (watch) learns of silos that join within seconds, not Orleans' default minute: their
-        // gateways, and their grain types (until then, calls to a grain only they host fail with ArgumentException).
-        client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = RefreshPeriod);
-        client.Configure<TypeManagementOptions>(o => o.TypeMapRefreshInterval = RefreshPeriod);
+        return client.RefreshEvery(RefreshPeriod);
+    }
+
+    /// <summary>
+    /// A long-lived client (watch) learns of silos that join within <paramref name="period"/>, not Orleans' default
+    /// minute: their gateways, and their grain types (until then, calls to a grain only they host fail with
+    /// ArgumentException).
+    /// </summary>
+    public static IClientBuilder RefreshEvery(this IClientBuilder client, TimeSpan period)
+    {
+        client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = period);
+        client.Configure<TypeManagementOptions>(o => o.TypeMapRefreshInterval = period);
         return client;
     }
 }

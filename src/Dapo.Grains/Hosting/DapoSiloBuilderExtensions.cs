@@ -54,11 +54,14 @@ public static class DapoSiloBuilderExtensions
         return silo;
     }
 
-    /// <summary>The embedded silo's reminders: Orleans' reminder service on a table this process holds.</summary>
-    public static ISiloBuilder UseInProcessReminderTable(this ISiloBuilder silo)
+    /// <summary>
+    /// Orleans' reminder service on a table this process holds: the embedded silo's own, or <paramref name="shared"/>,
+    /// one table for every silo of an in-process test cluster.
+    /// </summary>
+    internal static ISiloBuilder UseInProcessReminderTable(this ISiloBuilder silo, InProcessReminderTable? shared = null)
     {
         silo.AddReminders();
-        silo.Services.AddSingleton<IReminderTable, InProcessReminderTable>();
+        silo.Services.AddSingleton<IReminderTable>(shared ?? new InProcessReminderTable());
         return silo;
     }
 

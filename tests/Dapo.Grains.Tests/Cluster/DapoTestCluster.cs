@@ -9,7 +9,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Orleans.Configuration;
 using Orleans.Hosting;
 using Orleans.Metadata;
 using Orleans.Runtime.Hosting;
@@ -50,7 +49,7 @@ public sealed class DapoTestCluster : IAsyncDisposable
         builder.ConfigureSilo(ConfigureSilo);
         // Orleans' client re-reads the grain types every minute by default: a first read taken before the gateway
         // knew every silo would leave the client without the learner's or rollout's grain class for that minute.
-        builder.ConfigureClient(client => client.Configure<TypeManagementOptions>(o => o.TypeMapRefreshInterval = ClientClustering.RefreshPeriod));
+        builder.ConfigureClient(client => client.RefreshEvery(ClientClustering.RefreshPeriod));
         Cluster = builder.Build();
     }
 
@@ -181,8 +180,7 @@ public sealed class DapoTestCluster : IAsyncDisposable
         // Everything of AddDapo but its clustering, endpoints and storage, which the test cluster brings.
         builder.AddDapoGrains(new SiloSettings(options, _blobOptions, new RedisSettings()));
         services.AddGrainStorage(GrainStorage.Name, (_, _) => _grainStorage);
-        builder.AddReminders();
-        services.AddSingleton<IReminderTable>(_reminders);
+        builder.UseInProcessReminderTable(_reminders);
     }
 }
 
