@@ -5,6 +5,7 @@
 // prefilled once and its cache copied to its samples. Random draws come from a counter-based generator keyed by
 // (seed, sample index, step), so a sample's tokens do not depend on which other samples share the batch or when
 // they finish; finished rows are dropped from the batch once enough of them have finished.
+#include <ATen/Parallel.h>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -48,46 +49,52 @@ std::vector<Choice> choose(const torch::Tensor& logits, const SampleRequest& r, 
     const int64_t A = logp.size(0), V = logp.size(1);
     const float* lp = logp.data_ptr<float>();
     std::vector<Choice> out(A);
-    std::vector<std::pair<double, int64_t>> order;
-    for (int64_t a = 0; a < A; ++a) {
-        const float* row = lp + a * V;
-        int64_t token = 0;
-        if (greedy) {
-            token = std::max_element(row, row + V) - row;  // first maximum on ties
-        } else if (r.top_p >= 1.0) {
-            double total = 0.0;
-            for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(row[i]));
-            const double target = draw(r, samples[a], step) * total;
-            double cumulative = 0.0;
-            token = -1;
-            for (int64_t i = 0; i < V; ++i) {
-                const double p = std::exp(static_cast<double>(row[i]));
-                cumulative += p;
-                if (p > 0.0) token = i;  // rounding can leave target just above the last sum: take the last
-                if (cumulative > target && p > 0.0) break;
-            }
-        } else {
-            // Nucleus: the most probable tokens, in order, until their mass reaches top_p.
-            order.resize(V);
-            for (int64_t i = 0; i < V; ++i) order[i] = {std::exp(static_cast<double>(row[i])), i};
-            std::stable_sort(order.begin(), order.end(),
-                             [](const auto& x, const auto& y) { return x.first > y.first; });
-            double mass = 0.0;
-            int64_t kept = 0;
-            while (kept < V && (kept == 0 || mass < r.top_p)) mass += order[kept++].first;
-            const double target = draw(r, samples[a], step) * mass;
-            double cumulative = 0.0;
-            token = order[kept - 1].second;
-            for (int64_t i = 0; i < kept; ++i) {
-                cumulative += order[i].first;
-                if (cumulative > target) {
-                    token = order[i].second;
-                    break;
+    // Rows are independent and each is walked by one thread in the same order as alone, so the draws do not depend
+    // on the thread count. A real vocabulary makes this walk (exp over every token, in double) a large share of a
+    // decoding step; small vocabularies stay on this thread (a chunk is at least ~32k tokens of work).
+    const int64_t rows_per_chunk = std::max<int64_t>(1, (int64_t{1} << 15) / V);
+    at::parallel_for(0, A, rows_per_chunk, [&](int64_t first, int64_t last) {
+        std::vector<std::pair<double, int64_t>> order;
+        for (int64_t a = first; a < last; ++a) {
+            const float* row = lp + a * V;
+            int64_t token = 0;
+            if (greedy) {
+                token = std::max_element(row, row + V) - row;  // first maximum on ties
+            } else if (r.top_p >= 1.0) {
+                double total = 0.0;
+                for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(row[i]));
+                const double target = draw(r, samples[a], step) * total;
+                double cumulative = 0.0;
+                token = -1;
+                for (int64_t i = 0; i < V; ++i) {
+                    const double p = std::exp(static_cast<double>(row[i]));
+                    cumulative += p;
+                    if (p > 0.0) token = i;  // rounding can leave target just above the last sum: take the last
+                    if (cumulative > target && p > 0.0) break;
+                }
+            } else {
+                // Nucleus: the most probable tokens, in order, until their mass reaches top_p.
+                order.resize(V);
+                for (int64_t i = 0; i < V; ++i) order[i] = {std::exp(static_cast<double>(row[i])), i};
+                std::stable_sort(order.begin(), order.end(),
+                                 [](const auto& x, const auto& y) { return x.first > y.first; });
+                double mass = 0.0;
+                int64_t kept = 0;
+                while (kept < V && (kept == 0 || mass < r.top_p)) mass += order[kept++].first;
+                const double target = draw(r, samples[a], step) * mass;
+                double cumulative = 0.0;
+                token = order[kept - 1].second;
+                for (int64_t i = 0; i < kept; ++i) {
+                    cumulative += order[i].first;
+                    if (cumulative > target) {
+                        token = order[i].second;
+                        break;
+                    }
                 }
             }
+            out[a] = {token, row[token]};
         }
-        out[a] = {token, row[token]};
-    }
+    });
     return out;
 }
 
