@@ -2,7 +2,8 @@ using Dapo.Torch.Native;
 
 namespace Dapo.Torch;
 
-/// <summary>Where the engine keeps its tensors.</summary>
+/// <summary>Where the engine keeps its tensors. In JSON (a recipe, <c>--override</c>) by name: "Cpu" or "Cuda".</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<DeviceType>))]
 public enum DeviceType
 {
     Cpu = 0,

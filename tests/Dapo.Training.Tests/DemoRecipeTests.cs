@@ -2,6 +2,7 @@ using Dapo.Training;
 using Dapo.Core.Data.Synthetic;
 using Dapo.Core.Loss;
 using Dapo.Core.Options;
+using Dapo.Torch;
 
 namespace Dapo.Training.Tests;
 
@@ -130,6 +131,19 @@ public sealed class DemoRecipeTests
         Assert.Contains((DemoRecipe.Chain with { Levels = [1, 5, 7, 9, 15] }).Validate(), e => e == "Levels: 15 is not a level of task 'chain' (2-14).");
         var unknown = Assert.Throws<KeyNotFoundException>(() => DemoRecipe.ForTask("poetry"));
         Assert.Contains("math, chain", unknown.Message);
+    }
+
+    [Fact]
+    public void An_override_names_the_device_and_a_name_it_does_not_know_lists_the_ones_it_does()
+    {
+        // The README's GPU command: the device by name.
+        Assert.Equal(DeviceType.Cuda, DemoRecipe.Default.WithOverrides("""{"Model": {"Device": "Cuda"}}""").Model.Device);
+        Assert.Equal(DeviceType.Cpu, DemoRecipe.Default.WithOverrides("""{"Model": {"Device": "Cpu"}}""").Model.Device);
+        var e = Assert.Throws<FormatException>(() => DemoRecipe.Default.WithOverrides("""{"Model": {"Device": "Gpu"}}"""));
+        Assert.Equal("field 'Model.Device': expected one of \"Cpu\", \"Cuda\"", e.Message);
+        // Other enum fields are said the same way.
+        e = Assert.Throws<FormatException>(() => DemoRecipe.Default.WithOverrides("""{"Dapo": {"FilterMetric": "Score"}}"""));
+        Assert.StartsWith("field 'Dapo.FilterMetric': expected one of \"", e.Message);
     }
 
     [Fact]

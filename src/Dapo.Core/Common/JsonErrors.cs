@@ -54,10 +54,15 @@ public static partial class JsonErrors
             "System.Double" or "System.Single" or "System.Decimal" => "a number",
             "System.Boolean" => "true or false",
             "System.String" => "a string in double quotes",
+            _ when EnumNamed(type) is { } e => "one of " + string.Join(", ", Enum.GetNames(e).Select(n => $"\"{n}\"")),
             _ when type.StartsWith("System.Collections.Generic.", StringComparison.Ordinal) || type.EndsWith("[]", StringComparison.Ordinal) => "a list [...]",
             _ => null,
         };
     }
+
+    /// <summary>The enum type of that full name among the loaded assemblies (the field's own, since it is being read).</summary>
+    private static Type? EnumNamed(string fullName) =>
+        AppDomain.CurrentDomain.GetAssemblies().Select(a => a.GetType(fullName, throwOnError: false)).FirstOrDefault(t => t is { IsEnum: true });
 
     [GeneratedRegex(@"\s*(Path: \S*\s*\|\s*)?LineNumber: \d+ \| BytePositionInLine: \d+\.?")]
     private static partial Regex Internals();
