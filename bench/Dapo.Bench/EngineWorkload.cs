@@ -121,14 +121,19 @@ internal sealed record MachineLimits(CpuPeak? Peak, double MatmulGflops)
 /// </summary>
 internal static class TorchEagerPeer
 {
-    private const string Python = "/usr/bin/python3";  // Debian's python3-torch installs for this interpreter
+    /// <summary>Names another interpreter with torch (a CUDA build, for the <c>cuda</c> benchmark).</summary>
+    public const string PythonVariable = "DAPO_PEER_PYTHON";
+
+    /// <summary>Debian's python3-torch installs for /usr/bin/python3.</summary>
+    public static string Python => Environment.GetEnvironmentVariable(PythonVariable) is { Length: > 0 } python ? python : "/usr/bin/python3";
 
     /// <summary>
     /// The peer's JSON (tokens/s of training and sampling, peak RSS after sampling and at the end); null when
     /// python3 or torch is missing. <paramref name="sampleRepeats"/> and <paramref name="trainRepeats"/> are timed
-    /// runs after one warm-up each, as on our side.
+    /// runs after one warm-up each, as on our side. <paramref name="device"/> is torch's name for where it runs.
     /// </summary>
-    public static JsonNode? Run(EngineWorkload w, int threads, int sampleRepeats, int trainRepeats, int? sampleWarmupTokens = null)
+    public static JsonNode? Run(EngineWorkload w, int threads, int sampleRepeats, int trainRepeats, int? sampleWarmupTokens = null,
+        string device = "cpu")
     {
         var script = Path.Combine(AppContext.BaseDirectory, "peers", "torch_eager.py");
         if (!File.Exists(Python)) return null;
@@ -143,7 +148,7 @@ internal static class TorchEagerPeer
                 "--sample-batch", w.SampleBatch.ToString(), "--prompt", w.PromptLen.ToString(),
                 "--new-tokens", w.NewTokens.ToString(), "--repeats", sampleRepeats.ToString(),
                 "--train-repeats", trainRepeats.ToString(), "--rope-theta", c.RopeTheta.ToString("R"),
-                "--norm-eps", c.NormEps.ToString("R"),
+                "--norm-eps", c.NormEps.ToString("R"), "--device", device,
             },
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -128,14 +128,22 @@ def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def synchronize():
+    """Waits for the GPU's queued work, which a timer would otherwise not see (nothing to wait for on the CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def matmul_gflops(n=2048, repeats=3):
     """fp32 matmul rate at the peer's start, to tell a busier machine from a slower implementation."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
+    synchronize()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        synchronize()
         times.append(time.perf_counter() - start)
     return 2 * n ** 3 / sorted(times)[len(times) // 2] / 1e9
 
@@ -152,8 +160,11 @@ def main():
     a.add_argument("--rope-theta", type=float, default=10000.0)
     a.add_argument("--norm-eps", type=float, default=1e-6)
     a.add_argument("--tied", action="store_true", help="the LM head is the token embedding")
+    a.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda (torch 2.0 or later)")
     args = a.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device != "cpu":
+        torch.set_default_device(args.device)
     torch.manual_seed(0)
     matmul = matmul_gflops()
     model = Model(args.vocab, args.d_model, args.layers, args.heads, args.kv_heads, args.d_ff,
@@ -163,10 +174,12 @@ def main():
 
     def median(fn, repeats, warmup=None):
         (warmup or fn)()
+        synchronize()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             fn()
+            synchronize()
             times.append(time.perf_counter() - start)
         return sorted(times)[len(times) // 2]
 

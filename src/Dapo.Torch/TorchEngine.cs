@@ -21,12 +21,12 @@ public static unsafe class TorchEngine
     public static bool CudaAvailable => NativeMethods.dapo_cuda_available() == 1;
 
     /// <summary>
-    /// The machine's fp32 matmul rate on the CPU with the current thread count, best of <paramref name="repeats"/>
-    /// n x n x n products: the limit that benchmarks compare the engine's throughput with.
+    /// The machine's fp32 matmul rate on <paramref name="device"/> (the CPU: with the current thread count), best of
+    /// <paramref name="repeats"/> n x n x n products: the limit that benchmarks compare the engine's throughput with.
     /// </summary>
-    public static double MatmulGflops(int n = 2048, int repeats = 5)
+    public static double MatmulGflops(int n = 2048, int repeats = 5, DeviceType device = DeviceType.Cpu)
     {
-        var gflops = NativeMethods.dapo_matmul_gflops(n, repeats);
+        var gflops = NativeMethods.dapo_matmul_gflops(n, repeats, (int)device);
         return gflops >= 0 ? gflops : throw NativeMethods.TakeError();
     }
 

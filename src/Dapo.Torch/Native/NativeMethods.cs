@@ -85,7 +85,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Library)] internal static partial int dapo_get_num_threads();
     [LibraryImport(Library)] internal static partial long dapo_live_objects();
     [LibraryImport(Library)] internal static partial int dapo_cuda_available();
-    [LibraryImport(Library)] internal static partial double dapo_matmul_gflops(long n, int repeats);
+    [LibraryImport(Library)] internal static partial double dapo_matmul_gflops(long n, int repeats, int deviceType);
     [LibraryImport(Library)] internal static partial int dapo_heap_stats(out long inUse, out long held);
     [LibraryImport(Library)] internal static partial int dapo_blas_info(byte* core, long coreCapacity, byte* config, long configCapacity);
     [LibraryImport(Library)] internal static partial double dapo_measure_clock_ghz(int threads);

@@ -74,8 +74,9 @@ DAPO_API int32_t dapo_set_num_threads(int32_t n);
 DAPO_API int32_t dapo_get_num_threads(void);
 DAPO_API int64_t dapo_live_objects(void); /* handles created and not yet freed, all types */
 DAPO_API int32_t dapo_cuda_available(void);
-/* The machine's limit for benchmarks: best-of-repeats fp32 GFLOP/s of an n x n x n matmul on the CPU. -1 on failure. */
-DAPO_API double dapo_matmul_gflops(int64_t n, int32_t repeats);
+/* The machine's limit for benchmarks: best-of-repeats fp32 GFLOP/s of an n x n x n matmul on the CPU (device_type 0)
+ * or the first CUDA device (1). -1 on failure. */
+DAPO_API double dapo_matmul_gflops(int64_t n, int32_t repeats, int32_t device_type);
 /* Bytes the C heap (glibc malloc, all arenas, mmapped blocks included) has handed out and not taken back, and
  * bytes it holds from the system. What leak tests count: unlike resident memory, freed blocks kept for reuse do not
  * count as in use. 0 on success. */

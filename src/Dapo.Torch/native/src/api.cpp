@@ -143,16 +143,24 @@ int32_t dapo_cuda_available(void) {
     return guarded<int32_t>(-1, [] { return torch::cuda::is_available() ? 1 : 0; });
 }
 
-double dapo_matmul_gflops(int64_t n, int32_t repeats) {
+double dapo_matmul_gflops(int64_t n, int32_t repeats, int32_t device_type) {
     return guarded<double>(-1.0, [&] {
         dapo::require(n >= 1 && repeats >= 1, "matmul benchmark needs n >= 1 and repeats >= 1");
+        dapo::require(device_type == 0 || device_type == 1, "device_type must be 0 (CPU) or 1 (CUDA), got ", device_type);
+        const bool cuda = device_type == 1;
+        dapo::require(!cuda || torch::cuda::is_available(), "no CUDA device (the engine was built without CUDA or no GPU is present)");
         torch::NoGradGuard no_grad;
-        auto a = torch::rand({n, n}), b = torch::rand({n, n}), c = torch::empty({n, n});
+        auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(cuda ? torch::kCUDA : torch::kCPU);
+        auto a = torch::rand({n, n}, opts), b = torch::rand({n, n}, opts), c = torch::empty({n, n}, opts);
+        // A GPU runs the product asynchronously: wait for it, or the time is only the launch's.
+        auto wait = [cuda] { if (cuda) torch::cuda::synchronize(); };
         torch::mm_out(c, a, b);  // warm-up
+        wait();
         double best = 0.0;
         for (int32_t i = 0; i < repeats; ++i) {
             auto start = std::chrono::steady_clock::now();
             torch::mm_out(c, a, b);
+            wait();
             std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
             best = std::max(best, 2.0 * n * n * n / took.count() / 1e9);
         }
