@@ -49,8 +49,8 @@ internal static class CudaBenchmark
         // The engine benchmark's workload on both devices: the same shapes the 2-core figures in the README use.
         var c = EngineBenchmark.Reference;
         var engine = new EngineWorkload(c, 64, 256, 64, 16, NewTokens: args.Quick ? 64 : 256);
-        var cpu = Throughput(engine, c, "engine workload, CPU", cpuMatmul, args.Quick ? 1 : 2);
-        var gpu = Throughput(engine, c with { Device = DeviceType.Cuda }, "engine workload, GPU", gpuMatmul, args.Quick ? 2 : 4);
+        var cpu = Throughput(engine, "engine workload, CPU", cpuMatmul, args.Quick ? 1 : 2);
+        var gpu = Throughput(engine with { Config = c with { Device = DeviceType.Cuda } }, "engine workload, GPU", gpuMatmul, args.Quick ? 2 : 4);
         Console.WriteLine($"  GPU / CPU: training {gpu.TrainTokens / cpu.TrainTokens:F1}x, sampling {gpu.SampleTokens / cpu.SampleTokens:F1}x");
         results["engine_cpu"] = cpu.Json;
         results["engine_gpu"] = gpu.Json;
@@ -61,7 +61,7 @@ internal static class CudaBenchmark
         var real = args.Quick
             ? new EngineWorkload(q, TrainBatch: 4, TrainSeqLen: 512, SampleBatch: 32, PromptLen: 64, NewTokens: 64)
             : new EngineWorkload(q, TrainBatch: 16, TrainSeqLen: 512, SampleBatch: 64, PromptLen: 128, NewTokens: 128);
-        var realGpu = Throughput(real, q, "Qwen2.5-0.5B shapes, GPU", gpuMatmul, 2);
+        var realGpu = Throughput(real, "Qwen2.5-0.5B shapes, GPU", gpuMatmul, 2);
         results["real_model_gpu"] = realGpu.Json;
         Peer(real, "Qwen2.5-0.5B shapes", realGpu, results, args);
 
@@ -74,10 +74,9 @@ internal static class CudaBenchmark
 
     private sealed record Figures(double TrainSeconds, double TrainTokens, double SampleTokens, JsonObject Json);
 
-    private static Figures Throughput(EngineWorkload w, ModelConfig config, string label, double matmulGflops, int repeats)
+    private static Figures Throughput(EngineWorkload w, string label, double matmulGflops, int repeats)
     {
-        w = w with { Config = config };
-        using var model = PolicyModel.Create(config);
+        using var model = PolicyModel.Create(w.Config);
         using var optimizer = new AdamW(model);
         var rng = new Random(3);
         var trainSeconds = w.MeasureTraining(model, optimizer, rng, repeats);
