@@ -184,6 +184,14 @@ internal static class CudaBenchmark
                 Check("GPU training state restored on the CPU: weights (bitwise)", MaxParameterDifference(restored, gpu), 0);
                 Check("GPU training state restored on the CPU: optimizer steps", Math.Abs(restoredOptimizer.StepCount - gpuOptimizer.StepCount), 0);
             }
+            using var cpuState = TrainingState.Save(cpu, cpuOptimizer);
+            var (onGpu, onGpuOptimizer) = TrainingState.Restore(cpuState, DeviceType.Cuda);
+            using (onGpu)
+            using (onGpuOptimizer)
+            {
+                Check("CPU training state restored on the GPU: on the GPU", onGpu.Config.Device == DeviceType.Cuda ? 0 : 1, 0);
+                Check("CPU training state restored on the GPU: weights (bitwise)", MaxParameterDifference(cpu, onGpu), 0);
+            }
             using var cpuWeights = cpu.ExportWeights();
             gpu.ImportWeights(cpuWeights);
             Check("CPU weights imported on the GPU (bitwise)", MaxParameterDifference(cpu, gpu), 0);

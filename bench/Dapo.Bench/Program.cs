@@ -10,11 +10,6 @@ var benchmarks = new (string Name, Func<string[], int> Run, string Description, 
     ("real-model", RealModelBenchmark.Command,
         "the policy engine on random weights in Qwen2.5-0.5B's shapes: sampling and training tokens/s and resident memory against PyTorch eager; then the tokenizer",
         "--quick, --json, --no-peer (skip PyTorch)"),
-    ("cuda", CudaBenchmark.Command,
-        "the engine on a CUDA GPU against the same engine on the CPU: agreement of weights, scores, gradients, AdamW steps, samples and " +
-        "checkpoints (exit 1 on a difference), then training and sampling tokens/s against the GPU's fp32 matmul rate and PyTorch eager on the GPU",
-        "--quick, --json, --no-peer; needs the engine built against a CUDA libtorch (DAPO_TORCH_LIBRARY) and, for the peer, a " +
-        "python3 with CUDA torch (" + TorchEagerPeer.PythonVariable + ")"),
     ("control-plane", ControlPlaneBenchmark.Command,
         "prompt-grain slot submissions per second on a two-silo cluster in this process, grain state in memory and on Azurite, 1/2/4 submitters",
         "--quick, --json, --storage memory|azure-table (default: both)"),
@@ -32,6 +27,11 @@ var benchmarks = new (string Name, Func<string[], int> Run, string Description, 
     ("blobs", BlobsBenchmark.Command,
         "blob storage: MB/s of a 256 MiB blob up and down through the Azure store on Azurite, against one HTTP request and the local disk",
         "--quick, --json"),
+    ("cuda", CudaBenchmark.Command,
+        "the engine on a CUDA GPU against the same engine on the CPU: agreement of weights, scores, gradients, AdamW steps, samples and " +
+        "checkpoints (exit 1 on a difference), then training and sampling tokens/s against the GPU's fp32 matmul rate and PyTorch eager on the GPU",
+        "--quick, --json, --no-peer; needs the engine built against a CUDA libtorch (DAPO_TORCH_LIBRARY) and, for the peer, a " +
+        "python3 with CUDA torch (" + TorchEagerPeer.PythonVariable + ")"),
 };
 
 string Usage() =>

@@ -53,18 +53,22 @@ public sealed unsafe class PolicyModel : IDisposable
         return new PolicyModel(NativeMethods.Check(NativeMethods.dapo_model_create(in native)));
     }
 
-    /// <summary>A new model with the architecture and weights of <paramref name="weights"/> (from <see cref="ExportWeights"/>).</summary>
-    public static PolicyModel FromWeights(ReadOnlySpan<byte> weights)
+    /// <summary>
+    /// A new model on <paramref name="device"/> with the architecture and weights of <paramref name="weights"/> (from
+    /// <see cref="ExportWeights"/>; saved weights do not say where they were made, so a GPU's load on a CPU and back).
+    /// </summary>
+    public static PolicyModel FromWeights(ReadOnlySpan<byte> weights, DeviceType device = DeviceType.Cpu, int deviceIndex = 0)
     {
-        fixed (byte* p = weights) return FromWeights(p, weights.Length);
+        fixed (byte* p = weights) return FromWeights(p, weights.Length, device, deviceIndex);
     }
 
-    /// <inheritdoc cref="FromWeights(ReadOnlySpan{byte})"/>
-    public static PolicyModel FromWeights(NativeBytes weights) => weights.Use((p, length) => FromWeights((byte*)p, length));
+    /// <inheritdoc cref="FromWeights(ReadOnlySpan{byte}, DeviceType, int)"/>
+    public static PolicyModel FromWeights(NativeBytes weights, DeviceType device = DeviceType.Cpu, int deviceIndex = 0) =>
+        weights.Use((p, length) => FromWeights((byte*)p, length, device, deviceIndex));
 
-    private static PolicyModel FromWeights(byte* weights, long length)
+    private static PolicyModel FromWeights(byte* weights, long length, DeviceType device, int deviceIndex)
     {
-        var model = Create(TorchEngine.ReadConfig(weights, length));
+        var model = Create(TorchEngine.ReadConfig(weights, length) with { Device = device, DeviceIndex = deviceIndex });
         try
         {
             model.ImportWeights(weights, length);

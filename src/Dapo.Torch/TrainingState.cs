@@ -25,14 +25,18 @@ public static unsafe class TrainingState
         return 0;
     });
 
-    /// <summary>A fresh model and optimizer holding the saved state.</summary>
-    public static (PolicyModel Model, AdamW Optimizer) Restore(ReadOnlySpan<byte> state)
+    /// <summary>
+    /// A fresh model on <paramref name="device"/> and its optimizer holding the saved state (a state does not say
+    /// where it was made: a learner on a GPU restores onto its GPU, not onto the CPU).
+    /// </summary>
+    public static (PolicyModel Model, AdamW Optimizer) Restore(ReadOnlySpan<byte> state, DeviceType device = DeviceType.Cpu, int deviceIndex = 0)
     {
-        fixed (byte* p = state) return Restore(p, state.Length);
+        fixed (byte* p = state) return Restore(p, state.Length, device, deviceIndex);
     }
 
-    /// <inheritdoc cref="Restore(ReadOnlySpan{byte})"/>
-    public static (PolicyModel Model, AdamW Optimizer) Restore(NativeBytes state) => state.Use((p, length) => Restore((byte*)p, length));
+    /// <inheritdoc cref="Restore(ReadOnlySpan{byte}, DeviceType, int)"/>
+    public static (PolicyModel Model, AdamW Optimizer) Restore(NativeBytes state, DeviceType device = DeviceType.Cpu, int deviceIndex = 0) =>
+        state.Use((p, length) => Restore((byte*)p, length, device, deviceIndex));
 
     private static void Load(byte* state, long length, PolicyModel model, AdamW optimizer)
     {
@@ -40,9 +44,9 @@ public static unsafe class TrainingState
         NativeMethods.Check(NativeMethods.dapo_state_load(model.Handle, optimizer.Handle, state, length));
     }
 
-    private static (PolicyModel Model, AdamW Optimizer) Restore(byte* state, long length)
+    private static (PolicyModel Model, AdamW Optimizer) Restore(byte* state, long length, DeviceType device, int deviceIndex)
     {
-        var model = PolicyModel.Create(TorchEngine.ReadConfig(state, length));
+        var model = PolicyModel.Create(TorchEngine.ReadConfig(state, length) with { Device = device, DeviceIndex = deviceIndex });
         AdamW? optimizer = null;
         try
         {

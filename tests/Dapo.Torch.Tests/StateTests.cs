@@ -67,6 +67,34 @@ public sealed class StateTests
     }
 
     [Fact]
+    public void Saved_state_and_weights_are_restored_onto_the_device_asked_for()
+    {
+        // Saved bytes do not say where they were made: the caller's device is used, not the CPU by default. On a
+        // machine without CUDA, asking for it must fail, not quietly give a CPU model (`bench cuda` checks a GPU).
+        using var model = TinyModels.Create(seed: 6);
+        using var optimizer = new AdamW(model);
+        var state = TrainingState.Save(model, optimizer).Take();
+        var weights = model.ExportWeights().Take();
+        if (TorchEngine.CudaAvailable)
+        {
+            var (onGpu, onGpuOptimizer) = TrainingState.Restore(state, DeviceType.Cuda);
+            using (onGpu)
+            using (onGpuOptimizer)
+                Assert.Equal(DeviceType.Cuda, onGpu.Config.Device);
+        }
+        else
+        {
+            const string noCuda = "config.device_type is 1 (CUDA), but this engine has no CUDA device";
+            Assert.StartsWith(noCuda, Assert.ThrowsAny<TorchException>(() => TrainingState.Restore(state, DeviceType.Cuda)).Message);
+            Assert.StartsWith(noCuda, Assert.ThrowsAny<TorchException>(() => PolicyModel.FromWeights(weights, DeviceType.Cuda)).Message);
+        }
+        var (restored, restoredOptimizer) = TrainingState.Restore(state, DeviceType.Cpu);
+        using (restored)
+        using (restoredOptimizer)
+            Assert.Equal(DeviceType.Cpu, restored.Config.Device);
+    }
+
+    [Fact]
     public void Weights_round_trip_bit_identically()
     {
         using var source = TinyModels.Create(seed: 4, tie: true);

@@ -204,7 +204,8 @@ public sealed partial class LearnerGrain(
         {
             using (latest)
             {
-                var (restored, restoredOptimizer) = await engine.RunAsync(() => TrainingState.Restore(latest.TrainingState), stop);
+                var (restored, restoredOptimizer) = await engine.RunAsync(
+                    () => TrainingState.Restore(latest.TrainingState, Recipe.Model.Device, Recipe.Model.DeviceIndex), stop);
                 return (restored, restoredOptimizer, latest.Meta);
             }
         }

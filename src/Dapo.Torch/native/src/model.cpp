@@ -88,8 +88,14 @@ std::string Config::architecture_mismatch(const Config& o) const {
 
 namespace {
 torch::Device device_of(const Config& c) {
-    return c.device_type == 1 ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(c.device_index))
-                              : torch::Device(torch::kCPU);
+    if (c.device_type != 1) return torch::Device(torch::kCPU);
+    // Said here rather than by libtorch's first allocation ("Could not run 'aten::empty_strided' with arguments from
+    // the 'CUDA' backend...").
+    require(torch::cuda::is_available(), "config.device_type is 1 (CUDA), but this engine has no CUDA device: its ",
+            "libtorch was built without CUDA (build the engine against a CUDA libtorch, see the README) or no GPU is visible");
+    const auto count = static_cast<int64_t>(torch::cuda::device_count());
+    require(c.device_index < count, "config.device_index is ", c.device_index, ", but there are ", count, " CUDA devices");
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(c.device_index));
 }
 }  // namespace
 
