@@ -19,7 +19,7 @@ public static class HuggingFaceModel
     /// <paramref name="expected"/>.</summary>
     public static PolicyModel Load(string directory, ModelConfig expected)
     {
-        var model = Qwen2Checkpoint.Load(directory, expected.MaxSeqLen);
+        var model = Qwen2Checkpoint.Load(directory, expected.MaxSeqLen, expected.Device, expected.DeviceIndex);
         if (model.Config with { Seed = expected.Seed } == expected) return model;
         model.Dispose();
         throw new InvalidOperationException($"{directory} holds a model of another shape ({model.Config}) than the recipe's ({expected}).");

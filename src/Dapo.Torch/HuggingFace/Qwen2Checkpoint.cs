@@ -47,10 +47,11 @@ public static class Qwen2Checkpoint
         name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal) || (config.TieWordEmbeddings && name == "lm_head.weight");
 
     /// <summary>
-    /// The engine's model with the directory's weights, for sequences of at most <paramref name="maxSeqLen"/> tokens
-    /// (the model's own limit if null). Every tensor is checked against the config before anything is loaded.
+    /// The engine's model on <paramref name="device"/> with the directory's weights, for sequences of at most
+    /// <paramref name="maxSeqLen"/> tokens (the model's own limit if null). Every tensor is checked against the config
+    /// before anything is loaded.
     /// </summary>
-    public static PolicyModel Load(string directory, int? maxSeqLen = null)
+    public static PolicyModel Load(string directory, int? maxSeqLen = null, DeviceType device = DeviceType.Cpu, int deviceIndex = 0)
     {
         directory = Path.GetFullPath(directory);
         var config = Qwen2Config.Read(directory);
@@ -71,7 +72,7 @@ public static class Qwen2Checkpoint
                 throw new InvalidDataException($"{file.Path}: tensor '{tensor.Name}' has shape {info.ShapeText}, but {Qwen2Config.FileName} implies [{string.Join(", ", tensor.Shape)}].");
         }
 
-        var model = PolicyModel.Create(config.ToModelConfig(maxSeqLen));
+        var model = PolicyModel.Create(config.ToModelConfig(maxSeqLen) with { Device = device, DeviceIndex = deviceIndex });
         try
         {
             foreach (var parameter in model.Parameters)

@@ -183,6 +183,24 @@ public sealed class Qwen2CheckpointTests : IDisposable
     }
 
     [Fact]
+    public void A_checkpoint_loads_onto_the_device_asked_for()
+    {
+        var directory = Model("source", new { hidden = 32, heads = 4, kv_heads = 2, ff = 48, vocab = 61, layers = 1, tied = true, dtype = "float32" });
+        using (var onCpu = Qwen2Checkpoint.Load(directory)) Assert.Equal(DeviceType.Cpu, onCpu.Config.Device);
+        if (TorchEngine.CudaAvailable)
+        {
+            using var onGpu = Qwen2Checkpoint.Load(directory, device: DeviceType.Cuda);
+            Assert.Equal(DeviceType.Cuda, onGpu.Config.Device);
+        }
+        else
+        {
+            // Not a CPU model handed to a GPU recipe (whose learner then refused it as "a model of another shape").
+            var error = Assert.Throws<TorchException>(() => Qwen2Checkpoint.Load(directory, device: DeviceType.Cuda));
+            Assert.StartsWith("config.device_type is 1 (CUDA), but this engine has no CUDA device", error.Message);
+        }
+    }
+
+    [Fact]
     public void A_missing_shard_is_refused_naming_the_index_and_the_shard()
     {
         var directory = Model("source", new { hidden = 24, heads = 2, kv_heads = 2, ff = 32, vocab = 40, layers = 2, tied = false, dtype = "bfloat16", shards = 2 });
