@@ -23,10 +23,25 @@ internal static class CudaBenchmark
     /// the larger magnitude (plus this much absolute): summation orders differ, the arithmetic does not.</summary>
     private const double Tolerance = 2e-4;
 
-    /// <summary>Parses <c>--quick --json --no-peer</c> and runs.</summary>
-    public static int Command(string[] args) => BenchArgs.Parse(args) is { } parsed ? Run(parsed) : 2;
+    /// <summary>Parses <c>--train N</c> and <c>--quick --json --no-peer</c>, and runs.</summary>
+    public static int Command(string[] args)
+    {
+        var rest = args.ToList();
+        var trainSteps = 0;
+        if (rest.IndexOf("--train") is var at and >= 0)
+        {
+            if (at + 1 >= rest.Count || !int.TryParse(rest[at + 1], out trainSteps) || trainSteps < 1)
+            {
+                Console.Error.WriteLine("--train takes a number of steps (at least 1)");
+                return 2;
+            }
+            rest.RemoveRange(at, 2);
+        }
+        return BenchArgs.Parse(rest.ToArray()) is { } parsed ? Run(parsed, trainSteps) : 2;
+    }
 
-    public static int Run(BenchArgs args)
+    /// <param name="trainSteps">Also train the demo recipe this many steps on the embedded silo, on the GPU and on the CPU.</param>
+    public static int Run(BenchArgs args, int trainSteps = 0)
     {
         if (!TorchEngine.CudaAvailable)
         {
@@ -65,11 +80,34 @@ internal static class CudaBenchmark
         results["real_model_gpu"] = realGpu.Json;
         Peer(real, "Qwen2.5-0.5B shapes", realGpu, results, args);
 
+        var trained = trainSteps == 0 || Train(trainSteps, results);
         if (args.Json) Console.WriteLine(results.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine(agreement.Failures == 0
             ? $"agreement: all {agreement.Checks} checks passed"
             : $"agreement: {agreement.Failures} of {agreement.Checks} checks FAILED");
-        return agreement.Failures == 0 ? 0 : 1;
+        return agreement.Failures == 0 && trained ? 0 : 1;
+    }
+
+    /// <summary>
+    /// `dapo-silo train` as a user runs it with <c>"Model": {"Device": "Cuda"}</c>, after a short warm-start, then the
+    /// same on the CPU: whether the whole stack (grains, checkpoints, evaluation) runs on the GPU, and its step time.
+    /// The demo's policy is tiny, so the GPU need not be faster here.
+    /// </summary>
+    private static bool Train(int steps, JsonObject results)
+    {
+        foreach (var device in new[] { DeviceType.Cuda, DeviceType.Cpu })
+        {
+            var overrides = JsonNode.Parse(EmbeddedTrainRun.ShortWarmStart)!.AsObject();
+            overrides["Model"] = new JsonObject { ["Device"] = device.ToString() };
+            var rows = EmbeddedTrainRun.Train(steps, overrides.ToJsonString(), threads: null);
+            if (rows is null) return false;
+            double Sum(string key) => rows.Sum(r => r[key]!.GetValue<double>());
+            var step = Sum("timing/step_s") / rows.Count;
+            Console.WriteLine($"train on the {device} (demo recipe, {rows.Count} steps after a short warm-start): {step:F2} s a step, " +
+                              $"sampling {Sum("timing/sampling_s") / Sum("timing/step_s"):P0}, training {Sum("timing/training_s") / Sum("timing/step_s"):P0}");
+            results[$"train_{device.ToString().ToLowerInvariant()}_seconds_per_step"] = step;
+        }
+        return true;
     }
 
     private sealed record Figures(double TrainSeconds, double TrainTokens, double SampleTokens, JsonObject Json);

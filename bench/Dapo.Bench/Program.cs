@@ -30,7 +30,8 @@ var benchmarks = new (string Name, Func<string[], int> Run, string Description, 
     ("cuda", CudaBenchmark.Command,
         "the engine on a CUDA GPU against the same engine on the CPU: agreement of weights, scores, gradients, AdamW steps, samples and " +
         "checkpoints (exit 1 on a difference), then training and sampling tokens/s against the GPU's fp32 matmul rate and PyTorch eager on the GPU",
-        "--quick, --json, --no-peer; needs the engine built against a CUDA libtorch (DAPO_TORCH_LIBRARY) and, for the peer, a " +
+        "--quick, --json, --no-peer, --train N (also N demo steps of `train` on the embedded silo, on the GPU and on the CPU); " +
+        "needs the engine built against a CUDA libtorch (DAPO_TORCH_LIBRARY) and, for the peer, a " +
         "python3 with CUDA torch (" + TorchEagerPeer.PythonVariable + ")"),
 };
 
