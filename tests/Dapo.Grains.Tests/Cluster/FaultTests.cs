@@ -17,9 +17,9 @@ public sealed class FaultTests
     private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(3);
     private static readonly SiloRoles[] TwoLearnersTwoRollouts = [SiloRoles.Learner, SiloRoles.Learner, SiloRoles.Rollout, SiloRoles.Rollout];
 
-    private static async Task StartRunAsync(DapoTestCluster cluster, string run, int steps = Steps)
+    private static async Task StartRunAsync(DapoTestCluster cluster, string run, int steps = Steps, string dapo = "")
     {
-        var spec = RunResources.SpecJson(GrainRecipes.Tiny(steps, group: 4, batch: Target));
+        var spec = RunResources.SpecJson(GrainRecipes.Tiny(steps, group: 4, batch: Target, dapo));
         var info = await cluster.Client.GetGrain<ILearnerGrain>(run).StartAsync(spec);
         Assert.Equal((RunStatus.Running, spec), (info.Status, info.SpecJson));
     }
@@ -104,9 +104,13 @@ public sealed class FaultTests
     [Fact]
     public async Task A_rollout_silo_added_while_a_step_samples_takes_work_within_seconds()
     {
-        const int steps = 8;
+        // Enough steps that the run outlasts the newcomer's start: the tiny recipe's steps take 0.1-0.3 s on 2 cores,
+        // and a new silo needs over a second before it can read the run registry (8 steps were often over first). Over so
+        // many steps the weak tiny policy would now and then reach the generation cap and train on fewer groups than
+        // the target (the demo recipe's TrainOnAccepted), which AssertSoundAsync rightly refuses: more rounds here.
+        const int steps = 40;
         await using var cluster = await DapoTestCluster.StartAsync([SiloRoles.Learner, SiloRoles.Rollout]);
-        await StartRunAsync(cluster, "added", steps);
+        await StartRunAsync(cluster, "added", steps, "\"MaxGenerationRounds\":32");
         await WaitForRunAsync(cluster, "added", i => i.Step >= 2 && i.Phase == "sampling", TimeSpan.FromMinutes(2), TimeSpan.FromMilliseconds(10));
 
         var added = await cluster.StartSiloAsync(SiloRoles.Rollout);
