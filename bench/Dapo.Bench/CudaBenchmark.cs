@@ -62,10 +62,9 @@ internal static class CudaBenchmark
         results["cpu_matmul_gflops"] = cpuMatmul;
 
         // The engine benchmark's workload on both devices: the same shapes the 2-core figures in the README use.
-        var c = EngineBenchmark.Reference;
-        var engine = new EngineWorkload(c, 64, 256, 64, 16, NewTokens: args.Quick ? 64 : 256);
+        var engine = EngineBenchmark.Workload(args.Quick);
         var cpu = Throughput(engine, "engine workload, CPU", cpuMatmul, args.Quick ? 1 : 2);
-        var gpu = Throughput(engine with { Config = c with { Device = DeviceType.Cuda } }, "engine workload, GPU", gpuMatmul, args.Quick ? 2 : 4);
+        var gpu = Throughput(engine with { Config = engine.Config with { Device = DeviceType.Cuda } }, "engine workload, GPU", gpuMatmul, args.Quick ? 2 : 4);
         Console.WriteLine($"  GPU / CPU: training {gpu.TrainTokens / cpu.TrainTokens:F1}x, sampling {gpu.SampleTokens / cpu.SampleTokens:F1}x");
         results["engine_cpu"] = cpu.Json;
         results["engine_gpu"] = gpu.Json;
@@ -119,9 +118,7 @@ internal static class CudaBenchmark
         var rng = new Random(3);
         var trainSeconds = w.MeasureTraining(model, optimizer, rng, repeats);
         var trainGflops = w.TrainFlops() / trainSeconds / 1e9;
-        var prompts = w.Prompts(rng);
-        var sampling = new SampleOptions { MaxNewTokens = w.NewTokens, Seed = 5 };
-        var sampleSeconds = Timing.Median(repeats, () => model.Sample(prompts, sampling));
+        var sampleSeconds = w.MeasureSampling(model, w.Prompts(rng), repeats);
         var sampleGflops = w.SampleFlops() / sampleSeconds / 1e9;
         var figures = new Figures(trainSeconds, w.TrainTokens / trainSeconds, w.SampledTokens / sampleSeconds, new JsonObject
         {

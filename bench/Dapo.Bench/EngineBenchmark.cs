@@ -18,7 +18,11 @@ internal static class EngineBenchmark
         VocabSize = 64, DModel = 256, Layers = 4, Heads = 8, KvHeads = 2, DFf = 1024, MaxSeqLen = 512, Seed = 1,
     };
 
-    private const int Batch = 64, SeqLen = 256, PromptLen = 16;
+    /// <summary>
+    /// The reference workload: training steps of 64 sequences of 256 tokens, sampling 64 prompts of 16 tokens; 256 new
+    /// tokens each (<paramref name="quick"/>: 64).
+    /// </summary>
+    public static EngineWorkload Workload(bool quick) => new(Reference, 64, 256, 64, 16, NewTokens: quick ? 64 : 256);
 
     /// <summary>Parses <c>--quick --json --no-peer</c> and runs.</summary>
     public static int Command(string[] args) => BenchArgs.Parse(args) is { } parsed ? Run(parsed) : 2;
@@ -26,12 +30,12 @@ internal static class EngineBenchmark
     public static int Run(BenchArgs args)
     {
         var threads = TorchEngine.Threads;
-        var c = Reference;
         // --quick: shorter generations and fewer repeats (about a minute on 2 cores); the figures are noisier.
-        var w = new EngineWorkload(c, Batch, SeqLen, Batch, PromptLen, NewTokens: args.Quick ? 64 : 256);
+        var w = Workload(args.Quick);
+        var c = w.Config;
         int trainRepeats = args.Quick ? 2 : 4, sampleRepeats = args.Quick ? 1 : 3;
         Console.WriteLine($"engine benchmark: d_model {c.DModel}, {c.Layers} layers, {c.Heads} heads / {c.KvHeads} kv heads, " +
-                          $"d_ff {c.DFf}, vocab {c.VocabSize}; batch {Batch}, sequence {SeqLen}; {threads} threads");
+                          $"d_ff {c.DFf}, vocab {c.VocabSize}; batch {w.TrainBatch}, sequence {w.TrainSeqLen}; {threads} threads");
         var results = new JsonObject { ["config"] = JsonSerializer.SerializeToNode(c) };
         var machine = MachineLimits.Measure(threads, args.Quick, results);
         var limit = machine.MatmulGflops;
@@ -51,12 +55,11 @@ internal static class EngineBenchmark
         if (machine.Peak is { } peak) results["train_ratio_to_peak"] = trainGflops / peak.Gflops;
 
         var prompts = w.Prompts(rng);
-        var sampling = new SampleOptions { MaxNewTokens = w.NewTokens, Seed = 5 };
-        var cachedSeconds = Timing.Median(sampleRepeats, () => model.Sample(prompts, sampling));
+        var cachedSeconds = w.MeasureSampling(model, prompts, sampleRepeats);
         var cachedTokens = w.SampledTokens / cachedSeconds;
         var sampleGflops = w.SampleFlops() / cachedSeconds / 1e9;
         // Without a cache every new token recomputes the whole sequence; one run is enough (it is slow and steady).
-        var uncachedSeconds = Timing.Time(() => model.Sample(prompts, sampling with { UseKvCache = false }));
+        var uncachedSeconds = Timing.Time(() => model.Sample(prompts, w.Sampling with { UseKvCache = false }));
         var uncachedTokens = w.SampledTokens / uncachedSeconds;
         Console.WriteLine($"  sampling {w.NewTokens} new tokens: KV cache {cachedTokens:F0} tokens/s ({sampleGflops:F1} GFLOP/s{machine.OfPeak(sampleGflops)}), " +
                           $"without cache {uncachedTokens:F0} tokens/s: {cachedTokens / uncachedTokens:F1}x (target >= 5)");

@@ -43,6 +43,18 @@ internal sealed record EngineWorkload(
         });
     }
 
+    /// <summary>What every engine benchmark samples: <see cref="NewTokens"/> after each prompt, seed 5, with the KV cache.</summary>
+    public SampleOptions Sampling => new() { MaxNewTokens = NewTokens, Seed = 5 };
+
+    /// <summary>
+    /// Seconds of sampling <paramref name="prompts"/> (<see cref="Sampling"/>): one warm-up run (of only
+    /// <paramref name="warmupTokens"/> new tokens where given: a full one can take a minute), then the median of
+    /// <paramref name="repeats"/>.
+    /// </summary>
+    public double MeasureSampling(PolicyModel model, int[][] prompts, int repeats, int? warmupTokens = null) =>
+        Timing.Median(repeats, () => model.Sample(prompts, Sampling),
+            warmupTokens is { } tokens ? () => model.Sample(prompts, Sampling with { MaxNewTokens = tokens }) : null);
+
     /// <summary>
     /// Model FLOPs of one training step (forward + backward = 3x forward), counting the matmuls the engine runs:
     /// projections and MLP (2 flops per weight per token), attention scores and weighted values over the full

@@ -85,9 +85,7 @@ internal static class RealModelBenchmark
         var rng = new Random(3);
 
         var prompts = w.Prompts(rng);
-        var sampling = new SampleOptions { MaxNewTokens = w.NewTokens, Seed = 5 };
-        var sampleSeconds = Timing.Median(repeats, () => model.Sample(prompts, sampling),
-            () => model.Sample(prompts, sampling with { MaxNewTokens = WarmupTokens }));
+        var sampleSeconds = w.MeasureSampling(model, prompts, repeats, WarmupTokens);
         var sampleTokens = w.SampledTokens / sampleSeconds;
         var sampleGflops = w.SampleFlops() / sampleSeconds / 1e9;
         var rolloutRss = PeakRss();
