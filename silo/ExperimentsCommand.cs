@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Dapo.Training.Experiments;
 using Dapo.Training;
 using Dapo.Core.Rewards;
@@ -179,11 +180,11 @@ internal static class ExperimentsCommand
         {
             var saved = JsonSerializer.Deserialize<WarmStartInfo>(File.ReadAllText(info))!;
             // Written before warm-starts recorded their recipe: reused as it is.
-            if (saved.Recipe is not null && saved.Recipe != trainedOn)
+            var before = saved.Recipe is null ? null : WithoutDevice(saved.Recipe);
+            var now = WithoutDevice(trainedOn);
+            if (before is not null && !JsonNode.DeepEquals(before, now))
             {
-                var before = System.Text.Json.Nodes.JsonNode.Parse(saved.Recipe)!.AsObject();
-                var now = System.Text.Json.Nodes.JsonNode.Parse(trainedOn)!.AsObject();
-                var differs = now.Where(kv => !System.Text.Json.Nodes.JsonNode.DeepEquals(kv.Value, before[kv.Key])).Select(kv => kv.Key);
+                var differs = now.Where(kv => !JsonNode.DeepEquals(kv.Value, before[kv.Key])).Select(kv => kv.Key);
                 Console.Error.WriteLine($"warm-start: {weights} was trained for another recipe (it differs in {string.Join(", ", differs)}); " +
                                         "give another --out, or delete warm-start.* there to train a new one (its finished runs started from the old one).");
                 return null;
@@ -223,6 +224,19 @@ internal static class ExperimentsCommand
         r.Task, r.Levels, r.TrainProblemsPerLevel, r.HeldOutProblemsPerLevel, r.DataSeed, r.PromptTemplate, r.Model, r.WarmStart,
         Data = data.Fingerprint(),
     });
+
+    /// <summary>A warm-start's recipe without where its model ran: weights trained on the CPU serve a GPU run alike, and
+    /// warm-starts written before the device was saved by name (<c>"Device": 0</c>) stay usable.</summary>
+    private static JsonObject WithoutDevice(string recipe)
+    {
+        var node = JsonNode.Parse(recipe)!.AsObject();
+        if (node["Model"] is JsonObject model)
+        {
+            model.Remove(nameof(ModelConfig.Device));
+            model.Remove(nameof(ModelConfig.DeviceIndex));
+        }
+        return node;
+    }
 
     private sealed record WarmStartInfo(int Steps, double Accuracy, double Seconds, string? Recipe = null);
 }

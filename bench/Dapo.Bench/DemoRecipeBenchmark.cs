@@ -141,7 +141,7 @@ internal static class DemoRecipeBenchmark
             $"levels {string.Join(",", recipe.Levels)}: {data.Train.Count} train / {data.HeldOut.Count} held-out problems; " +
             $"{TorchEngine.Threads} threads");
         Console.WriteLine(
-            $"  DAPO: {recipe.Steps} steps, G {o.GroupSize}, batch {o.PromptBatchSize} in {o.MiniBatchesPerStep} mini-batches, " +
+            $"  DAPO: {recipe.Steps} steps, G {o.GroupSize}, batch {o.PromptBatchSize} in {o.MiniBatchesPerStep} mini-batches x {o.PpoEpochs} epoch(s), " +
             $"lr {o.LearningRate:G3} (warm-up {o.WarmupSteps}), eps {o.ClipRatioLow}/{o.ClipRatioHigh}, {o.LossAggregation}, " +
             $"dynamic sampling {(o.DynamicSampling ? $"on (x{o.OverSamplingFactor}, {o.MaxGenerationRounds} rounds)" : "off")}, " +
             $"overlong {(o.OverlongPunishment ? $"{o.MaxResponseLength}/{o.OverlongCacheLength}" : "off")}, seed {o.Seed}; " +

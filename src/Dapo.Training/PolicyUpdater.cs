@@ -47,7 +47,8 @@ public sealed record PolicyUpdateResult(
 /// <summary>
 /// The learner's computation for one rollout step (<see href="https://arxiv.org/abs/2503.14476"/>, Algorithm 1,
 /// lines 6–10): group-relative advantages (eq. 9), the accepted groups split into
-/// <see cref="DapoOptions.MiniBatchesPerStep"/> mini-batches, and per mini-batch: score with gradients, the decoupled
+/// <see cref="DapoOptions.MiniBatchesPerStep"/> mini-batches (passed over <see cref="DapoOptions.PpoEpochs"/> times),
+/// and per mini-batch: score with gradients, the decoupled
 /// clip loss (eq. 8/10, aggregated per <see cref="DapoOptions.LossAggregation"/>, eq. 12 for DAPO), backward of its
 /// per-token coefficients, one AdamW step at the scheduled learning rate.
 /// <para>
@@ -140,21 +141,26 @@ public sealed class PolicyUpdater
         var updates = new List<MiniBatchUpdate>();
         long scoredTokens = 0;
         var plan = MiniBatchPlan.Split(groups.Count, Options.MiniBatchesPerStep);
-        foreach (var range in plan)
+        var total = plan.Count * Options.PpoEpochs;
+        for (var epoch = 0; epoch < Options.PpoEpochs; epoch++)
         {
-            var (first, end) = (range.Start.Value, range.End.Value);
-            var update = UpdateMiniBatch(groups.Take(end).Skip(first).ToArray(),
-                advantages.AsSpan(groupStarts[first], groupStarts[end] - groupStarts[first]), learningRate, entropies,
-                ref scoredTokens);
-            updates.Add(update);
-            miniBatchDone?.Invoke(updates.Count, plan.Count);
+            // Entropy is reported for the first pass only, so each trained token counts once.
+            foreach (var range in plan)
+            {
+                var (first, end) = (range.Start.Value, range.End.Value);
+                var update = UpdateMiniBatch(groups.Take(end).Skip(first).ToArray(),
+                    advantages.AsSpan(groupStarts[first], groupStarts[end] - groupStarts[first]), learningRate,
+                    epoch == 0 ? entropies : null, ref scoredTokens);
+                updates.Add(update);
+                miniBatchDone?.Invoke(updates.Count, total);
+            }
         }
         return new PolicyUpdateResult(step, learningRate, advantages, entropies.ToArray(), updates,
             PolicyLossDiagnostics.Merge(updates.Select(u => u.Diagnostics)), scoredTokens, watch.Elapsed);
     }
 
     private MiniBatchUpdate UpdateMiniBatch(
-        TrainingGroup[] groups, ReadOnlySpan<double> advantages, double learningRate, List<float> entropies, ref long scoredTokens)
+        TrainingGroup[] groups, ReadOnlySpan<double> advantages, double learningRate, List<float>? entropies, ref long scoredTokens)
     {
         var sequences = groups.SelectMany(g => g.Responses.Select(r => (g.PromptTokens, Response: r))).ToArray();
         var lengths = sequences.Select(s => s.Response.Tokens.Length).ToArray();
@@ -192,7 +198,7 @@ public sealed class PolicyUpdater
             var chunk = new PolicyLossBatch(score.LogProbs, old.OldLogProbs, old.Advantages, old.LossMask, old.SequenceLengths);
             var result = _loss.Compute(chunk, weights.AsSpan(offset, chunk.TokenCount));
             score.Backward(result.Coefficients);
-            entropies.AddRange(score.Entropies);
+            entropies?.AddRange(score.Entropies);
             parts.Add(result.Diagnostics);
             loss += result.PolicyGradientLoss;
             scoredTokens += tokens;

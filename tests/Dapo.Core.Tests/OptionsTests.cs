@@ -63,6 +63,7 @@ public class OptionsTests
             GroupSize = 1, // with dynamic sampling on
             PromptBatchSize = 100,
             MiniBatchesPerStep = 16, // does not divide 100
+            PpoEpochs = 0,
             ClipRatioLow = 1.2,
             ClipRatioHigh = -0.1,
             DualClipRatio = 0.5,
@@ -77,7 +78,7 @@ public class OptionsTests
         var errors = o.Validate();
         string[] fields =
         [
-            "GroupSize", "MiniBatchesPerStep", "ClipRatioLow", "ClipRatioHigh", "DualClipRatio", "LossAggregation", "TopP",
+            "GroupSize", "MiniBatchesPerStep", "PpoEpochs", "ClipRatioLow", "ClipRatioHigh", "DualClipRatio", "LossAggregation", "TopP",
             "OverlongCacheLength", "MaxGenerationRounds", "LearningRate", "RewardFunction", "OverSamplingFactor",
         ];
         Assert.Equal(fields.Length, errors.Count);
@@ -86,7 +87,7 @@ public class OptionsTests
         Assert.Contains(errors, e => e.Contains("Known: dr-grpo, seq-mean-token-mean, seq-mean-token-sum, seq-mean-token-sum-norm, token-mean"));
         var thrown = Assert.Throws<OptionsValidationException>(() => o.EnsureValid());
         Assert.Equal(errors, thrown.Errors);
-        Assert.Contains("12 problems", thrown.Message);
+        Assert.Contains("13 problems", thrown.Message);
     }
 
     [Fact]

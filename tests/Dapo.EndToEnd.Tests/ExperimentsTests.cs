@@ -52,7 +52,14 @@ public sealed class ExperimentsTests : IDisposable
         foreach (var dir in Directory.GetDirectories(Path.Combine(_root, "runs")))
             Assert.Equal(3, File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Length);
 
-        // Re-running keeps the warm-start and the finished runs.
+        // Re-running keeps the warm-start and the finished runs, also one whose recipe says where it ran as older ones
+        // did ("Device": 0): the device does not make another warm-start.
+        var info = Path.Combine(_root, "warm-start.json");
+        var saved = JsonNode.Parse(File.ReadAllText(info))!;
+        var recipe = JsonNode.Parse((string)saved["Recipe"]!)!;
+        recipe["Model"]!["Device"] = 0;
+        saved["Recipe"] = recipe.ToJsonString();
+        File.WriteAllText(info, saved.ToJsonString());
         await using var again = SiloProcess.Start(SiloProcess.SiloDll, ["experiments", "--out", _root, "--seeds", "7", "--override", Overrides]);
         Assert.Equal(0, await again.WaitForExitAsync(TimeSpan.FromMinutes(2)));
         Assert.Contains(again.Lines, l => l.StartsWith("warm-start: reusing", StringComparison.Ordinal));

@@ -93,6 +93,32 @@ public sealed class PolicyUpdaterTests
     }
 
     [Fact]
+    public void Later_epochs_train_again_on_the_tokens_the_first_moved()
+    {
+        var options = Options with { LearningRate = 3e-3, PpoEpochs = 3 };
+        using var once = TinyModel();
+        using var thrice = TinyModel();
+        var groups = ToyBatch(once);
+        using var optimizerOnce = PolicyUpdater.CreateOptimizer(once, options);
+        using var optimizerThrice = PolicyUpdater.CreateOptimizer(thrice, options);
+        var a = new PolicyUpdater(once, optimizerOnce, options with { PpoEpochs = 1 }).Update(groups, 0);
+        var b = new PolicyUpdater(thrice, optimizerThrice, options).Update(groups, 0);
+
+        Assert.Single(a.Updates);
+        Assert.Equal(3, b.Updates.Count);
+        // The first pass is the one-epoch update: on-policy, ratio 1.
+        Assert.Equal(a.Updates[0].PolicyGradientLoss, b.Updates[0].PolicyGradientLoss, 1e-6);
+        Assert.True(Math.Abs(b.Updates[0].Diagnostics.ApproxKl) < 1e-4, $"first pass KL {b.Updates[0].Diagnostics.ApproxKl}");
+        // Later passes see the policy the first moved on these very tokens.
+        Assert.True(Math.Abs(b.Updates[2].Diagnostics.ApproxKl) > 1e-3, $"third pass KL {b.Updates[2].Diagnostics.ApproxKl}");
+        var updater = new PolicyUpdater(once, optimizerOnce, options);
+        Assert.True(Loss(thrice, updater, groups) < Loss(once, updater, groups));
+        // Each trained token's entropy is reported once.
+        Assert.Equal(a.Entropies.Length, b.Entropies.Length);
+        Assert.Equal(3 * a.ScoredTokens, b.ScoredTokens);
+    }
+
+    [Fact]
     public void A_kl_term_is_refused_up_front()
     {
         using var model = TinyModel();

@@ -28,6 +28,11 @@ public sealed record DapoOptions
     /// (paper: 16, i.e. mini-batches of 32 prompts × 16 responses).</summary>
     public int MiniBatchesPerStep { get; init; } = 16;
 
+    /// <summary>Passes over the step's mini-batches (verl: <c>actor.ppo_epochs</c>, 1 in its DAPO recipe; the paper
+    /// does not reuse data). Above 1, later passes train again on tokens the earlier ones already moved, so their
+    /// ratios drift the most and the clip bounds bind the most.</summary>
+    public int PpoEpochs { get; init; } = 1;
+
     /// <summary>Longest prompt in tokens (verl recipe: 2048).</summary>
     public int MaxPromptLength { get; init; } = 2048;
 
@@ -210,6 +215,7 @@ public sealed record DapoOptions
         if (PromptBatchSize >= 1 && MiniBatchesPerStep >= 1)
             Require(PromptBatchSize % MiniBatchesPerStep == 0,
                 $"MiniBatchesPerStep must divide PromptBatchSize ({PromptBatchSize}); got {MiniBatchesPerStep}.");
+        Require(PpoEpochs >= 1, $"PpoEpochs must be at least 1; got {PpoEpochs}.");
         Require(MaxPromptLength >= 1, $"MaxPromptLength must be at least 1 token; got {MaxPromptLength}.");
         Require(MaxResponseLength >= 1, $"MaxResponseLength must be at least 1 token; got {MaxResponseLength}.");
         Require(Temperature > 0 && double.IsFinite(Temperature), $"Temperature must be positive and finite; got {Temperature}.");

@@ -327,7 +327,8 @@ public sealed partial class LearnerGrain(
         }
         var samplingTime = watch.Elapsed;
 
-        Phase("training", step, $"{closed.Accepted.Count} groups in {Recipe.Dapo.MiniBatchesPerStep} mini-batch(es)");
+        Phase("training", step, $"{closed.Accepted.Count} groups in {Recipe.Dapo.MiniBatchesPerStep} mini-batch(es)" +
+            (Recipe.Dapo.PpoEpochs > 1 ? $", {Recipe.Dapo.PpoEpochs} epochs" : ""));
         var fetched = await coordination.TimeGrainsAsync(() => Task.WhenAll(closed.Accepted.Select(p =>
             GrainFactory.GetGrain<IPromptGrain>(GrainKeys.Prompt(RunId, p.Step, p.PromptId)).GetAsync())));
         var groups = fetched.Select((g, i) => g ?? throw new InvalidOperationException(
