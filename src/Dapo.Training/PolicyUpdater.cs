@@ -48,9 +48,9 @@ public sealed record PolicyUpdateResult(
 /// The learner's computation for one rollout step (<see href="https://arxiv.org/abs/2503.14476"/>, Algorithm 1,
 /// lines 6–10): group-relative advantages (eq. 9), the accepted groups split into
 /// <see cref="DapoOptions.MiniBatchesPerStep"/> mini-batches (passed over <see cref="DapoOptions.PpoEpochs"/> times),
-/// and per mini-batch: score with gradients, the decoupled
-/// clip loss (eq. 8/10, aggregated per <see cref="DapoOptions.LossAggregation"/>, eq. 12 for DAPO), backward of its
-/// per-token coefficients, one AdamW step at the scheduled learning rate.
+/// and per mini-batch: score with gradients, the decoupled clip loss (eq. 8/10, aggregated per
+/// <see cref="DapoOptions.LossAggregation"/>, eq. 12 for DAPO), backward of its per-token coefficients, one AdamW step
+/// at the scheduled learning rate.
 /// <para>
 /// log π_old is the behaviour log-probability recorded while sampling. The engine's sampling and scoring agree to
 /// 1e-4, so this is what recomputing them with the pre-update weights would give (verl recomputes; we save a forward
