@@ -18,7 +18,7 @@ internal static class Commands
     /// <summary>The synthetic task family of the recipe.</summary>
     internal static readonly Option<string> TaskOption = new("--task")
     {
-        Description = $"Synthetic task: {string.Join(", ", Dapo.Core.Data.Synthetic.SyntheticTasks.Names)} (math: short solutions; chain: solutions that grow with the level; chain-mixed: the same problems, one or two operations a line)", DefaultValueFactory = _ => "math",
+        Description = $"Synthetic task: {string.Join(", ", Dapo.Core.Data.Synthetic.SyntheticTasks.Names)} (math: short solutions; chain: solutions that grow with the level; chain-mixed: the same problems, one or two operations a line; sum: digits added in any order, many right solutions)", DefaultValueFactory = _ => "math",
     };
     private static readonly Option<int?> Steps = new("--steps") { Description = "DAPO steps after the warm-start (default: the recipe's)" };
     private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the run (default: the recipe's)" };

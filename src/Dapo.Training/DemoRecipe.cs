@@ -327,14 +327,28 @@ public sealed record DemoRecipe
         Dapo = Chain.Dapo with { OverlongCacheLength = 16 },
     };
 
+    /// <summary>
+    /// The chain recipe on the any-order sums (<see cref="SyntheticTasks.Sum"/>), levels 3–9, with room for every
+    /// solution: 96 response tokens, the punishment from 80, past the longest level-9 solution (about 79 characters),
+    /// so what the policy learns is which order to write, not how to fit. Level 3 has about 650 distinct train problems.
+    /// </summary>
+    public static DemoRecipe Sum { get; } = Chain with
+    {
+        Task = SyntheticTasks.Sum,
+        Levels = [3, 4, 5, 6, 7, 8, 9],
+        TrainProblemsPerLevel = [600, 3000, 3000, 3000, 3000, 3000, 3000],
+        Dapo = Chain.Dapo with { MaxResponseLength = 96, OverlongCacheLength = 16 },
+    };
+
     /// <summary>The base recipe of a synthetic task: <see cref="Default"/> for "math", <see cref="Chain"/> for "chain",
-    /// <see cref="ChainMixed"/> for "chain-mixed".</summary>
+    /// <see cref="ChainMixed"/> for "chain-mixed", <see cref="Sum"/> for "sum".</summary>
     /// <exception cref="KeyNotFoundException">Unknown task; the message lists the known ones.</exception>
     public static DemoRecipe ForTask(string task) => task switch
     {
         SyntheticTasks.Math => Default,
         SyntheticTasks.Chain => Chain,
         SyntheticTasks.ChainMixed => ChainMixed,
+        SyntheticTasks.Sum => Sum,
         _ => throw new KeyNotFoundException($"Unknown task '{task}'; known: {string.Join(", ", SyntheticTasks.Names)}."),
     };
 

@@ -108,6 +108,20 @@ public sealed class DemoRecipeTests
         Assert.All(problems, p => Assert.True(TwoOperationLines(p.Problem, p.Answer).Length < limit, p.Problem)); // plus the end token
     }
 
+    [Fact]
+    public void On_the_sum_task_every_solution_fits_before_the_punishment_so_only_the_order_is_learnt()
+    {
+        var recipe = DemoRecipe.ForTask("sum");
+        Assert.Same(DemoRecipe.Sum, recipe);
+        Assert.Empty(recipe.Validate());
+        var data = DemoData.Create(recipe);
+        Assert.Equal(recipe.TrainProblemsPerLevel.Sum(), data.Supervised.Count);
+        Assert.All(data.Supervised, e => Assert.True(e.Prompt.Length <= recipe.Dapo.MaxPromptLength));
+        // The longest solution, its end token included, stays below the cache.
+        var longest = data.Supervised.Max(e => e.Response.Length);
+        Assert.InRange(longest, recipe.Dapo.MaxResponseLength - 2 * recipe.Dapo.OverlongCacheLength, recipe.Dapo.MaxResponseLength - recipe.Dapo.OverlongCacheLength);
+    }
+
     /// <summary>A chain's worked solution with two operations on every line (one on the last if the count is odd).</summary>
     private static string TwoOperationLines(string problem, string answer)
     {

@@ -2,7 +2,8 @@ namespace Dapo.Core.Data.Synthetic;
 
 /// <summary>The synthetic task families by name, for recipes: "math" (<see cref="SyntheticMathTask"/>, short worked
 /// solutions), "chain" (<see cref="SyntheticChainTask"/>, solutions that grow with the level) and "chain-mixed" (the
-/// same problems, solutions whose length the policy chooses: <see cref="SyntheticChainTask.GenerateMixed"/>).</summary>
+/// same problems, solutions whose length the policy chooses: <see cref="SyntheticChainTask.GenerateMixed"/>) and "sum"
+/// (<see cref="SyntheticSumTask"/>, sums added in any order: many right solutions).</summary>
 public static class SyntheticTasks
 {
     /// <summary>Multi-step arithmetic, short worked solutions (the demo's task).</summary>
@@ -14,8 +15,11 @@ public static class SyntheticTasks
     /// <summary>Running sums whose worked solutions do one or two operations a line.</summary>
     public const string ChainMixed = "chain-mixed";
 
+    /// <summary>Sums of digits added in any order.</summary>
+    public const string Sum = "sum";
+
     /// <summary>The known task names.</summary>
-    public static IReadOnlyList<string> Names { get; } = [Math, Chain, ChainMixed];
+    public static IReadOnlyList<string> Names { get; } = [Math, Chain, ChainMixed, Sum];
 
     /// <summary>The easiest and hardest level of <paramref name="task"/>.</summary>
     /// <exception cref="KeyNotFoundException">Unknown task; the message lists the known ones.</exception>
@@ -23,6 +27,7 @@ public static class SyntheticTasks
     {
         Math => (SyntheticMathTask.MinLevel, SyntheticMathTask.MaxLevel),
         Chain or ChainMixed => (SyntheticChainTask.MinLevel, SyntheticChainTask.MaxLevel),
+        Sum => (SyntheticSumTask.MinLevel, SyntheticSumTask.MaxLevel),
         _ => throw Unknown(task),
     };
 
@@ -33,6 +38,7 @@ public static class SyntheticTasks
         Math => SyntheticMathTask.Generate(level, split, count, seed),
         Chain => SyntheticChainTask.Generate(level, split, count, seed),
         ChainMixed => SyntheticChainTask.GenerateMixed(level, split, count, seed),
+        Sum => SyntheticSumTask.Generate(level, split, count, seed),
         _ => throw Unknown(task),
     };
 
