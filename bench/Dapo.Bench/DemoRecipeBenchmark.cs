@@ -199,6 +199,7 @@ internal static class DemoRecipeBenchmark
             var metrics = StepMetrics.Compute(new StepMetricsInput
             {
                 Step = step, Responses = trained, Advantages = update?.Advantages ?? [],
+                CorrectResponsesByGroup = sampled.Accepted.Select(g => g.Slots.Where(s => s.Correct).Select(s => s.Tokens).ToArray()).ToArray(),
                 Entropies = update?.Entropies ?? [], LogProbs = sampled.Accepted.SelectMany(g => g.Slots.SelectMany(s => s.LogProbs)).ToArray(),
                 GenerationRounds = policy.GenerationRounds(new StepCounters(o.PromptBatchSize, sampled.Accepted.Count, 0, sampled.Draws)),
                 GroupsAccepted = sampled.Accepted.Count, GroupsFiltered = sampled.Filtered,

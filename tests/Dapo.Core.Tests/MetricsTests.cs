@@ -59,6 +59,27 @@ public class MetricsTests
     }
 
     [Fact]
+    public void Variety_of_right_answers_counts_whole_solutions_in_groups_with_two_or_more_right_answers()
+    {
+        int[] a = [5, 6, 7], b = [5, 7, 6], c = [9];
+        var m = StepMetrics.Compute(new StepMetricsInput
+        {
+            // 2 distinct of 3 (a repeated as a fresh array: equal by content), a lone right answer (skipped), 1 of 2.
+            CorrectResponsesByGroup = [[a, b, [5, 6, 7]], [c], [c, [9]]],
+        });
+        TestUtil.Close((2.0 / 3 + 1.0 / 2) / 2, m.DistinctCorrectShare);
+        // Same pairs: 1 of the first group's 3, the third group's only pair.
+        TestUtil.Close((1.0 / 3 + 1.0) / 2, m.SameCorrectPairShare);
+        Assert.Equal(m.DistinctCorrectShare, m.ToDictionary()["response/distinct_correct_share"]);
+        Assert.Equal(m.SameCorrectPairShare, m.ToDictionary()["response/same_correct_pair_share"]);
+        var allDifferent = StepMetrics.Compute(new StepMetricsInput { CorrectResponsesByGroup = [[a, b, [7, 6, 5]]] });
+        Assert.Equal(1.0, allDifferent.DistinctCorrectShare);
+        Assert.Equal(0.0, allDifferent.SameCorrectPairShare);
+        // Four right answers, two solutions twice each: half distinct, 2 of the 6 pairs the same.
+        TestUtil.Close(2.0 / 6, StepMetrics.Compute(new StepMetricsInput { CorrectResponsesByGroup = [[a, a, b, b]] }).SameCorrectPairShare);
+    }
+
+    [Fact]
     public void An_empty_step_has_zero_metrics_not_nan()
     {
         var m = StepMetrics.Compute(new StepMetricsInput());

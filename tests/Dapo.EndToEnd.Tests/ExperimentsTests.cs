@@ -80,7 +80,8 @@ public sealed class ExperimentsTests : IDisposable
         string[] perStep =
         [
             ExperimentReport.EntropyKey, ExperimentReport.LengthKey, ExperimentReport.TruncatedKey, ExperimentReport.ClipUpperKey,
-            ExperimentReport.ClipLowerKey, ExperimentReport.StepSecondsKey,
+            ExperimentReport.ClipLowerKey, ExperimentReport.StepSecondsKey, ExperimentReport.DistinctCorrectKey,
+            ExperimentReport.SameCorrectPairsKey,
         ];
         foreach (var dir in Directory.GetDirectories(Path.Combine(_root, "runs")))
         {

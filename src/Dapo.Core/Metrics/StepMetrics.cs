@@ -40,6 +40,22 @@ public sealed record StepMetrics
     /// <summary>Mean of exp(log π_old(o_t)) over response tokens (the paper's "mean probability").</summary>
     public double MeanTokenProbability { get; init; }
 
+    /// <summary>
+    /// How varied the right answers are: over the trained groups with at least two correct responses, the mean share
+    /// of those responses that are distinct token sequences (1 when no two agree, 1/n when all n are the same). Entropy
+    /// averages over every token; this counts whole solutions, so a policy settling on one way to solve each problem
+    /// shows here even where most tokens have one right value anyway.
+    /// </summary>
+    public double DistinctCorrectShare { get; init; }
+
+    /// <summary>
+    /// Over the same groups, the mean share of pairs of correct responses that are the same token sequence: an
+    /// estimate of Σ p² over the policy's right solutions to a problem (its collision probability; −ln of it is their
+    /// Rényi entropy of order 2), which unlike <see cref="DistinctCorrectShare"/> does not depend on how many
+    /// responses were right. 0 when no two agree, 1 when all do.
+    /// </summary>
+    public double SameCorrectPairShare { get; init; }
+
     /// <summary>Token-weighted mean advantage (verl <c>critic/advantages/mean</c>; ~0 by construction).</summary>
     public double AdvantageMean { get; init; }
 
@@ -128,6 +144,7 @@ public sealed record StepMetrics
 
         var diagnostics = PolicyLossDiagnostics.Merge(input.Updates.Select(u => u.Diagnostics));
         var groups = input.GroupsAccepted + input.GroupsFiltered;
+        var (distinctShare, samePairShare) = CorrectAnswerVariety(input.CorrectResponsesByGroup);
         return new StepMetrics
         {
             Step = input.Step,
@@ -140,6 +157,8 @@ public sealed record StepMetrics
             ResponseClipRatio = Mean(truncated, n),
             EntropyMean = Mean(entropy, entropies.Length),
             MeanTokenProbability = Mean(probability, logProbs.Length),
+            DistinctCorrectShare = distinctShare,
+            SameCorrectPairShare = samePairShare,
             AdvantageMean = Mean(advantageSum, advantageTokens),
             AdvantageMax = maxAdvantage,
             AdvantageMin = minAdvantage,
@@ -176,6 +195,8 @@ public sealed record StepMetrics
         ["response_length/clip_ratio"] = ResponseClipRatio,
         ["actor/entropy"] = EntropyMean,
         ["actor/mean_token_prob"] = MeanTokenProbability,
+        ["response/distinct_correct_share"] = DistinctCorrectShare,
+        ["response/same_correct_pair_share"] = SameCorrectPairShare,
         ["train/num_gen_batches"] = GenerationRounds,
         ["train/groups_accepted"] = GroupsAccepted,
         ["train/groups_filtered"] = GroupsFiltered,
@@ -198,6 +219,39 @@ public sealed record StepMetrics
         $"entropy {EntropyMean:F3} pg_loss {PgLoss:F4} clipfrac {ClipFraction:F4} kl {ApproxKl:F5} rounds {GenerationRounds} lr {LearningRate:G3}");
 
     private static double Mean(double sum, double count) => count == 0 ? 0.0 : sum / count;
+
+    // Over the groups with two or more right answers: the mean share of them that are distinct, and the mean share of
+    // their pairs that are the same (a solution given m times makes m(m − 1)/2 such pairs).
+    private static (double Distinct, double SamePairs) CorrectAnswerVariety(IReadOnlyList<IReadOnlyList<int[]>> groups)
+    {
+        double distinct = 0, samePairs = 0;
+        var counted = 0;
+        foreach (var correct in groups)
+        {
+            var c = correct.Count;
+            if (c < 2) continue;
+            var copies = new Dictionary<int[], int>(TokenSequenceComparer.Instance);
+            foreach (var tokens in correct) copies[tokens] = copies.GetValueOrDefault(tokens) + 1;
+            distinct += (double)copies.Count / c;
+            samePairs += copies.Values.Sum(m => m * (m - 1.0)) / (c * (c - 1.0));
+            counted++;
+        }
+        return (Mean(distinct, counted), Mean(samePairs, counted));
+    }
+
+    private sealed class TokenSequenceComparer : IEqualityComparer<int[]>
+    {
+        public static readonly TokenSequenceComparer Instance = new();
+
+        public bool Equals(int[]? x, int[]? y) => x.AsSpan().SequenceEqual(y);
+
+        public int GetHashCode(int[] tokens)
+        {
+            var hash = new HashCode();
+            hash.AddBytes(System.Runtime.InteropServices.MemoryMarshal.AsBytes(tokens.AsSpan()));
+            return hash.ToHashCode();
+        }
+    }
 }
 
 /// <summary>What a step produced, for <see cref="StepMetrics.Compute"/>.</summary>
@@ -211,6 +265,10 @@ public sealed record StepMetricsInput
 
     /// <summary>Advantage of each response, same order as <see cref="Responses"/>.</summary>
     public IReadOnlyList<double> Advantages { get; init; } = [];
+
+    /// <summary>The token ids of each trained group's correct responses, one list per group (for
+    /// <see cref="StepMetrics.DistinctCorrectShare"/>).</summary>
+    public IReadOnlyList<IReadOnlyList<int[]>> CorrectResponsesByGroup { get; init; } = [];
 
     /// <summary>Per-token entropies of the response tokens (flat, any order).</summary>
     public ReadOnlyMemory<float> Entropies { get; init; }

@@ -360,6 +360,7 @@ public sealed partial class LearnerGrain(
             Step = step,
             Responses = groups.SelectMany(g => g.Slots.Select(s =>
                 new ResponseOutcome(s.Score, s.OverlongPenalty, s.Correct, s.Tokens.Length, s.Truncated))).ToArray(),
+            CorrectResponsesByGroup = groups.Select(g => g.Slots.Where(s => s.Correct).Select(s => s.Tokens).ToArray()).ToArray(),
             Advantages = update.Advantages, Entropies = update.Entropies,
             LogProbs = groups.SelectMany(g => g.Slots.SelectMany(s => s.LogProbs)).ToArray(),
             GenerationRounds = closed.Ledger.GenerationRounds, GroupsAccepted = closed.Ledger.Accepted, GroupsFiltered = closed.Ledger.Filtered,

@@ -63,6 +63,7 @@ public static class ExperimentReport
         ("final avg@k %", r => r.Accuracy, 100, "F1"), ("run-mean avg@k %", r => r.MeanAccuracy, 100, "F1"), ("pass@k %", r => r.PassAtK, 100, "F1"),
         ("entropy", r => r.Entropy, 1, "F3"), ("entropy, last fifth", r => r.LateEntropy, 1, "F4"), ("length", r => r.ResponseLength, 1, "F1"),
         ("truncated %", r => r.TruncatedShare, 100, "F1"), ("held-out truncated %", r => r.HeldOutTruncatedShare, 100, "F1"), ("clipped ↑ %", r => r.ClipUpper, 100, "F2"),
+        ("distinct right answers %", r => r.DistinctCorrect, 100, "F1"), ("same right-answer pairs %", r => r.SameCorrectPairs, 100, "F1"),
     ];
 
     private static bool Separated(SeedStat a, SeedStat b) =>
@@ -92,17 +93,24 @@ public static class ExperimentReport
     /// limit: what the policy has learnt about length, where the trained share is what dynamic sampling let through.</param>
     /// <param name="ClipUpper">Share of tokens clipped at the upper bound 1 + ε_high, over the run.</param>
     /// <param name="ClipLower">Share of tokens clipped at the lower bound 1 − ε_low, over the run.</param>
+    /// <param name="DistinctCorrect">Share of a trained group's correct responses that are distinct, over the run
+    /// (<see cref="Dapo.Core.Metrics.StepMetrics.DistinctCorrectShare"/>): how many ways of solving a problem the
+    /// policy still samples.</param>
+    /// <param name="SameCorrectPairs">Share of pairs of a trained group's correct responses that are the same, over the
+    /// run (<see cref="Dapo.Core.Metrics.StepMetrics.SameCorrectPairShare"/>): the same question, unaffected by how
+    /// many responses were right.</param>
     /// <param name="SecondsPerStep">Mean seconds a step.</param>
     /// <param name="AccuracyBySource">Final held-out avg@k of each source the evaluation reports apart (the synthetic
     /// tasks' levels: "L3", ..., "L10"), in natural order; empty when it reports none.</param>
     public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat MeanAccuracy, SeedStat PassAtK, SeedStat Entropy,
-        SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat HeldOutTruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, double SecondsPerStep,
+        SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat HeldOutTruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, SeedStat DistinctCorrect, SeedStat SameCorrectPairs, double SecondsPerStep,
         IReadOnlyList<KeyValuePair<string, SeedStat>> AccuracyBySource);
 
     /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
     public const string EntropyKey = "actor/entropy", LengthKey = "response_length/mean", TruncatedKey = "response_length/clip_ratio",
         ClipUpperKey = "actor/pg_clipfrac_upper", UpClippedProbabilityKey = "actor/pg_clipped_upper_prob", ClipLowerKey = "actor/pg_clipfrac_lower_bound", StepSecondsKey = "timing/step_s",
-        HeldOutTruncatedKey = "eval/truncated_share";
+        HeldOutTruncatedKey = "eval/truncated_share", DistinctCorrectKey = "response/distinct_correct_share",
+        SameCorrectPairsKey = "response/same_correct_pair_share";
 
     public static Summary Write(string directory, IReadOnlyList<ExperimentRun> runs, double warmStartAccuracy, int k)
     {
@@ -123,7 +131,7 @@ public static class ExperimentReport
                 ? last.Select(p => p.Key).Where(key => key.StartsWith(accuracyKey + "/", StringComparison.Ordinal)).OrderBy(NaturalOrder).ToList()
                 : [];
             return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
-                OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), Final(HeldOutTruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(StepSecondsKey).Mean,
+                OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), Final(HeldOutTruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(DistinctCorrectKey), OverRun(SameCorrectPairsKey), OverRun(StepSecondsKey).Mean,
                 [.. sources.Select(key => KeyValuePair.Create(key[(accuracyKey.Length + 1)..], Final(key)))]);
         }).ToList();
 
@@ -167,17 +175,22 @@ public static class ExperimentReport
             if (chart.Series.Count > 0) Chart(file, chart);
         }
         (string, string)[] clipHigher = [("overlong-filtering", "without Clip-Higher (ε_high 0.2)"), ("clip-higher", "with Clip-Higher (ε_high 0.28)")];
+        (string, string)[] clipHigherAndDapo = [.. clipHigher, ("dapo", "DAPO"), ("dapo-no-clip-higher", "DAPO without Clip-Higher")];
         (string, string)[] tokenLevel = [("soft-overlong", "sample-level loss (seq-mean-token-mean)"), ("token-level", "token-level loss (token-mean)")];
         (string, string)[] filtering = [("grpo", "without Overlong Filtering"), ("overlong-filtering", "with Overlong Filtering")];
         (string, string)[] punishment = [("clip-higher", "without Soft Overlong Punishment"), ("soft-overlong", "with Soft Overlong Punishment")];
         // Figure 2: accuracy and entropy, with and without clip-higher (full DAPO beside them).
-        Pair("entropy.svg", "Entropy with and without Clip-Higher (paper Fig. 2b)", "mean token entropy", EntropyKey,
-            [.. clipHigher, ("dapo", "DAPO"), ("dapo-no-clip-higher", "DAPO without Clip-Higher")]);
+        Pair("entropy.svg", "Entropy with and without Clip-Higher (paper Fig. 2b)", "mean token entropy", EntropyKey, clipHigherAndDapo);
+        // Entropy counts tokens; this counts whole solutions: whether the policy still finds a problem's answer more than one way.
+        Pair("distinct_correct.svg", "Distinct right answers with and without Clip-Higher", "distinct share of a group's right answers", DistinctCorrectKey,
+            clipHigherAndDapo, (0, 1));
+        Pair("same_correct_pairs.svg", "Pairs of right answers that are the same, with and without Clip-Higher", "share of pairs of a group's right answers",
+            SameCorrectPairsKey, clipHigherAndDapo, (0, 1));
         Pair("clip_higher_accuracy.svg", $"Held-out avg@{k} with and without Clip-Higher (paper Fig. 2a)", $"avg@{k}", accuracyKey, clipHigher, (0, 1), warmStartAccuracy);
         Pair("clip_fraction_upper.svg", "Tokens clipped at the upper bound 1 + ε_high", "share of tokens", ClipUpperKey, clipHigher);
         // Figure 3a: the bound is meant for unlikely tokens; a step with none clipped above plots 0.
         Pair("up_clipped_probability.svg", "Mean probability of the tokens clipped at 1 + ε_high (paper Fig. 3a)", "mean π_old (0: none clipped)",
-            UpClippedProbabilityKey, [.. clipHigher, ("dapo", "DAPO"), ("dapo-no-clip-higher", "DAPO without Clip-Higher")], (0, 1));
+            UpClippedProbabilityKey, clipHigherAndDapo, (0, 1));
         Pair("clip_fraction_lower.svg", "Tokens clipped at the lower bound 1 − ε_low", "share of tokens", ClipLowerKey, clipHigher);
         // Figure 4: length and entropy, sample-level against token-level loss.
         Pair("response_length.svg", "Response length: sample-level vs token-level loss (paper Fig. 4b)", "mean response length (tokens)", LengthKey, tokenLevel);
@@ -246,14 +259,14 @@ public static class ExperimentReport
             ? $"{Number(stat.Mean * scale, format)} ({Number(stat.Spread * scale, format)})"
             : Number(stat.Mean * scale, format);
         table.AppendLine(CultureInfo.InvariantCulture,
-            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | run-mean avg@{s.K} | pass@{s.K} | entropy | entropy, last fifth | length | truncated % | held-out truncated % | clipped ↑ % | clipped ↓ % | s/step |");
-        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | | | | |");
+            $"| Model | Paper: AIME 2024 avg@32 (Qwen2.5-32B) | Ours: held-out avg@{s.K} (spread), {seeds} seed(s) | run-mean avg@{s.K} | pass@{s.K} | entropy | entropy, last fifth | length | truncated % | held-out truncated % | clipped ↑ % | clipped ↓ % | distinct right answers % | same right-answer pairs % | s/step |");
+        table.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        table.AppendLine(CultureInfo.InvariantCulture, $"| Warm-start (start of every run) | | {s.WarmStartAccuracy * 100:F1} | | | | | | | | | | | | |");
         foreach (var r in s.Rungs)
             table.AppendLine(CultureInfo.InvariantCulture,
                 $"| {r.Label} | {(r.PaperAime is { } p ? p.ToString(CultureInfo.InvariantCulture) : "")} | {Cell(r.Accuracy, 100, "F1")} | {Cell(r.MeanAccuracy, 100, "F1")} | " +
                 $"{Cell(r.PassAtK, 100, "F1")} | {Cell(r.Entropy, 1, "F3")} | {Cell(r.LateEntropy, 1, "F4")} | {Cell(r.ResponseLength, 1, "F1")} | {Cell(r.TruncatedShare, 100, "F1")} | " +
-                $"{Cell(r.HeldOutTruncatedShare, 100, "F1")} | {Cell(r.ClipUpper, 100, "F2")} | {Cell(r.ClipLower, 100, "F2")} | {r.SecondsPerStep:F2} |");
+                $"{Cell(r.HeldOutTruncatedShare, 100, "F1")} | {Cell(r.ClipUpper, 100, "F2")} | {Cell(r.ClipLower, 100, "F2")} | {Cell(r.DistinctCorrect, 100, "F1")} | {Cell(r.SameCorrectPairs, 100, "F1")} | {r.SecondsPerStep:F2} |");
 
         var sources = s.Rungs.SelectMany(r => r.AccuracyBySource.Select(p => p.Key)).Distinct().ToList();
         if (sources.Count > 0)

@@ -18,6 +18,7 @@ public sealed class ExperimentReportTests : IDisposable
             ["step"] = i + 1, ["eval/avg@8"] = a, ["eval/avg@8/L10"] = a / 2, ["eval/avg@8/L3"] = 1.0, ["eval/pass@8"] = a, [ExperimentReport.EntropyKey] = entropy[i],
             [ExperimentReport.LengthKey] = 10.0, [ExperimentReport.TruncatedKey] = 0.1, [ExperimentReport.StepSecondsKey] = 1.0, [ExperimentReport.HeldOutTruncatedKey] = heldOutTruncated,
             [ExperimentReport.ClipUpperKey] = 0.001, [ExperimentReport.ClipLowerKey] = 0.001, ["train/num_gen_batches"] = 1.0, ["train/filtered_fraction"] = 0.0,
+            [ExperimentReport.DistinctCorrectKey] = entropy[i] * 4, [ExperimentReport.SameCorrectPairsKey] = 1 - entropy[i] * 4,
         })]);
 
     [Fact]
@@ -52,7 +53,11 @@ public sealed class ExperimentReportTests : IDisposable
 
         var table = File.ReadAllText(Path.Combine(_directory, "table.md"));
         Assert.Contains("| + Clip-Higher | 38 | 55.0 (30.0) | 50.0 (0.0) |", table);
-        Assert.Contains("| Clip-Higher | +0.0 | +0.0 | +0.0 | **+0.095** | **+0.0950** | +0.0 | +0.0 | +0.0 | +0.00 |", table);
+        // Distinct right answers (four times the entropy here): 40-48 % without, 80-84 % with; same pairs the rest.
+        Assert.Contains("| Clip-Higher | +0.0 | +0.0 | +0.0 | **+0.095** | **+0.0950** | +0.0 | +0.0 | +0.0 | +0.00 | **+38.0** | **-38.0** |", table);
+        Assert.Equal([0.80, 0.84], clipHigher.DistinctCorrect.PerSeed);
+        Assert.True(File.Exists(Path.Combine(_directory, "distinct_correct.svg")));
+        Assert.True(File.Exists(Path.Combine(_directory, "same_correct_pairs.svg")));
         Assert.Contains("\"BeyondSpread\": true", File.ReadAllText(Path.Combine(_directory, "summary.json")));
     }
 
