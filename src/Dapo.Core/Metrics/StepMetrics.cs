@@ -267,7 +267,7 @@ public sealed record StepMetricsInput
     public IReadOnlyList<double> Advantages { get; init; } = [];
 
     /// <summary>The token ids of each trained group's correct responses, one list per group (for
-    /// <see cref="StepMetrics.DistinctCorrectShare"/>).</summary>
+    /// <see cref="StepMetrics.DistinctCorrectShare"/> and <see cref="StepMetrics.SameCorrectPairShare"/>).</summary>
     public IReadOnlyList<IReadOnlyList<int[]>> CorrectResponsesByGroup { get; init; } = [];
 
     /// <summary>Per-token entropies of the response tokens (flat, any order).</summary>

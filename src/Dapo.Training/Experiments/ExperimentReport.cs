@@ -103,7 +103,8 @@ public static class ExperimentReport
     /// <param name="AccuracyBySource">Final held-out avg@k of each source the evaluation reports apart (the synthetic
     /// tasks' levels: "L3", ..., "L10"), in natural order; empty when it reports none.</param>
     public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat MeanAccuracy, SeedStat PassAtK, SeedStat Entropy,
-        SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat HeldOutTruncatedShare, SeedStat ClipUpper, SeedStat ClipLower, SeedStat DistinctCorrect, SeedStat SameCorrectPairs, double SecondsPerStep,
+        SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat HeldOutTruncatedShare, SeedStat ClipUpper, SeedStat ClipLower,
+        SeedStat DistinctCorrect, SeedStat SameCorrectPairs, double SecondsPerStep,
         IReadOnlyList<KeyValuePair<string, SeedStat>> AccuracyBySource);
 
     /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
@@ -131,7 +132,8 @@ public static class ExperimentReport
                 ? last.Select(p => p.Key).Where(key => key.StartsWith(accuracyKey + "/", StringComparison.Ordinal)).OrderBy(NaturalOrder).ToList()
                 : [];
             return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
-                OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), Final(HeldOutTruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey), OverRun(DistinctCorrectKey), OverRun(SameCorrectPairsKey), OverRun(StepSecondsKey).Mean,
+                OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), Final(HeldOutTruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey),
+                OverRun(DistinctCorrectKey), OverRun(SameCorrectPairsKey), OverRun(StepSecondsKey).Mean,
                 [.. sources.Select(key => KeyValuePair.Create(key[(accuracyKey.Length + 1)..], Final(key)))]);
         }).ToList();
 
