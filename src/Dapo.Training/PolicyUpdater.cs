@@ -134,24 +134,18 @@ public sealed class PolicyUpdater
         var watch = Stopwatch.StartNew();
         var learningRate = LearningRateSchedule.At(step, Options);
         var advantages = Advantages(groups);
-        var groupStarts = new int[groups.Count + 1];
-        for (var g = 0; g < groups.Count; g++) groupStarts[g + 1] = groupStarts[g] + groups[g].Responses.Count;
 
         var entropies = new List<float>();
         var updates = new List<MiniBatchUpdate>();
         long scoredTokens = 0;
-        var plan = MiniBatchPlan.Split(groups.Count, Options.MiniBatchesPerStep);
+        var plan = MiniBatches(groups, advantages);
         var total = plan.Count * Options.PpoEpochs;
         for (var epoch = 0; epoch < Options.PpoEpochs; epoch++)
         {
             // Entropy is reported for the first pass only, so each trained token counts once.
-            foreach (var range in plan)
+            foreach (var miniBatch in plan)
             {
-                var (first, end) = (range.Start.Value, range.End.Value);
-                var update = UpdateMiniBatch(groups.Take(end).Skip(first).ToArray(),
-                    advantages.AsSpan(groupStarts[first], groupStarts[end] - groupStarts[first]), learningRate,
-                    epoch == 0 ? entropies : null, ref scoredTokens);
-                updates.Add(update);
+                updates.Add(UpdateMiniBatch(miniBatch, learningRate, epoch == 0 ? entropies : null, ref scoredTokens));
                 miniBatchDone?.Invoke(updates.Count, total);
             }
         }
@@ -159,17 +153,40 @@ public sealed class PolicyUpdater
             PolicyLossDiagnostics.Merge(updates.Select(u => u.Diagnostics)), scoredTokens, watch.Elapsed);
     }
 
-    private MiniBatchUpdate UpdateMiniBatch(
-        TrainingGroup[] groups, ReadOnlySpan<double> advantages, double learningRate, List<float>? entropies, ref long scoredTokens)
+    /// <summary>One response to train on, with its prompt and advantage.</summary>
+    private readonly record struct TrainingItem(int[] PromptTokens, TrainingResponse Response, double Advantage);
+
+    /// <summary>
+    /// The step's mini-batches: whole groups in order, or, with <see cref="DapoOptions.SpreadGroupsOverMiniBatches"/>,
+    /// responses taken slot by slot across the groups (every group's first response, then every group's second, …)
+    /// and cut into equal parts, so each mini-batch holds an equal share of every group.
+    /// </summary>
+    private IReadOnlyList<TrainingItem[]> MiniBatches(IReadOnlyList<TrainingGroup> groups, double[] advantages)
     {
-        var sequences = groups.SelectMany(g => g.Responses.Select(r => (g.PromptTokens, Response: r))).ToArray();
+        var byGroup = new List<TrainingItem[]>(groups.Count);
+        var offset = 0;
+        foreach (var group in groups)
+        {
+            byGroup.Add(group.Responses.Select((r, i) => new TrainingItem(group.PromptTokens, r, advantages[offset + i])).ToArray());
+            offset += group.Responses.Count;
+        }
+        if (!Options.SpreadGroupsOverMiniBatches)
+            return MiniBatchPlan.Split(groups.Count, Options.MiniBatchesPerStep)
+                .Select(range => byGroup.Take(range).SelectMany(items => items).ToArray()).ToArray();
+        var slotMajor = Enumerable.Range(0, byGroup.Max(items => items.Length))
+            .SelectMany(slot => byGroup.Where(items => slot < items.Length).Select(items => items[slot])).ToArray();
+        return MiniBatchPlan.Split(slotMajor.Length, Options.MiniBatchesPerStep).Select(range => slotMajor[range]).ToArray();
+    }
+
+    private MiniBatchUpdate UpdateMiniBatch(TrainingItem[] sequences, double learningRate, List<float>? entropies, ref long scoredTokens)
+    {
         var lengths = sequences.Select(s => s.Response.Tokens.Length).ToArray();
         var oldLogProbs = sequences.SelectMany(s => s.Response.BehaviourLogProbs).ToArray();
         var mask = new bool[oldLogProbs.Length];
         mask.AsSpan().Fill(true);
         if (Options.OverlongFiltering)
             OverlongFiltering.MaskTruncated(mask, lengths, sequences.Select(s => s.Response.Truncated).ToArray());
-        var tokenAdvantages = AdvantageEstimators.ExpandToTokens(advantages, lengths);
+        var tokenAdvantages = AdvantageEstimators.ExpandToTokens(sequences.Select(s => s.Advantage).ToArray(), lengths);
         // The weights depend only on lengths and mask, so any per-token array can stand in for log π_θ here.
         var weights = _loss.TokenWeights(new PolicyLossBatch(oldLogProbs, oldLogProbs, tokenAdvantages, mask, lengths));
 

@@ -118,6 +118,36 @@ public sealed class PolicyUpdaterTests
         Assert.Equal(3 * a.ScoredTokens, b.ScoredTokens);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Mini_batches_hold_whole_groups_or_a_share_of_every_group(bool spread)
+    {
+        var options = Options with { MiniBatchesPerStep = 2, SpreadGroupsOverMiniBatches = spread };
+        using var model = TinyModel();
+        var groups = ToyBatch(model, bothInformative: true);
+        using var optimizer = PolicyUpdater.CreateOptimizer(model, options);
+        var result = new PolicyUpdater(model, optimizer, options).Update(groups, 0);
+
+        // Whole groups: group 0, then group 1. Spread: slots 0–1 of both groups, then slots 2–3.
+        (int Group, int Slot)[][] expected = spread
+            ? [[(0, 0), (1, 0), (0, 1), (1, 1)], [(0, 2), (1, 2), (0, 3), (1, 3)]]
+            : [[(0, 0), (0, 1), (0, 2), (0, 3)], [(1, 0), (1, 1), (1, 2), (1, 3)]];
+        Assert.Equal(2, result.Updates.Count);
+        for (var u = 0; u < 2; u++)
+        {
+            var responses = expected[u].Select(x => (Response: groups[x.Group].Responses[x.Slot], Advantage: result.Advantages[4 * x.Group + x.Slot])).ToArray();
+            var tokens = responses.Sum(r => r.Response.Tokens.Length);
+            Assert.Equal(tokens, result.Updates[u].Diagnostics.TokenCount);
+            if (u == 0)
+            {
+                // The first update is on-policy (ratio 1), so its token-mean loss is −Σ A·length / Σ length.
+                var loss = -responses.Sum(r => r.Advantage * r.Response.Tokens.Length) / tokens;
+                Assert.Equal(loss, result.Updates[0].PolicyGradientLoss, 1e-4);
+            }
+        }
+    }
+
     [Fact]
     public void A_kl_term_is_refused_up_front()
     {

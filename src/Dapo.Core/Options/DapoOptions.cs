@@ -33,6 +33,17 @@ public sealed record DapoOptions
     /// ratios drift the most and the clip bounds bind the most.</summary>
     public int PpoEpochs { get; init; } = 1;
 
+    /// <summary>
+    /// Whether a prompt group's responses are spread over the step's mini-batches (each mini-batch takes an equal
+    /// share of every group's responses) instead of kept together in one. verl's trainer spreads them: it reorders
+    /// the batch response by response to balance tokens over data-parallel ranks (<c>trainer.balance_batch</c>, on in
+    /// its DAPO recipe), so the paper's mini-batches hold parts of many groups. Spread, a group's later responses are
+    /// trained after its earlier ones have moved the policy on the same prompt, so the ratios of the tokens they share
+    /// (the first choices of a solution) have drifted by then and the clip bounds bind on them. Kept together, every
+    /// group's first update starts at ratio 1. Off by default: the demo recipes' measurements keep groups whole.
+    /// </summary>
+    public bool SpreadGroupsOverMiniBatches { get; init; }
+
     /// <summary>Longest prompt in tokens (verl recipe: 2048).</summary>
     public int MaxPromptLength { get; init; } = 2048;
 
