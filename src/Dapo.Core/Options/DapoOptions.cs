@@ -38,9 +38,10 @@ public sealed record DapoOptions
     /// share of every group's responses) instead of kept together in one. verl's trainer spreads them: it reorders
     /// the batch response by response to balance tokens over data-parallel ranks (<c>trainer.balance_batch</c>, on in
     /// its DAPO recipe), so the paper's mini-batches hold parts of many groups. Spread, a group's later responses are
-    /// trained after its earlier ones have moved the policy on the same prompt, so the ratios of the tokens they share
-    /// (the first choices of a solution) have drifted by then and the clip bounds bind on them. Kept together, every
-    /// group's first update starts at ratio 1. Off by default: the demo recipes' measurements keep groups whole.
+    /// trained after its earlier ones have moved the policy on the same prompt (the tokens they share, such as a
+    /// solution's first choices, have drifted by then); kept together, every group's first update starts at ratio 1.
+    /// On the sum task the bounds bind no more often either way (docs/results.md). Off by default: the demo recipes'
+    /// measurements keep groups whole.
     /// </summary>
     public bool SpreadGroupsOverMiniBatches { get; init; }
 
