@@ -187,10 +187,11 @@ public sealed class PolicyUpdater
         if (Options.OverlongFiltering)
             OverlongFiltering.MaskTruncated(mask, lengths, sequences.Select(s => s.Response.Truncated).ToArray());
         var tokenAdvantages = AdvantageEstimators.ExpandToTokens(sequences.Select(s => s.Advantage).ToArray(), lengths);
-        // The weights depend only on lengths and mask, so any per-token array can stand in for log π_θ here.
-        var weights = _loss.TokenWeights(new PolicyLossBatch(oldLogProbs, oldLogProbs, tokenAdvantages, mask, lengths));
+        // What sampling recorded, with log π_old standing in for log π_θ: the weights depend only on lengths and mask,
+        // and each chunk takes its slice and swaps in the scored log-probabilities.
+        var recorded = new PolicyLossBatch(oldLogProbs, oldLogProbs, tokenAdvantages, mask, lengths);
+        var weights = _loss.TokenWeights(recorded);
 
-        var newLogProbs = new float[oldLogProbs.Length];
         var parts = new List<PolicyLossDiagnostics>();
         double loss = 0;
         var start = 0;
@@ -210,8 +211,7 @@ public sealed class PolicyUpdater
             for (var i = start; i < end; i++)
                 scored[i - start] = ScoredSequence.FromPromptAndResponse(sequences[i].PromptTokens, sequences[i].Response.Tokens);
             using var score = _model.Score(scored, Options.Temperature, requiresGrad: true);
-            var (old, offset) = new PolicyLossBatch(oldLogProbs, oldLogProbs, tokenAdvantages, mask, lengths).Slice(start, end - start);
-            score.LogProbs.CopyTo(newLogProbs, offset);
+            var (old, offset) = recorded.Slice(start, end - start);
             var chunk = new PolicyLossBatch(score.LogProbs, old.OldLogProbs, old.Advantages, old.LossMask, old.SequenceLengths);
             var result = _loss.Compute(chunk, weights.AsSpan(offset, chunk.TokenCount));
             score.Backward(result.Coefficients);
