@@ -98,7 +98,7 @@ internal static class Commands
         command.SetAction(async (result, cancellationToken) =>
         {
             var recipe = BuildRecipe(result);
-            if (recipe is null) return 2;
+            if (recipe is null || !DeviceIsHere(recipe)) return 2;
             var outcome = await EmbeddedTraining.RunAsync(result.GetValue(runDir)!, recipe, new ConsoleReporter(result.GetValue(json), progressAfter: TimeSpan.FromSeconds(result.GetValue(progressAfter))),
                 result.GetValue(workers), cancellationToken, WebSettings(result));
             if (outcome.Status is null && outcome.Code != 2)
@@ -246,6 +246,20 @@ internal static class Commands
         var errors = recipe.Validate();
         foreach (var e in errors) Console.Error.WriteLine($"Invalid recipe: {e}");
         return errors.Count == 0 ? recipe : null;
+    }
+
+    /// <summary>
+    /// Whether this machine's engine has the device the recipe keeps the model on. A command that trains here checks
+    /// before it starts anything; otherwise a CUDA recipe on a CPU-only engine would fail only once the learner builds
+    /// the model. (start-run does not check: the cluster's learner silo may be another machine.)
+    /// </summary>
+    internal static bool DeviceIsHere(DemoRecipe recipe)
+    {
+        if (recipe.Model.Device != Dapo.Torch.DeviceType.Cuda || Dapo.Torch.TorchEngine.CudaAvailable) return true;
+        Console.Error.WriteLine("The recipe keeps the model on CUDA (\"Model\": {\"Device\": \"Cuda\"}), but this machine's engine has no " +
+                                "CUDA device: its libtorch was built without CUDA (see the README, The native engine, CUDA) or no GPU is " +
+                                "visible. Nothing was started; leave Device out to train on the CPU.");
+        return false;
     }
 
     /// <summary>The real-model recipe of <paramref name="directory"/>, as the named recipe ("grpo": its naive-GRPO ablation).</summary>

@@ -87,6 +87,7 @@ internal static class ExperimentsCommand
                 Console.Error.WriteLine($"Invalid recipe: {error}");
                 return 2;
             }
+            if (!Commands.DeviceIsHere(baseRecipe)) return 2;
             if (result.GetValue(parallel) < 1)
             {
                 Console.Error.WriteLine($"--parallel: {result.GetValue(parallel)} runs at a time; give 1 or more.");

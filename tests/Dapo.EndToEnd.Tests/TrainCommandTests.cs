@@ -316,6 +316,14 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             Assert.Equal(2, await train.WaitForExitAsync(Timeout));
             Assert.Contains(train.Lines, l => l.Contains("GroupSize", StringComparison.Ordinal));
         }
+        // A device this machine's engine does not have: refused before the silo starts, not when the learner builds the model.
+        if (!Dapo.Torch.TorchEngine.CudaAvailable)
+        {
+            await using var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", dir, "--override", "{\"Model\":{\"Device\":\"Cuda\"}}"]);
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.Contains("this machine's engine has no CUDA device", StringComparison.Ordinal));
+        }
+        Assert.False(Directory.Exists(dir));
 
         // A run interrupted early, then a command with other options: refused, so the run can still be resumed.
         await using (var train = Train(dir, 2))
