@@ -31,14 +31,45 @@ public static class ExperimentReport
         /// <summary>What each component changes: every pair of <see cref="Components"/> present, on every metric of the table.</summary>
         public IReadOnlyList<Effect> Effects => [.. Components.SelectMany(c =>
             Rungs.FirstOrDefault(r => r.Key == c.From) is { } from && Rungs.FirstOrDefault(r => r.Key == c.To) is { } to
-                ? Metrics.Select(m => new Effect(c.Name, m.Name, (m.Of(to).Mean - m.Of(from).Mean) * m.Scale, Separated(m.Of(from), m.Of(to))))
+                ? Metrics.Select(m => new Effect(c.Name, m.Name, (m.Of(to).Mean - m.Of(from).Mean) * m.Scale, Separated(m.Of(from), m.Of(to)),
+                    SeedBySeed(from.Seeds, m.Of(from), to.Seeds, m.Of(to))))
                 : [])];
     }
 
     /// <summary>The change a component makes to one metric: the difference of the seed means (with − without, in the
     /// table's units: points for shares), and whether it is beyond the seed spread: every seed of one rung on the same
-    /// side of every seed of the other. One seed is never beyond its spread.</summary>
-    public sealed record Effect(string Component, string Metric, double Difference, bool BeyondSpread);
+    /// side of every seed of the other. One seed is never beyond its spread. <paramref name="Seeds"/> compares the two
+    /// rungs seed by seed, over the seeds both ran.</summary>
+    public sealed record Effect(string Component, string Metric, double Difference, bool BeyondSpread, PairedSeeds Seeds);
+
+    /// <summary>Of the seeds both rungs ran, those where the rung with the component is the higher, the lower, and the
+    /// same. A seed fixes the prompts drawn and the sampling's random stream, so the two rungs of a seed start alike,
+    /// and a component can move every seed the same way while the seeds' own differences are larger than its effect.</summary>
+    public sealed record PairedSeeds(int Higher, int Lower, int Same)
+    {
+        public int Count => Higher + Lower + Same;
+
+        /// <summary>"(3↑ 2↓)", "(5↑)", "(5=)"; empty when no seed was run by both.</summary>
+        public override string ToString()
+        {
+            var parts = new[] { (Higher, "↑"), (Lower, "↓"), (Same, "=") }.Where(p => p.Item1 > 0).Select(p => $"{p.Item1}{p.Item2}");
+            return Count == 0 ? "" : $"({string.Join(' ', parts)})";
+        }
+    }
+
+    private static PairedSeeds SeedBySeed(IReadOnlyList<ulong> fromSeeds, SeedStat from, IReadOnlyList<ulong> toSeeds, SeedStat to)
+    {
+        var (higher, lower, same) = (0, 0, 0);
+        var fromIndex = fromSeeds.Select((seed, j) => (seed, j)).ToDictionary(p => p.seed, p => p.j);
+        for (var i = 0; i < toSeeds.Count; i++)
+        {
+            if (!fromIndex.TryGetValue(toSeeds[i], out var j) || !double.IsFinite(to.PerSeed[i]) || !double.IsFinite(from.PerSeed[j])) continue;
+            if (to.PerSeed[i] > from.PerSeed[j]) higher++;
+            else if (to.PerSeed[i] < from.PerSeed[j]) lower++;
+            else same++;
+        }
+        return new PairedSeeds(higher, lower, same);
+    }
 
     /// <summary>The components the ladder adds, each as the pair of rungs that differ by it alone, then the whole of DAPO
     /// against naive GRPO, then each component taken out of full DAPO (<see cref="AblationLadder.LeaveOneOut"/>).</summary>
@@ -102,10 +133,11 @@ public static class ExperimentReport
     /// <param name="SecondsPerStep">Mean seconds a step.</param>
     /// <param name="AccuracyBySource">Final held-out avg@k of each source the evaluation reports apart (the synthetic
     /// tasks' levels: "L3", ..., "L10"), in natural order; empty when it reports none.</param>
+    /// <param name="Seeds">The runs' seeds, in the order of every <see cref="SeedStat.PerSeed"/>.</param>
     public sealed record RungResult(string Key, string Label, double? PaperAime, SeedStat Accuracy, SeedStat MeanAccuracy, SeedStat PassAtK, SeedStat Entropy,
         SeedStat LateEntropy, SeedStat ResponseLength, SeedStat TruncatedShare, SeedStat HeldOutTruncatedShare, SeedStat ClipUpper, SeedStat ClipLower,
         SeedStat DistinctCorrect, SeedStat SameCorrectPairs, double SecondsPerStep,
-        IReadOnlyList<KeyValuePair<string, SeedStat>> AccuracyBySource);
+        IReadOnlyList<KeyValuePair<string, SeedStat>> AccuracyBySource, IReadOnlyList<ulong> Seeds);
 
     /// <summary>The per-step metrics the report reads (metrics.jsonl keys).</summary>
     public const string EntropyKey = "actor/entropy", LengthKey = "response_length/mean", TruncatedKey = "response_length/clip_ratio",
@@ -134,7 +166,7 @@ public static class ExperimentReport
             return new RungResult(g[0].Rung.Key, g[0].Rung.Label, g[0].Rung.PaperAime, Final(accuracyKey), OverRun(accuracyKey), Final(passKey), OverRun(EntropyKey),
                 OverRun(EntropyKey, lastFifth: true), OverRun(LengthKey), OverRun(TruncatedKey), Final(HeldOutTruncatedKey), OverRun(ClipUpperKey), OverRun(ClipLowerKey),
                 OverRun(DistinctCorrectKey), OverRun(SameCorrectPairsKey), OverRun(StepSecondsKey).Mean,
-                [.. sources.Select(key => KeyValuePair.Create(key[(accuracyKey.Length + 1)..], Final(key)))]);
+                [.. sources.Select(key => KeyValuePair.Create(key[(accuracyKey.Length + 1)..], Final(key)))], [.. g.Select(r => r.Seed)]);
         }).ToList();
 
         void Chart(string file, SvgLineChart chart)
@@ -286,7 +318,8 @@ public static class ExperimentReport
         var effects = s.Effects;
         if (effects.Count == 0) return table.ToString();
         table.AppendLine();
-        table.AppendLine("What each component changes: the difference of the seed means, with it − without it; ** marks a difference beyond the seed spread (every seed of one rung past every seed of the other).");
+        table.AppendLine("What each component changes: the difference of the seed means, with it − without it; ** marks a difference beyond the seed spread (every seed of one rung past every seed of the other). " +
+                         "In brackets, seed by seed over the seeds both rungs ran: in how many the rung with the component is higher (↑), lower (↓) or the same (=).");
         table.AppendLine();
         table.AppendLine($"| Component | {string.Join(" | ", Metrics.Select(m => m.Name.Replace("@k", $"@{s.K}", StringComparison.Ordinal)))} |");
         table.AppendLine($"| --- |{string.Concat(Metrics.Select(_ => " ---: |"))}");
@@ -297,7 +330,7 @@ public static class ExperimentReport
                 // Signed; the third section makes a difference that rounds to zero +0.0 rather than -0.0.
                 var decimals = new string('0', int.Parse(Metrics.First(m => m.Name == e.Metric).Format[1..], CultureInfo.InvariantCulture));
                 var text = Number(e.Difference, $"+0.{decimals};-0.{decimals};+0.{decimals}");
-                return e.BeyondSpread ? $"**{text}**" : text;
+                return $"{(e.BeyondSpread ? $"**{text}**" : text)} {e.Seeds}".TrimEnd();
             }))} |");
         return table.ToString();
     }

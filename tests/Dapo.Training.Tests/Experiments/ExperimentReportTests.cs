@@ -54,7 +54,10 @@ public sealed class ExperimentReportTests : IDisposable
         var table = File.ReadAllText(Path.Combine(_directory, "table.md"));
         Assert.Contains("| + Clip-Higher | 38 | 55.0 (30.0) | 50.0 (0.0) |", table);
         // Distinct right answers (four times the entropy here): 40-48 % without, 80-84 % with; same pairs the rest.
-        Assert.Contains("| Clip-Higher | +0.0 | +0.0 | +0.0 | **+0.095** | **+0.0950** | +0.0 | +0.0 | +0.0 | +0.00 | **+38.0** | **-38.0** |", table);
+        // Seed by seed: the final avg@8 is higher with clip-higher on seed 1 (0.7 against 0.6) and lower on seed 2; the
+        // entropy higher on both; the rest the same.
+        Assert.Contains("| Clip-Higher | +0.0 (1↑ 1↓) | +0.0 (2=) | +0.0 (1↑ 1↓) | **+0.095** (2↑) | **+0.0950** (2↑) | +0.0 (2=) | +0.0 (2=) | +0.0 (2=) | +0.00 (2=) | **+38.0** (2↑) | **-38.0** (2↓) |", table);
+        Assert.Equal(new ExperimentReport.PairedSeeds(1, 1, 0), final.Seeds);
         Assert.Equal([0.80, 0.84], clipHigher.DistinctCorrect.PerSeed);
         Assert.True(File.Exists(Path.Combine(_directory, "distinct_correct.svg")));
         Assert.True(File.Exists(Path.Combine(_directory, "same_correct_pairs.svg")));
@@ -70,6 +73,28 @@ public sealed class ExperimentReportTests : IDisposable
         var effect = Assert.Single(summary.Effects, e => e.Component == "DAPO vs naive GRPO" && e.Metric == "final avg@k %");
         Assert.Equal(80.0, effect.Difference, 9);
         Assert.False(effect.BeyondSpread);
+        Assert.Equal(new ExperimentReport.PairedSeeds(1, 0, 0), effect.Seeds);
+    }
+
+    [Fact]
+    public void Seeds_are_compared_only_with_the_same_seed_of_the_other_rung()
+    {
+        // Without clip-higher on seeds 1, 2, 3; with it on seeds 3, 2 and 4, in that order. Seeds 2 and 3 pair up
+        // whatever the order: with it, seed 3's entropy is above seed 3's without it, seed 2's below seed 2's, although
+        // both are above every seed without it but seed 3. Seeds 1 and 4 have no partner.
+        var ladder = AblationLadder.Build(DemoRecipe.Default);
+        AblationRecipe Rung(string key) => ladder.Single(r => r.Key == key);
+        var summary = ExperimentReport.Write(_directory,
+        [
+            Run(Rung("overlong-filtering"), 1, [0.5, 0.5], [0.10, 0.10]), Run(Rung("overlong-filtering"), 2, [0.5, 0.5], [0.30, 0.30]),
+            Run(Rung("overlong-filtering"), 3, [0.5, 0.5], [0.15, 0.15]),
+            Run(Rung("clip-higher"), 3, [0.5, 0.5], [0.20, 0.20]), Run(Rung("clip-higher"), 2, [0.5, 0.5], [0.25, 0.25]),
+            Run(Rung("clip-higher"), 4, [0.5, 0.5], [0.01, 0.01]),
+        ], warmStartAccuracy: 0.3, k: 8);
+        Assert.Equal([3UL, 2UL, 4UL], summary.Rungs.Single(r => r.Key == "clip-higher").Seeds);
+        Assert.Equal(new ExperimentReport.PairedSeeds(1, 1, 0), summary.Effects.Single(e => e.Metric == "entropy").Seeds);
+        Assert.Equal(new ExperimentReport.PairedSeeds(0, 0, 2), summary.Effects.Single(e => e.Metric == "final avg@k %").Seeds);
+        Assert.Equal("(2=)", summary.Effects.Single(e => e.Metric == "final avg@k %").Seeds.ToString());
     }
 
     [Fact]
@@ -98,7 +123,7 @@ public sealed class ExperimentReportTests : IDisposable
         Assert.Equal(["L3", "L10"], summary.Rungs[0].AccuracyBySource.Select(p => p.Key));
         // Over the last fifth of the run (here its last step) the entropies are 0.020-0.021 against 0.010-0.012.
         Assert.Equal([0.020, 0.021], summary.Rungs.Single(r => r.Key == "dapo").LateEntropy.PerSeed);
-        Assert.Contains("| Clip-Higher, in DAPO | +0.0 | -2.5 | +0.0 | **+0.010** | **+0.0095** |", table);
+        Assert.Contains("| Clip-Higher, in DAPO | +0.0 (1↑ 1↓) | -2.5 (1↑ 1↓) | +0.0 (1↑ 1↓) | **+0.010** (2↑) | **+0.0095** (2↑) |", table);
         // The final evaluation's share of cut-off held-out samples: 5-10 % with it, 25-30 % without.
         Assert.Equal([0.05, 0.10], summary.Rungs.Single(r => r.Key == "dapo").HeldOutTruncatedShare.PerSeed);
         var heldOutTruncated = summary.Effects.Single(e => e.Metric == "held-out truncated %");
