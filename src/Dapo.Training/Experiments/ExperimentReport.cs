@@ -52,7 +52,8 @@ public static class ExperimentReport
         /// <summary>"(3↑ 2↓)", "(5↑)", "(5=)"; empty when no seed was run by both.</summary>
         public override string ToString()
         {
-            var parts = new[] { (Higher, "↑"), (Lower, "↓"), (Same, "=") }.Where(p => p.Item1 > 0).Select(p => $"{p.Item1}{p.Item2}");
+            var parts = new[] { (Seeds: Higher, Mark: '↑'), (Seeds: Lower, Mark: '↓'), (Seeds: Same, Mark: '=') }
+                .Where(p => p.Seeds > 0).Select(p => $"{p.Seeds}{p.Mark}");
             return Count == 0 ? "" : $"({string.Join(' ', parts)})";
         }
     }
