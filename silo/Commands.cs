@@ -181,10 +181,10 @@ internal static class Commands
             var spec = RunResources.SpecJson(recipe);
             var learner = client.Grains.GetGrain<ILearnerGrain>(runId);
             var existing = await learner.GetAsync();
-            if (existing is not null && existing.SpecJson != spec)
+            if (existing is not null && existing.SpecJson != spec && RunResources.ExtendedSteps(existing.SpecJson, spec) is null)
             {
                 Console.Error.WriteLine($"Run '{runId}' on the cluster was started with another recipe or options; nothing was changed. " +
-                                        "Use the same options to see or resume it, or another run name for a new run.");
+                                        "Use the same options to see or resume it (more --steps to train it further), or another run name for a new run.");
                 return 2;
             }
             var run = await learner.StartAsync(spec);

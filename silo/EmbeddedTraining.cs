@@ -76,19 +76,21 @@ internal static class EmbeddedTraining
             var existing = await learner.GetAsync();
             if (existing is not null)
                 reporter.Resume(existing.StartAccuracy, existing.LatestAccuracy, recipe.Evaluation.SamplesPerProblem);
-            if (existing is not null && existing.SpecJson != spec)
+            // The same run with more steps trains further, from its last checkpoint, as if it had been started with them.
+            var extendedTo = existing is { Status: not RunStatus.Failed } ? RunResources.ExtendedSteps(existing.SpecJson, spec) : null;
+            if (existing is not null && existing.SpecJson != spec && extendedTo is null)
             {
                 if (existing.Status == RunStatus.Running)
                 {
                     Console.Error.WriteLine($"Run '{runId}' in {directory} was started with another recipe or options; nothing was changed. " +
-                                            "Use the same options to resume it, or another run name/directory for a new run.");
+                                            "Use the same options to resume it (more --steps to train it further), or another run name/directory for a new run.");
                     return new TrainingOutcome(2, null, reporter);
                 }
                 // A finished run is reported whatever it was started with (nothing will run), but not as if it were this one.
                 Console.Error.WriteLine($"Note: run '{runId}' in {directory} was trained with another recipe or options than these; " +
-                                        "delete its directory (or use another run name) to train with these.");
+                                        "delete its directory (or use another run name) to train with these. More --steps, and nothing else changed, train it further.");
             }
-            if (existing is { Status: not RunStatus.Running })
+            if (existing is { Status: not RunStatus.Running } && extendedTo is null)
             {
                 reporter.Message(runId, $"Run '{runId}' in {directory} is already {existing.Status.ToString().ToLowerInvariant()}" +
                                         (existing.Error is null ? "." : $": {existing.Error}"));
@@ -96,8 +98,8 @@ internal static class EmbeddedTraining
             }
             reporter.Message(runId, Dapo.Torch.TorchEngine.Describe());
             reporter.Message(runId, existing is { Step: > 0 }
-                ? $"Resuming run '{runId}' in {directory} (at step {existing.Step}, latest checkpoint " +
-                  $"{existing.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "none"})"
+                ? $"{(extendedTo is null ? "Resuming" : $"Training further, to {extendedTo} steps,")} run '{runId}' in {directory} " +
+                  $"(at step {existing.Step}, latest checkpoint {existing.LatestCheckpoint?.ToString(CultureInfo.InvariantCulture) ?? "none"})"
                 : $"Training run '{runId}' in {directory}: {Commands.Describe(recipe)}");
             await learner.StartAsync(spec);
             using var quiet = new CancellationTokenSource();

@@ -13,8 +13,9 @@ public enum RunStatus { Running, Completed, Failed }
 public interface ILearnerGrain : IGrainWithStringKey
 {
     /// <summary>
-    /// Creates the run with this spec (the recipe as JSON) and starts it, or, when the run exists, returns it
-    /// unchanged (the caller compares specs) and makes sure it is running.
+    /// Creates the run with this spec (the recipe as JSON) and starts it, or, when the run exists, makes sure it is
+    /// running and returns it: with this spec when it differs from the run's only in more steps (a completed run then
+    /// trains on to them), else unchanged (the caller compares specs).
     /// </summary>
     Task<RunInfo> StartAsync(string specJson);
 

@@ -248,7 +248,7 @@ public sealed class AzuriteClusterTests(AzuriteFixture azurite, ITestOutputHelpe
         await run.StartRunAsync(TestRecipes.Tiny(3));
         var blobs = new AzureBlobStore(new Azure.Storage.Blobs.BlobServiceClient(run.ConnectionString).GetBlobContainerClient(run.Container));
         var spec = await blobs.GetAsync(RunResources.SpecBlob(run.RunId), CancellationToken.None);
-        var other = await run.RunCommandAsync(["start-run", "--run", run.RunId, "--override", TestRecipes.Tiny(5), .. run.ClusterArguments]);
+        var other = await run.RunCommandAsync(["start-run", "--run", run.RunId, "--override", TestRecipes.Tiny(3, evaluateEvery: 3), .. run.ClusterArguments]);
         Assert.Equal(2, other.Code);
         Assert.Contains("nothing was changed", other.Output);
         Assert.Single(other.Output.Split('\n'), l => l.Trim().Length > 0);
@@ -256,6 +256,14 @@ public sealed class AzuriteClusterTests(AzuriteFixture azurite, ITestOutputHelpe
         Assert.Contains("\"Steps\":3", Encoding.UTF8.GetString(spec!));
         var done = await run.WaitForCompletionAsync(Long);
         Assert.Contains("\"Steps\":3", done.SpecJson);
+
+        // ... but with more steps, and nothing else changed, the completed run trains on to them.
+        var longer = await run.RunCommandAsync(["start-run", "--run", run.RunId, "--override", TestRecipes.Tiny(5), .. run.ClusterArguments]);
+        Assert.True(longer.Code == 0, longer.Output);
+        Assert.Contains("is running at step 4", longer.Output);
+        done = await run.WaitForCompletionAsync(Long);
+        Assert.Equal(6, done.Step);
+        Assert.Contains("\"Steps\":5", Encoding.UTF8.GetString((await blobs.GetAsync(RunResources.SpecBlob(run.RunId), CancellationToken.None))!));
         await AssertSoundAsync(run);
     }
 }

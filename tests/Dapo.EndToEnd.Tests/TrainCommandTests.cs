@@ -178,6 +178,36 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
     }
 
     [Fact]
+    public async Task A_completed_run_given_more_steps_trains_on_exactly_as_one_started_with_them()
+    {
+        const int steps = UninterruptedRun.Steps;
+        var shorter = Path.Combine(_root, "shorter");
+        await using (var train = Train(shorter, steps / 2))
+            Assert.Equal(0, await train.WaitForExitAsync(Timeout));
+        await using (var train = Train(shorter, steps))
+        {
+            Assert.Equal(0, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.StartsWith($"Training further, to {steps} steps, run 'shorter'", StringComparison.Ordinal));
+            Assert.Contains(train.Lines, l => l.Contains($"resumed from the checkpoint of step {steps / 2}", StringComparison.Ordinal));
+            Assert.DoesNotContain(train.Lines, l => l.StartsWith($"step {steps / 2,3}/", StringComparison.Ordinal));
+            Assert.Contains(train.Lines, l => l.StartsWith($"step {steps,3}/{steps}", StringComparison.Ordinal));
+            AssertNoErrorLogged(train);
+        }
+        // The step the shorter run ended on was evaluated and checkpointed in both (evaluations every 2 steps).
+        await AssertSameAsUninterruptedAsync(shorter);
+
+        // Fewer steps than it has: the finished run is reported, as it is.
+        await using (var train = Train(shorter, steps / 2))
+        {
+            Assert.Equal(0, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.Contains("was trained with another recipe or options than these", StringComparison.Ordinal));
+            Assert.Contains(train.Lines, l => l.Contains("is already completed", StringComparison.Ordinal));
+        }
+        await using var reader = await RunStateReader.OpenAsync(shorter);
+        Assert.Equal((RunStatus.Completed, steps + 1), ((await reader.RunAsync()).Status, (await reader.RunAsync()).Step));
+    }
+
+    [Fact]
     public async Task A_corrupt_newest_checkpoint_is_skipped_and_the_run_resumes_from_the_one_before_exactly_as_an_uninterrupted_one()
     {
         const int steps = UninterruptedRun.Steps;
@@ -338,7 +368,7 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             .ToDictionary();
         var before = Stored();
         Assert.NotEmpty(before);
-        await using (var other = Train(dir, 3))
+        await using (var other = Train(dir, 2, "--seed", "7"))
         {
             Assert.Equal(2, await other.WaitForExitAsync(Timeout));
             Assert.Contains(other.Lines, l => l.Contains("was started with another recipe or options; nothing was changed", StringComparison.Ordinal));

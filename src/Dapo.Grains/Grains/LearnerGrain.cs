@@ -71,6 +71,9 @@ public sealed partial class LearnerGrain(
     private string SiloName => ServiceProvider.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToParsableString();
     private LearnerState S => state.State;
     private DemoRecipe Recipe => _run.Recipe;
+    /// <summary>The run's steps, from the spec in its state: raised while the run trains (<see cref="StartAsync"/>),
+    /// where the recipe of <see cref="_run"/> keeps the ones it was loaded with.</summary>
+    private int Steps => RunResources.StepsOf(S.SpecJson) ?? throw new InvalidOperationException($"Run '{RunId}' has no steps in its spec.");
     private long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -97,7 +100,20 @@ public sealed partial class LearnerGrain(
             };
             await state.WriteStateAsync();
         }
-        else if (S.SpecJson != specJson) return Info();  // another run of this name: the caller refuses, nothing changes
+        else if (S.SpecJson != specJson)
+        {
+            // Another run of this name (the caller refuses, nothing changes), or this one with more steps: it trains on
+            // (a failed run does not: its failure stands).
+            if (RunResources.ExtendedSteps(S.SpecJson, specJson) is not { } steps || S.Status == RunStatus.Failed) return Info();
+            await catalog.ExtendSpecAsync(RunId, specJson, CancellationToken.None);
+            S.SpecJson = specJson;
+            if (S.Status == RunStatus.Completed) S.Status = RunStatus.Running;
+            S.UpdatedAt = Now;
+            // A training loop reads the steps at every step and writes the state with its next one; a second writer
+            // beside it would fail the ETag check and depose it.
+            if (_loop is not { IsCompleted: false }) await state.WriteStateAsync();
+            LogExtended(logger, RunId, steps);
+        }
         if (S.Status == RunStatus.Running)
         {
             await this.RegisterOrUpdateReminder(KeepRunning, _options.LearnerReminderPeriod, _options.LearnerReminderPeriod);
@@ -156,7 +172,7 @@ public sealed partial class LearnerGrain(
                 if (meta.Step > 0) reporter.Message(RunId, $"resumed from the checkpoint of step {meta.Step} (policy version {meta.PolicyVersion})");
                 var updater = new PolicyUpdater(model, optimizer, Recipe.Dapo, Recipe.MaxTokensPerMicroBatch);
                 var evaluator = Evaluator();
-                while (S.Status == RunStatus.Running && S.Step <= Recipe.Steps)
+                while (S.Status == RunStatus.Running && S.Step <= Steps)
                     await TrainStepAsync(S.Step, model, optimizer, updater, evaluator, stop);
             }
             finally
@@ -285,7 +301,7 @@ public sealed partial class LearnerGrain(
         S.CursorJson = meta.Cursor.ToJson();
         S.Carry = meta.Carry?.ToList() ?? [];
         S.LatestCheckpoint = meta.Step;
-        if (S.Status == RunStatus.Running && meta.Step >= Recipe.Steps) S.Status = RunStatus.Completed;
+        if (S.Status == RunStatus.Running && meta.Step >= Steps) S.Status = RunStatus.Completed;
         S.UpdatedAt = Now;
         await state.WriteStateAsync();
         await MetricsLog.TruncateAsync(MetricsFile(), blobs, RunId, meta.Step);
@@ -347,13 +363,13 @@ public sealed partial class LearnerGrain(
         policies.Publish(RunId, step, weights);
 
         EvaluationResult? evaluation = null;
-        if ((Recipe.EvaluateEvery > 0 && step % Recipe.EvaluateEvery == 0) || step == Recipe.Steps)
+        if ((Recipe.EvaluateEvery > 0 && step % Recipe.EvaluateEvery == 0) || step == Steps)
         {
             Phase("evaluating", step, $"{_run.Data.HeldOut.Count} held-out problems");
             evaluation = await engine.RunAsync(() => evaluator.Evaluate(model, _run.Data.HeldOut), stop);
             S.LatestAccuracy = evaluation.AverageAtK;
         }
-        var checkpoint = step % _options.CheckpointEvery == 0 || step == Recipe.Steps ? step : (int?)null;
+        var checkpoint = step % _options.CheckpointEvery == 0 || step == Steps ? step : (int?)null;
 
         var metrics = StepMetrics.Compute(new StepMetricsInput
         {
@@ -368,7 +384,7 @@ public sealed partial class LearnerGrain(
         });
         var generated = closed.Judged.Sum(p => p.MeanLength!.Value * p.Responses);
         var workers = groups.SelectMany(g => g.Slots.Select(s => s.Worker)).Distinct().Count();
-        var report = new StepReport(RunId, step, Recipe.Steps, metrics,
+        var report = new StepReport(RunId, step, Steps, metrics,
             closed.Judged.Count == 0 ? 0 : closed.Judged.Average(p => p.Accuracy!.Value),
             closed.Judged.Count == 0 ? 0 : closed.Judged.Sum(p => (p.TruncatedShare ?? 0) * p.Responses) / closed.Judged.Sum(p => p.Responses),
             (generated + update.ScoredTokens) / watch.Elapsed.TotalSeconds,
@@ -393,7 +409,7 @@ public sealed partial class LearnerGrain(
         S.PolicyVersion = step;
         S.CursorJson = closed.CursorJson;
         S.Carry = closed.CarryOut.ToList();
-        if (step >= Recipe.Steps)
+        if (step >= Steps)
         {
             StartCheckpointWrite();
             await _checkpointing;  // a completed run has its last checkpoint
@@ -536,6 +552,9 @@ public sealed partial class LearnerGrain(
 
     [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Silo {Silo} leads run {Run} (epoch {Epoch})")]
     private static partial void LogLeading(ILogger logger, string silo, string run, long epoch);
+
+    [LoggerMessage(EventId = 6006, Level = LogLevel.Information, Message = "Run {Run}: steps raised to {Steps}; it trains on")]
+    private static partial void LogExtended(ILogger logger, string run, int steps);
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Warning, Message = "Silo {Silo} no longer leads run {Run}: {Reason}")]
     private static partial void LogDeposed(ILogger logger, string silo, string run, string reason);

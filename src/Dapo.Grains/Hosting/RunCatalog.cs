@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Dapo.Grains.Blobs;
 using Dapo.Training;
 using Dapo.Core.Data;
@@ -48,6 +49,35 @@ public sealed class RunResources
     /// <summary>The spec as stored with the run.</summary>
     public static string SpecJson(DemoRecipe recipe) => JsonSerializer.Serialize(recipe, SpecOptions);
 
+    /// <summary>The run's steps in <paramref name="specJson"/>, or null when it is not a spec.</summary>
+    public static int? StepsOf(string specJson)
+    {
+        try
+        {
+            return JsonNode.Parse(specJson)?["Steps"] is JsonValue v && v.TryGetValue<int>(out var steps) ? steps : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The steps <paramref name="requested"/> raises the run of spec <paramref name="stored"/> to, or null when it asks
+    /// for anything else. A run trains further (its data cursor, sampling streams and learning rate go on as if it had
+    /// been started with more steps) only when nothing but its steps changes, and never back: fewer steps would leave
+    /// trained steps past its end.
+    /// </summary>
+    public static int? ExtendedSteps(string stored, string requested)
+    {
+        if (StepsOf(stored) is not { } before || StepsOf(requested) is not { } after || after <= before) return null;
+        var a = JsonNode.Parse(stored)!.AsObject();
+        var b = JsonNode.Parse(requested)!.AsObject();
+        a.Remove("Steps");
+        b.Remove("Steps");
+        return JsonNode.DeepEquals(a, b) ? after : null;
+    }
+
     public static DemoRecipe ParseSpec(string json) =>
         JsonSerializer.Deserialize<DemoRecipe>(json, SpecOptions) ?? throw new FormatException("The run's spec is empty.");
 
@@ -69,12 +99,23 @@ public sealed class RunCatalog(IBlobStore blobs)
     public Task<RunResources> GetAsync(string runId) =>
         _runs.GetOrAdd(runId, id => new Lazy<Task<RunResources>>(() => LoadAsync(id))).Value;
 
-    /// <summary>Records a run's spec (create-only: a spec once written is never replaced) and returns the stored one.</summary>
+    /// <summary>Records a run's spec (create-only: a spec is replaced only by <see cref="ExtendSpecAsync"/>) and returns the stored one.</summary>
     public async Task<string> PublishSpecAsync(string runId, string specJson, CancellationToken cancellationToken)
     {
         if (await blobs.TryCreateAsync(RunResources.SpecBlob(runId), Encoding.UTF8.GetBytes(specJson), cancellationToken)) return specJson;
         var stored = await blobs.GetAsync(RunResources.SpecBlob(runId), cancellationToken);
         return stored is null ? specJson : Encoding.UTF8.GetString(stored);
+    }
+
+    /// <summary>
+    /// Replaces a run's spec by one that only raises its steps (<see cref="RunResources.ExtendedSteps"/>; the learner
+    /// checks). Other silos may keep the resources they built from the old spec: only the learner reads the steps, and
+    /// it reads them from its own state.
+    /// </summary>
+    public async Task ExtendSpecAsync(string runId, string specJson, CancellationToken cancellationToken)
+    {
+        await blobs.PutAsync(RunResources.SpecBlob(runId), Encoding.UTF8.GetBytes(specJson), cancellationToken);
+        _runs.TryRemove(runId, out _);
     }
 
     private async Task<RunResources> LoadAsync(string runId)

@@ -288,17 +288,7 @@ public sealed class Inspector(InspectionSession session)
         }).ToList();
 
     /// <summary>Steps of the run's recipe, from its spec.</summary>
-    public static int? TotalSteps(RunInfo run)
-    {
-        try
-        {
-            return JsonNode.Parse(run.SpecJson)?["Steps"] is JsonValue v && v.TryGetValue<int>(out var steps) ? steps : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
+    public static int? TotalSteps(RunInfo run) => RunResources.StepsOf(run.SpecJson);
 
     /// <summary>The learner's step is the one being sampled or trained: every step before it is done.</summary>
     public static int CompletedSteps(RunInfo run) => Math.Max(0, run.Step - 1);
