@@ -64,6 +64,16 @@ public sealed class ExperimentsTests : IDisposable
         Assert.Equal(0, await again.WaitForExitAsync(TimeSpan.FromMinutes(2)));
         Assert.Contains(again.Lines, l => l.StartsWith("warm-start: reusing", StringComparison.Ordinal));
         Assert.Equal(6, again.Lines.Count(l => l.Contains("is already completed", StringComparison.Ordinal)));
+
+        // More steps train the finished runs on from their last checkpoints, and the report follows them.
+        await using var longer = SiloProcess.Start(SiloProcess.SiloDll, ["experiments", "--out", _root, "--seeds", "7", "--override", Overrides, "--steps", "4"]);
+        Assert.Equal(0, await longer.WaitForExitAsync(TimeSpan.FromMinutes(3)));
+        Assert.Contains(longer.Lines, l => l.StartsWith("warm-start: reusing", StringComparison.Ordinal));
+        Assert.Equal(6, longer.Lines.Count(l => l.Contains("Training further, to 4 steps", StringComparison.Ordinal)));
+        Assert.Equal(6, longer.Lines.Count(l => l.Contains("resumed from the checkpoint of step 3", StringComparison.Ordinal)));
+        foreach (var dir in Directory.GetDirectories(Path.Combine(_root, "runs")))
+            Assert.Equal([1, 2, 3, 4], File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => (int)JsonNode.Parse(l)!["step"]!));
+        Assert.All(Lines("accuracy.svg"), l => Assert.Equal(5, Points(l)));
     }
 
     [Fact]
