@@ -204,7 +204,8 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             Assert.Contains(train.Lines, l => l.Contains("is already completed", StringComparison.Ordinal));
         }
         await using var reader = await RunStateReader.OpenAsync(shorter);
-        Assert.Equal((RunStatus.Completed, steps + 1), ((await reader.RunAsync()).Status, (await reader.RunAsync()).Step));
+        var run = await reader.RunAsync();
+        Assert.Equal((RunStatus.Completed, steps + 1), (run.Status, run.Step));
     }
 
     [Fact]
