@@ -181,7 +181,7 @@ internal static class Commands
             var spec = RunResources.SpecJson(recipe);
             var learner = client.Grains.GetGrain<ILearnerGrain>(runId);
             var existing = await learner.GetAsync();
-            if (existing is not null && existing.SpecJson != spec && RunResources.ExtendedSteps(existing.SpecJson, spec) is null)
+            if (existing is not null && existing.SpecJson != spec && RunResources.ExtendedSteps(existing, spec) is null)
             {
                 Console.Error.WriteLine($"Run '{runId}' on the cluster was started with another recipe or options; nothing was changed. " +
                                         "Use the same options to see or resume it (more --steps to train it further), or another run name for a new run.");

@@ -77,7 +77,7 @@ internal static class EmbeddedTraining
             if (existing is not null)
                 reporter.Resume(existing.StartAccuracy, existing.LatestAccuracy, recipe.Evaluation.SamplesPerProblem);
             // The same run with more steps trains further, from its last checkpoint, as if it had been started with them.
-            var extendedTo = existing is { Status: not RunStatus.Failed } ? RunResources.ExtendedSteps(existing.SpecJson, spec) : null;
+            var extendedTo = existing is null ? null : RunResources.ExtendedSteps(existing, spec);
             if (existing is not null && existing.SpecJson != spec && extendedTo is null)
             {
                 if (existing.Status == RunStatus.Running)

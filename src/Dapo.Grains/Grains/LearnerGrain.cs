@@ -102,9 +102,8 @@ public sealed partial class LearnerGrain(
         }
         else if (S.SpecJson != specJson)
         {
-            // Another run of this name (the caller refuses, nothing changes), or this one with more steps: it trains on
-            // (a failed run does not: its failure stands).
-            if (RunResources.ExtendedSteps(S.SpecJson, specJson) is not { } steps || S.Status == RunStatus.Failed) return Info();
+            // Another run of this name (the caller refuses, nothing changes), or this one with more steps: it trains on.
+            if (RunResources.ExtendedSteps(Info(), specJson) is not { } steps) return Info();
             await catalog.ExtendSpecAsync(RunId, specJson, CancellationToken.None);
             S.SpecJson = specJson;
             if (S.Status == RunStatus.Completed) S.Status = RunStatus.Running;

@@ -50,11 +50,29 @@ public sealed class RunResources
     public static string SpecJson(DemoRecipe recipe) => JsonSerializer.Serialize(recipe, SpecOptions);
 
     /// <summary>The run's steps in <paramref name="specJson"/>, or null when it is not a spec.</summary>
-    public static int? StepsOf(string specJson)
+    public static int? StepsOf(string specJson) => StepsOf(ParseObject(specJson));
+
+    /// <summary>
+    /// The steps <paramref name="requested"/> raises <paramref name="run"/> to, or null when it asks for anything else.
+    /// A run trains further (its data cursor, sampling streams and learning rate go on as if it had been started with
+    /// more steps) only when nothing but its steps changes, never back (fewer steps would leave trained steps past its
+    /// end), and not once it failed: its failure stands.
+    /// </summary>
+    public static int? ExtendedSteps(RunInfo run, string requested)
+    {
+        if (run.Status == RunStatus.Failed) return null;
+        var (stored, asked) = (ParseObject(run.SpecJson), ParseObject(requested));
+        if (StepsOf(stored) is not { } before || StepsOf(asked) is not { } after || after <= before) return null;
+        stored!.Remove("Steps");
+        asked!.Remove("Steps");
+        return JsonNode.DeepEquals(stored, asked) ? after : null;
+    }
+
+    private static JsonObject? ParseObject(string json)
     {
         try
         {
-            return JsonNode.Parse(specJson)?["Steps"] is JsonValue v && v.TryGetValue<int>(out var steps) ? steps : null;
+            return JsonNode.Parse(json) as JsonObject;
         }
         catch (JsonException)
         {
@@ -62,21 +80,7 @@ public sealed class RunResources
         }
     }
 
-    /// <summary>
-    /// The steps <paramref name="requested"/> raises the run of spec <paramref name="stored"/> to, or null when it asks
-    /// for anything else. A run trains further (its data cursor, sampling streams and learning rate go on as if it had
-    /// been started with more steps) only when nothing but its steps changes, and never back: fewer steps would leave
-    /// trained steps past its end.
-    /// </summary>
-    public static int? ExtendedSteps(string stored, string requested)
-    {
-        if (StepsOf(stored) is not { } before || StepsOf(requested) is not { } after || after <= before) return null;
-        var a = JsonNode.Parse(stored)!.AsObject();
-        var b = JsonNode.Parse(requested)!.AsObject();
-        a.Remove("Steps");
-        b.Remove("Steps");
-        return JsonNode.DeepEquals(a, b) ? after : null;
-    }
+    private static int? StepsOf(JsonObject? spec) => spec?["Steps"] is JsonValue v && v.TryGetValue<int>(out var steps) ? steps : null;
 
     public static DemoRecipe ParseSpec(string json) =>
         JsonSerializer.Deserialize<DemoRecipe>(json, SpecOptions) ?? throw new FormatException("The run's spec is empty.");

@@ -120,6 +120,12 @@ public sealed class DapoTestCluster : IAsyncDisposable
         return new RunResources(runId, recipe);
     }
 
+    /// <summary>Waits until the learner of <paramref name="run"/> reports a state that is <paramref name="done"/>; a
+    /// failure says where the run was.</summary>
+    public Task<RunInfo> WaitForRunAsync(string run, Func<RunInfo, bool> done, TimeSpan timeout, TimeSpan? poll = null) =>
+        Eventually.WaitAsync(async () => (await Client.GetGrain<ILearnerGrain>(run).GetAsync())!, done, timeout,
+            i => $"run {run} is {i.Status} at step {i.Step}, {i.Phase} ({i.PhaseDetail}), epoch {i.Epoch} on {i.Silo}; error: {i.Error}", this, poll);
+
     /// <summary>What each live rollout silo's rollout grain is doing (for failure messages).</summary>
     public async Task<string> DescribeRolloutsAsync()
     {

@@ -24,22 +24,17 @@ public sealed class FaultTests
         Assert.Equal((RunStatus.Running, spec), (info.Status, info.SpecJson));
     }
 
-    private static Task<RunInfo> WaitForRunAsync(DapoTestCluster cluster, string run, Func<RunInfo, bool> done, TimeSpan timeout,
-        TimeSpan? poll = null) =>
-        Eventually.WaitAsync(async () => (await cluster.Client.GetGrain<ILearnerGrain>(run).GetAsync())!, done, timeout,
-            i => $"run {run} is {i.Status} at step {i.Step}, {i.Phase} ({i.PhaseDetail}), epoch {i.Epoch} on {i.Silo}; error: {i.Error}", cluster, poll);
-
     /// <summary>
     /// Waits until the run samples a step after its first (policy version 1 or later in use, steps left to do). A step
     /// samples for a fraction of a second here, so the trigger polls often.
     /// </summary>
     private static Task<RunInfo> WaitForLaterStepSamplingAsync(DapoTestCluster cluster, string run) =>
-        WaitForRunAsync(cluster, run, i => i.Step >= 2 && i.Step < Steps && i.Phase == "sampling", TimeSpan.FromMinutes(2),
+        cluster.WaitForRunAsync(run, i => i.Step >= 2 && i.Step < Steps && i.Phase == "sampling", TimeSpan.FromMinutes(2),
             TimeSpan.FromMilliseconds(10));
 
     private static async Task<RunInfo> WaitForCompletionAsync(DapoTestCluster cluster, string run)
     {
-        var info = await WaitForRunAsync(cluster, run, i => i.Status != RunStatus.Running, RunTimeout);
+        var info = await cluster.WaitForRunAsync(run, i => i.Status != RunStatus.Running, RunTimeout);
         Assert.True(info.Status == RunStatus.Completed, $"run {run} ended {info.Status}: {info.Error}\n{cluster.LogTail()}");
         return info;
     }
@@ -90,7 +85,7 @@ public sealed class FaultTests
         await cluster.Cluster.KillSiloAsync(victim);
 
         // Nothing but the learner's reminder starts it again: reading the run activates the grain without starting it.
-        var resumed = await WaitForRunAsync(cluster, "learner-kill", i => i.Epoch > before.Epoch, TimeSpan.FromMinutes(1));
+        var resumed = await cluster.WaitForRunAsync("learner-kill", i => i.Epoch > before.Epoch, TimeSpan.FromMinutes(1));
         Assert.Equal(survivor.SiloAddress.ToParsableString(), resumed.Silo);
         var done = await WaitForCompletionAsync(cluster, "learner-kill");
         Assert.Equal(survivor.SiloAddress.ToParsableString(), done.Silo);
@@ -111,7 +106,7 @@ public sealed class FaultTests
         const int steps = 40;
         await using var cluster = await DapoTestCluster.StartAsync([SiloRoles.Learner, SiloRoles.Rollout]);
         await StartRunAsync(cluster, "added", steps, "\"MaxGenerationRounds\":32");
-        await WaitForRunAsync(cluster, "added", i => i.Step >= 2 && i.Phase == "sampling", TimeSpan.FromMinutes(2), TimeSpan.FromMilliseconds(10));
+        await cluster.WaitForRunAsync("added", i => i.Step >= 2 && i.Phase == "sampling", TimeSpan.FromMinutes(2), TimeSpan.FromMilliseconds(10));
 
         var added = await cluster.StartSiloAsync(SiloRoles.Rollout);
 

@@ -25,8 +25,7 @@ public sealed class PolicyVersionTests
 
         var spec = RunResources.SpecJson(GrainRecipes.Tiny(steps: 3, group: 4, batch: 4));
         await cluster.Client.GetGrain<ILearnerGrain>("orphan").StartAsync(spec);
-        var done = await Eventually.WaitAsync(async () => (await cluster.Client.GetGrain<ILearnerGrain>("orphan").GetAsync())!,
-            i => i.Status != RunStatus.Running, TimeSpan.FromMinutes(3), i => $"run at step {i.Step}, {i.Phase}: {i.Error}", cluster);
+        var done = await cluster.WaitForRunAsync("orphan", i => i.Status != RunStatus.Running, TimeSpan.FromMinutes(3));
 
         // Step 3 sampled with version 2: the run could only complete on the learner's own weights.
         Assert.Equal(RunStatus.Completed, done.Status);

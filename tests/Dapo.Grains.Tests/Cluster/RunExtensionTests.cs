@@ -16,20 +16,24 @@ public sealed class RunExtensionTests
 
     private static string Spec(int steps, string dapo = "") => RunResources.SpecJson(GrainRecipes.Tiny(steps, group: 4, batch: 4, dapo));
 
+    /// <summary>A run of <paramref name="spec"/> that has done all its steps (or failed).</summary>
+    private static RunInfo Run(string spec, RunStatus status = RunStatus.Completed) =>
+        new("r", spec, status, RunResources.StepsOf(spec)!.Value + 1, 0, null, null, 1, "done", "", "", null, null, 0);
+
     [Fact]
     public void Only_more_steps_with_nothing_else_changed_extend_a_run()
     {
-        Assert.Equal(5, RunResources.ExtendedSteps(Spec(3), Spec(5)));
-        Assert.Null(RunResources.ExtendedSteps(Spec(3), Spec(3)));
-        Assert.Null(RunResources.ExtendedSteps(Spec(5), Spec(3)));
-        Assert.Null(RunResources.ExtendedSteps(Spec(3), Spec(5, "\"Seed\":7")));
-        Assert.Null(RunResources.ExtendedSteps(Spec(3), "not json"));
-        Assert.Null(RunResources.ExtendedSteps(Spec(3), "{\"Steps\":5}"));
+        Assert.Equal(5, RunResources.ExtendedSteps(Run(Spec(3)), Spec(5)));
+        Assert.Null(RunResources.ExtendedSteps(Run(Spec(3)), Spec(3)));
+        Assert.Null(RunResources.ExtendedSteps(Run(Spec(5)), Spec(3)));
+        Assert.Null(RunResources.ExtendedSteps(Run(Spec(3)), Spec(5, "\"Seed\":7")));
+        Assert.Null(RunResources.ExtendedSteps(Run(Spec(3)), "not json"));
+        Assert.Null(RunResources.ExtendedSteps(Run(Spec(3)), "{\"Steps\":5}"));
+        Assert.Null(RunResources.ExtendedSteps(Run(Spec(3), RunStatus.Failed), Spec(5)));
     }
 
     private static Task<RunInfo> WaitForEndAsync(DapoTestCluster cluster, string run) =>
-        Eventually.WaitAsync(async () => (await cluster.Client.GetGrain<ILearnerGrain>(run).GetAsync())!, i => i.Status != RunStatus.Running,
-            RunTimeout, i => $"run {run} is {i.Status} at step {i.Step}, {i.Phase} ({i.PhaseDetail}); error: {i.Error}", cluster);
+        cluster.WaitForRunAsync(run, i => i.Status != RunStatus.Running, RunTimeout);
 
     private static async Task AssertStepsDoneAsync(DapoTestCluster cluster, string run, int steps)
     {
