@@ -54,9 +54,41 @@ internal static class EmbeddedTraining
         }
         var isNew = !Directory.Exists(directory);
         Directory.CreateDirectory(directory);
-        var outcome = await RunInAsync(builder, directory, runId, recipe, reporter);
+        TrainingOutcome outcome;
+        using (var held = TakeRunDirectory(directory))
+        {
+            if (held is null)
+            {
+                var owner = EmbeddedSiloFile.Read(directory) is { } silo ? $" (pid {silo.ProcessId})" : "";
+                Console.Error.WriteLine($"Run '{runId}' in {directory} is being trained by another process{owner}; nothing was changed. " +
+                                        "Wait for it to finish, or stop it and run this again to resume.");
+                return new TrainingOutcome(2, null, reporter);
+            }
+            outcome = await RunInAsync(builder, directory, runId, recipe, reporter);
+        }
         if (outcome.Code == 2 && isNew) Directory.Delete(directory, recursive: true);
         return outcome;
+    }
+
+    /// <summary>The file a process training in a run directory holds locked while it runs.</summary>
+    internal const string LockFile = "train.lock";
+
+    /// <summary>
+    /// One process at a time trains in a run directory: a second embedded silo on the same grain-state files would
+    /// take the first's writes for a rival learner's, and each would depose the other. An exclusive lock (flock on
+    /// Linux) that the system drops when the process ends, however it ends: a killed run leaves no stale lock.
+    /// Null when another process holds it.
+    /// </summary>
+    private static FileStream? TakeRunDirectory(string directory)
+    {
+        try
+        {
+            return new FileStream(Path.Combine(directory, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            return null;
+        }
     }
 
     private static async Task<TrainingOutcome> RunInAsync(IHostApplicationBuilder builder, string directory, string runId, DemoRecipe recipe,

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Dapo.Grains;
 using Dapo.Grains.Blobs;
 using Dapo.Grains.Checkpoints;
+using Dapo.Grains.Hosting;
 using Dapo.Testing;
 using Dapo.Torch;
 
@@ -175,6 +176,37 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             Assert.Contains(train.Lines, l => l.StartsWith("Done: held-out avg@2", StringComparison.Ordinal));
         }
         await AssertSameAsUninterruptedAsync(interrupted);
+    }
+
+    [Fact]
+    public async Task A_second_train_on_a_run_that_is_training_is_refused_and_changes_nothing()
+    {
+        var dir = Path.Combine(_root, "busy");
+        await using var first = Train(dir, 500);
+        await first.WaitForLineAsync("step   2/500", Timeout);
+        var silo = File.ReadAllText(EmbeddedSiloFile.PathIn(dir));
+        await using (var second = Train(dir, 500))
+        {
+            Assert.Equal(2, await second.WaitForExitAsync(Timeout));
+            Assert.Contains(second.Lines, l => l.StartsWith($"Run 'busy' in {dir} is being trained by another process (pid {first.Id}); nothing was changed.",
+                StringComparison.Ordinal));
+            Assert.DoesNotContain(second.Lines, l => l.StartsWith("Resuming", StringComparison.Ordinal));
+        }
+        // The first trains on, undisturbed: its silo's file is still its own, and it reaches later steps.
+        Assert.False(first.HasExited);
+        Assert.Equal(silo, File.ReadAllText(EmbeddedSiloFile.PathIn(dir)));
+        var reached = int.Parse(first.Lines.Last(l => l.StartsWith("step ", StringComparison.Ordinal))[5..8], System.Globalization.CultureInfo.InvariantCulture);
+        await first.WaitForLineAsync($"step {reached + 2,3}/500", Timeout);
+        // Killed, it leaves no lock behind: the same command resumes it.
+        first.Kill();
+        await first.WaitForExitAsync(Timeout);
+        await using (var again = Train(dir, 500))
+        {
+            await again.WaitForLineAsync("Resuming run 'busy'", Timeout);
+            again.Kill();
+        }
+        await using var reader = await RunStateReader.OpenAsync(dir);
+        Assert.Empty(await reader.AuditAsync());
     }
 
     [Fact]
