@@ -71,7 +71,7 @@ internal static class EmbeddedTraining
     }
 
     /// <summary>The file a process training in a run directory holds locked while it runs.</summary>
-    internal const string LockFile = "train.lock";
+    private const string LockFile = "train.lock";
 
     /// <summary>
     /// One process at a time trains in a run directory: a second embedded silo on the same grain-state files would
