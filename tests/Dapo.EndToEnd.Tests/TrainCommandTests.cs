@@ -386,8 +386,9 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
         }
         Assert.False(Directory.Exists(dir));
 
-        // A run interrupted early, then a command with other options: refused, so the run can still be resumed.
-        await using (var train = Train(dir, 2))
+        // A run interrupted early, then a command with other options: refused, so the run can still be resumed. (Steps
+        // enough that a loaded machine cannot finish the run before the kill comes.)
+        await using (var train = Train(dir, 500))
         {
             // The run exists once the learner started it (its warm-start follows).
             await train.WaitForLineAsync("no checkpoint: supervised warm-start first", Timeout);
@@ -399,7 +400,7 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             .ToDictionary();
         var before = Stored();
         Assert.NotEmpty(before);
-        await using (var other = Train(dir, 2, "--seed", "7"))
+        await using (var other = Train(dir, 500, "--seed", "7"))
         {
             Assert.Equal(2, await other.WaitForExitAsync(Timeout));
             Assert.Contains(other.Lines, l => l.Contains("was started with another recipe or options; nothing was changed", StringComparison.Ordinal));
@@ -408,6 +409,6 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
         await using var reader = await RunStateReader.OpenAsync(dir);
         var run = await reader.RunAsync();
         Assert.Equal(RunStatus.Running, run.Status);
-        Assert.Contains("\"Steps\":2", run.SpecJson);
+        Assert.Contains("\"Steps\":500", run.SpecJson);
     }
 }
