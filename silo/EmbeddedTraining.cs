@@ -55,7 +55,7 @@ internal static class EmbeddedTraining
         var isNew = !Directory.Exists(directory);
         Directory.CreateDirectory(directory);
         TrainingOutcome outcome;
-        using (var held = TakeRunDirectory(directory))
+        using (var held = DirectoryLock.TryTake(directory, LockFile))
         {
             if (held is null)
             {
@@ -70,26 +70,11 @@ internal static class EmbeddedTraining
         return outcome;
     }
 
-    /// <summary>The file a process training in a run directory holds locked while it runs.</summary>
-    private const string LockFile = "train.lock";
-
     /// <summary>
-    /// One process at a time trains in a run directory: a second embedded silo on the same grain-state files would
-    /// take the first's writes for a rival learner's, and each would depose the other. An exclusive lock (flock on
-    /// Linux) that the system drops when the process ends, however it ends: a killed run leaves no stale lock.
-    /// Null when another process holds it.
+    /// The file a process training in a run directory holds locked while it runs: a second embedded silo on the same
+    /// grain-state files would take the first's writes for a rival learner's, and each would depose the other.
     /// </summary>
-    private static FileStream? TakeRunDirectory(string directory)
-    {
-        try
-        {
-            return new FileStream(Path.Combine(directory, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
-        {
-            return null;
-        }
-    }
+    private const string LockFile = "train.lock";
 
     private static async Task<TrainingOutcome> RunInAsync(IHostApplicationBuilder builder, string directory, string runId, DemoRecipe recipe,
         ConsoleReporter reporter)

@@ -116,6 +116,14 @@ internal static class ExperimentsCommand
             }
         }
         Directory.CreateDirectory(directory);
+        // Two commands on one directory would both train its warm-start, and write it over each other.
+        using var held = DirectoryLock.TryTake(directory, LockFile);
+        if (held is null)
+        {
+            Console.Error.WriteLine($"experiments: {directory} is in use by another experiments command; nothing was changed. " +
+                                    "Wait for it to finish, or stop it and run this again to go on where it stopped.");
+            return 2;
+        }
         var total = Stopwatch.StartNew();
         Console.WriteLine($"experiments: {ladder.Count} recipe(s) x {seeds.Count} seed(s), {baseRecipe.Steps} steps each, {parallel} at a time, into {directory}");
         string? weights = null;
@@ -169,6 +177,9 @@ internal static class ExperimentsCommand
         return 0;
     }
 
+    /// <summary>The file an experiments command holds locked in its results directory while it runs.</summary>
+    private const string LockFile = "experiments.lock";
+
     /// <summary>The shared warm-start: trained once, its weights and held-out accuracy kept in the results directory
     /// with what it was trained on; null (after saying why) when the directory's warm-start is another recipe's.</summary>
     private static async Task<(string Weights, double Accuracy)?> WarmStartAsync(string directory, DemoRecipe recipe, DemoData data,
@@ -179,7 +190,22 @@ internal static class ExperimentsCommand
         var trainedOn = WarmStartRecipe(recipe, data);
         if (File.Exists(weights) && File.Exists(info))
         {
-            var saved = JsonSerializer.Deserialize<WarmStartInfo>(File.ReadAllText(info))!;
+            WarmStartInfo? saved = null;
+            var problem = "it holds no record";
+            try
+            {
+                saved = JsonSerializer.Deserialize<WarmStartInfo>(File.ReadAllText(info));
+            }
+            catch (JsonException e)
+            {
+                problem = e.Message;
+            }
+            if (saved is null)
+            {
+                Console.Error.WriteLine($"warm-start: {info} cannot be read ({problem}); delete warm-start.* in {directory} to train a new one " +
+                                        "(its finished runs started from the old one).");
+                return null;
+            }
             // Written before warm-starts recorded their recipe: reused as it is.
             var before = saved.Recipe is null ? null : WithoutDevice(saved.Recipe);
             var now = WithoutDevice(trainedOn);
@@ -208,11 +234,16 @@ internal static class ExperimentsCommand
                 }, cancellationToken);
         }, cancellationToken);
         var accuracy = evaluator.Evaluate(model, data.HeldOut).AverageAtK;
+        // Each file whole or not at all (written aside, then moved in), the record last: a warm-start interrupted while
+        // it is saved is trained again, never reused half written.
+        File.Delete(info);
         using (var exported = model.ExportWeights())
-        await using (var file = File.Create(weights))
+        await using (var file = File.Create(weights + ".partial"))
         await using (var content = exported.OpenRead())
             await content.CopyToAsync(file, cancellationToken);
-        await File.WriteAllTextAsync(info, JsonSerializer.Serialize(new WarmStartInfo(result.Steps, accuracy, watch.Elapsed.TotalSeconds, trainedOn)), cancellationToken);
+        File.Move(weights + ".partial", weights, overwrite: true);
+        await File.WriteAllTextAsync(info + ".partial", JsonSerializer.Serialize(new WarmStartInfo(result.Steps, accuracy, watch.Elapsed.TotalSeconds, trainedOn)), cancellationToken);
+        File.Move(info + ".partial", info, overwrite: true);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"warm-start: {result.Steps} steps ({result.Stop}) in {watch.Elapsed.TotalSeconds:F0}s, held-out avg@k {accuracy:P1}"));
         return (weights, accuracy);

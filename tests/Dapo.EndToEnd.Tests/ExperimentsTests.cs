@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using System.Xml.Linq;
 using Dapo.Testing;
@@ -156,6 +157,40 @@ public sealed class ExperimentsTests : IDisposable
         Assert.All(metrics, m => Assert.Equal(m.Value, File.ReadAllText(Path.Combine(m.Key, "metrics.jsonl"))));
         var truncatedLines = XDocument.Load(Path.Combine(report, "truncated_share.svg")).Descendants(svg + "polyline").ToList();
         Assert.Equal(6, truncatedLines.Count);
+    }
+
+    [Fact]
+    public async Task A_second_command_on_a_directory_in_use_is_refused_and_an_unreadable_warm_start_record_is_named()
+    {
+        // Steps enough that the first is still training when the second comes.
+        string[] command = ["experiments", "--out", _root, "--recipes", "dapo", "--seeds", "7", "--override", TestRecipes.Tiny(steps: 500)];
+        string[] WarmStart() => [.. new[] { "warm-start.json", "warm-start.weights" }.Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(_root, f)))))];
+        string[] before;
+        await using (var first = SiloProcess.Start(SiloProcess.SiloDll, command))
+        {
+            await first.WaitForLineAsync("[1/1 dapo-seed7]", TimeSpan.FromMinutes(2));
+            before = WarmStart();
+            await using (var second = SiloProcess.Start(SiloProcess.SiloDll, command))
+            {
+                Assert.Equal(2, await second.WaitForExitAsync(TimeSpan.FromMinutes(1)));
+                Assert.Contains(second.Lines, l => l == $"experiments: {_root} is in use by another experiments command; nothing was changed. " +
+                                                        "Wait for it to finish, or stop it and run this again to go on where it stopped.");
+            }
+            Assert.False(first.HasExited);
+            Assert.Equal(before, WarmStart());
+            first.Kill();
+        }
+
+        // Killed, it leaves no lock behind; a warm-start record that cannot be read is named, and kept as it is.
+        var info = Path.Combine(_root, "warm-start.json");
+        File.WriteAllText(info, "{\"Steps\": 12, \"Accu");
+        await using (var again = SiloProcess.Start(SiloProcess.SiloDll, command))
+        {
+            Assert.Equal(2, await again.WaitForExitAsync(TimeSpan.FromMinutes(1)));
+            Assert.Contains(again.Lines, l => l.StartsWith($"warm-start: {info} cannot be read (", StringComparison.Ordinal) &&
+                                              l.Contains($"delete warm-start.* in {_root} to train a new one", StringComparison.Ordinal));
+        }
+        Assert.Equal("{\"Steps\": 12, \"Accu", File.ReadAllText(info));
     }
 
     [Fact]
