@@ -8,10 +8,13 @@ using Dapo.Torch;
 
 namespace Dapo.EndToEnd.Tests;
 
-/// <summary>An uninterrupted 8-step run, trained once for the tests that compare an interrupted run with it.</summary>
+/// <summary>
+/// An uninterrupted run, trained once for the tests that compare an interrupted run with it; steps enough that a kill
+/// after step 3 comes before the run's end on a loaded machine.
+/// </summary>
 public sealed class UninterruptedRun : IAsyncLifetime
 {
-    public const int Steps = 8;
+    public const int Steps = 12;
     private readonly string _root = System.IO.Directory.CreateTempSubdirectory("dapo-straight-").FullName;
 
     public string Directory => Path.Combine(_root, "straight");
@@ -151,7 +154,7 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
         var interrupted = Path.Combine(_root, "interrupted");
         await using (var train = Train(interrupted, steps))
         {
-            await train.WaitForLineAsync("step   3/8", Timeout);
+            await train.WaitForLineAsync($"step   3/{steps}", Timeout);
             train.Kill();
             await train.WaitForExitAsync(Timeout);
         }
