@@ -66,7 +66,17 @@ internal static class ExperimentsCommand
                     Console.Error.WriteLine($"--seeds: '{text}' is not a seed (a non-negative integer).");
                     return 2;
                 }
+                if (seedList.Contains(seed))
+                {
+                    Console.Error.WriteLine($"--seeds: {seed} is given twice; each seed is one run of each recipe.");
+                    return 2;
+                }
                 seedList.Add(seed);
+            }
+            if (seedList.Count == 0)
+            {
+                Console.Error.WriteLine("--seeds: no seed given; give one or more, comma-separated (e.g. 42,43,44).");
+                return 2;
             }
             var ladder = AblationLadder.Build(baseRecipe);
             if (result.GetValue(rungs) is { } names)
@@ -75,9 +85,9 @@ internal static class ExperimentsCommand
                 IReadOnlyList<AblationRecipe> known = [.. ladder, .. AblationLadder.LeaveOneOut(baseRecipe)];
                 var wanted = names.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
                 var unknown = wanted.Where(w => known.All(r => r.Key != w)).ToList();
-                if (unknown.Count > 0)
+                if (unknown.Count > 0 || wanted.Count == 0)
                 {
-                    Console.Error.WriteLine($"--recipes: unknown '{unknown[0]}'; known: {string.Join(", ", known.Select(r => r.Key))}.");
+                    Console.Error.WriteLine($"--recipes: {(wanted.Count == 0 ? "no recipe given" : $"unknown '{unknown[0]}'")}; known: {string.Join(", ", known.Select(r => r.Key))}.");
                     return 2;
                 }
                 ladder = known.Where(r => wanted.Contains(r.Key)).ToList();

@@ -193,6 +193,23 @@ public sealed class ExperimentsTests : IDisposable
         Assert.Equal("{\"Steps\": 12, \"Accu", File.ReadAllText(info));
     }
 
+    [Theory]
+    [InlineData("--seeds", "42,x", "--seeds: 'x' is not a seed (a non-negative integer).")]
+    [InlineData("--seeds", " , ", "--seeds: no seed given; give one or more, comma-separated (e.g. 42,43,44).")]
+    [InlineData("--seeds", "42,43,42", "--seeds: 42 is given twice; each seed is one run of each recipe.")]
+    [InlineData("--recipes", "dapo,dapo-no-clip-highr", "--recipes: unknown 'dapo-no-clip-highr'; known: ")]
+    [InlineData("--recipes", ",", "--recipes: no recipe given; known: ")]
+    [InlineData("--parallel", "0", "--parallel: 0 runs at a time; give 1 or more.")]
+    [InlineData("--steps", "0", "Invalid recipe: Steps must be at least 1; got 0.")]
+    public async Task Bad_options_are_refused_naming_the_option_before_anything_is_written(string option, string value, string error)
+    {
+        var output = Path.Combine(_root, "refused");
+        await using var run = SiloProcess.Start(SiloProcess.SiloDll, ["experiments", "--out", output, option, value]);
+        Assert.Equal(2, await run.WaitForExitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Contains(run.Lines, l => l.StartsWith(error, StringComparison.Ordinal));
+        Assert.False(Directory.Exists(output));
+    }
+
     [Fact]
     public async Task Problems_whose_worked_solutions_do_not_fit_the_model_are_refused_before_anything_is_written()
     {
