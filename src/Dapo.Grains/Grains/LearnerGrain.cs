@@ -104,6 +104,11 @@ public sealed partial class LearnerGrain(
         {
             // Another run of this name (the caller refuses, nothing changes), or this one with more steps: it trains on.
             if (RunResources.ExtendedSteps(Info(), specJson) is not { } steps) return Info();
+            // A run that has just completed may still be closing its loop (announcing, disposing the model). Raised
+            // under it, the loop would either train on or end with the raise only in memory, left to the next reminder;
+            // waiting for it to end makes a completed run always resume from its last checkpoint. The loop calls no
+            // grain that calls back here, so the wait is short.
+            if (S.Status == RunStatus.Completed && _loop is { IsCompleted: false } closing) await closing;
             await catalog.ExtendSpecAsync(RunId, specJson, CancellationToken.None);
             S.SpecJson = specJson;
             if (S.Status == RunStatus.Completed) S.Status = RunStatus.Running;
