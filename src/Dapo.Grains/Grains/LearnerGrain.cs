@@ -70,6 +70,8 @@ public sealed partial class LearnerGrain(
     /// <summary>This silo as membership names it (the client's `silos` shows the same).</summary>
     private string SiloName => ServiceProvider.GetRequiredService<ILocalSiloDetails>().SiloAddress.ToParsableString();
     private LearnerState S => state.State;
+    /// <summary>The last state write (<see cref="WriteStateAsync"/>).</summary>
+    private Task _stateWrite = Task.CompletedTask;
     private DemoRecipe Recipe => _run.Recipe;
     /// <summary>The run's steps, from the spec in its state: raised while the run trains (<see cref="StartAsync"/>),
     /// where the recipe of <see cref="_run"/> keeps the ones it was loaded with.</summary>
@@ -98,24 +100,24 @@ public sealed partial class LearnerGrain(
                 SpecJson = specJson, Status = RunStatus.Running, Step = 0, CursorJson = run.InitialCursor.ToJson(), CreatedAt = Now,
                 UpdatedAt = Now,
             };
-            await state.WriteStateAsync();
+            await WriteStateAsync();
         }
         else if (S.SpecJson != specJson)
         {
             // Another run of this name (the caller refuses, nothing changes), or this one with more steps: it trains on.
             if (RunResources.ExtendedSteps(Info(), specJson) is not { } steps) return Info();
             // A run that has just completed may still be closing its loop (announcing, disposing the model). Raised
-            // under it, the loop would either train on or end with the raise only in memory, left to the next reminder;
-            // waiting for it to end makes a completed run always resume from its last checkpoint. The loop calls no
-            // grain that calls back here, so the wait is short.
+            // under it, the loop would either train on or end, leaving the run to the next reminder; waiting for it to
+            // end makes a completed run always resume from its last checkpoint. The loop calls no grain that calls back
+            // here, so the wait is short.
             if (S.Status == RunStatus.Completed && _loop is { IsCompleted: false } closing) await closing;
             await catalog.ExtendSpecAsync(RunId, specJson, CancellationToken.None);
             S.SpecJson = specJson;
             if (S.Status == RunStatus.Completed) S.Status = RunStatus.Running;
             S.UpdatedAt = Now;
-            // A training loop reads the steps at every step and writes the state with its next one; a second writer
-            // beside it would fail the ETag check and depose it.
-            if (_loop is not { IsCompleted: false }) await state.WriteStateAsync();
+            // Saved now, so a learner that starts again after a crash trains to the new steps; a training loop reads
+            // them at its next step.
+            await WriteStateAsync();
             LogExtended(logger, RunId, steps);
         }
         if (S.Status == RunStatus.Running)
@@ -157,7 +159,7 @@ public sealed partial class LearnerGrain(
         try
         {
             S.Epoch++;
-            await state.WriteStateAsync();
+            await WriteStateAsync();
             LogLeading(logger, SiloName, RunId, S.Epoch);
             _run = await catalog.GetAsync(RunId);
             using var engine = _engine = new EngineThread($"learner {RunId}", coordination);
@@ -307,9 +309,26 @@ public sealed partial class LearnerGrain(
         S.LatestCheckpoint = meta.Step;
         if (S.Status == RunStatus.Running && meta.Step >= Steps) S.Status = RunStatus.Completed;
         S.UpdatedAt = Now;
-        await state.WriteStateAsync();
+        await WriteStateAsync();
         await MetricsLog.TruncateAsync(MetricsFile(), blobs, RunId, meta.Step);
         await Announce();
+    }
+
+    /// <summary>
+    /// Writes the grain's state after any write still in flight. The training loop and a call (steps raised) both
+    /// write; two writes at once would carry the same ETag, and the second would fail as if another learner had
+    /// taken over. A write that fails is its writer's to handle; the one after it is still made.
+    /// </summary>
+    private Task WriteStateAsync()
+    {
+        return _stateWrite = AfterAsync(_stateWrite);
+
+        async Task AfterAsync(Task previous)
+        {
+            try { await previous; }
+            catch (Exception) { /* its writer saw it */ }
+            await state.WriteStateAsync();
+        }
     }
 
     private IStepGrain Step(int step) => GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(RunId, step));
@@ -339,7 +358,7 @@ public sealed partial class LearnerGrain(
             S.Status = RunStatus.Failed;
             S.Error = $"step {step}: {closed.Failure}";
             S.UpdatedAt = Now;
-            await state.WriteStateAsync();
+            await WriteStateAsync();
             await Announce();
             Phase("failed", step, closed.Failure);
             reporter.RunEnded(RunId, RunStatus.Failed, closed.Failure);
@@ -424,10 +443,11 @@ public sealed partial class LearnerGrain(
                 var files = await HuggingFaceModel.ExportAsync(engine, model, directory, blobs, RunId, stop);
                 reporter.Message(RunId, $"the trained policy in Hugging Face format: blobs {HuggingFaceModel.ExportPrefix(RunId)}{{{string.Join(", ", files)}}}");
             }
-            S.Status = RunStatus.Completed;
+            // Unless its steps were raised while it waited (StartAsync): then it trains on.
+            if (step >= Steps) S.Status = RunStatus.Completed;
         }
         S.UpdatedAt = Now;
-        await state.WriteStateAsync();
+        await WriteStateAsync();
         if (S.Status == RunStatus.Completed) await Announce();
         Phase(S.Status == RunStatus.Completed ? "done" : "step done", step,
             $"last checkpoint: {(S.LatestCheckpoint is { } c ? $"step {c}" : "none")}");
@@ -481,6 +501,8 @@ public sealed partial class LearnerGrain(
         var outcome = await _checkpoints.PublishPolicyAsync(version, weights, CancellationToken.None);
         if (outcome != PolicyPublication.Conflict) return;
         var epoch = S.Epoch;
+        try { await _stateWrite; }
+        catch (Exception) { /* its writer saw it; the read tells */ }
         await state.ReadStateAsync();
         if (S.Epoch != epoch) throw new StaleEpochException($"Run {RunId}: learner epoch {epoch} was superseded by epoch {S.Epoch}.");
         LogPolicyReplaced(logger, RunId, version, SiloName, epoch);

@@ -120,6 +120,14 @@ public sealed class DapoTestCluster : IAsyncDisposable
         return new RunResources(runId, recipe);
     }
 
+    /// <summary>The learner state of <paramref name="run"/> as stored: what a learner started after a crash reads.</summary>
+    public async Task<LearnerState?> StoredLearnerStateAsync(string run)
+    {
+        var stored = new GrainState<LearnerState>();
+        await _grainStorage.ReadStateAsync("learner", Client.GetGrain<ILearnerGrain>(run).GetGrainId(), stored);
+        return stored.RecordExists ? stored.State : null;
+    }
+
     /// <summary>Waits until the learner of <paramref name="run"/> reports a state that is <paramref name="done"/>; a
     /// failure says where the run was.</summary>
     public Task<RunInfo> WaitForRunAsync(string run, Func<RunInfo, bool> done, TimeSpan timeout, TimeSpan? poll = null) =>

@@ -80,6 +80,8 @@ public sealed class RunExtensionTests
         // The learner is warm-starting: its loop runs and writes the state, so the new steps ride on its next write.
         var raised = await learner.StartAsync(Spec(5));
         Assert.Equal((RunStatus.Running, Spec(5)), (raised.Status, raised.SpecJson));
+        // Stored at once: a learner started again after a crash now would train to the new steps.
+        Assert.Equal(Spec(5), (await cluster.StoredLearnerStateAsync("raised"))!.SpecJson);
         var done = await WaitForEndAsync(cluster, "raised");
         Assert.True(done.Status == RunStatus.Completed, $"ended {done.Status}: {done.Error}\n{cluster.LogTail()}");
         Assert.Equal((6, 5, Spec(5)), (done.Step, done.LatestCheckpoint, done.SpecJson));
