@@ -205,6 +205,8 @@ internal static class ExperimentsCommand
             try
             {
                 saved = JsonSerializer.Deserialize<WarmStartInfo>(File.ReadAllText(info));
+                // Every warm-start trains; a record without steps (an empty object) is no record of one.
+                if (saved is { Steps: <= 0 }) (saved, problem) = (null, "it records no warm-start steps");
             }
             catch (JsonException e)
             {
