@@ -17,8 +17,9 @@ public abstract class ClusterTests(ITestOutputHelper output)
 {
     protected static readonly TimeSpan Long = TimeSpan.FromMinutes(3);
 
-    // Enough work per step (8 prompts x G 8, refills) that a step lasts a while on one core per silo.
-    private static readonly string Recipe = TestRecipes.Tiny(steps: 10, group: 8, batch: 8, evaluateEvery: 0);
+    // Enough work per step (8 prompts x G 8, refills) that a step lasts a while on one core per silo, and steps enough
+    // that a silo killed (or storage stopped) after step 3 or 4 still has a dozen to come in on a loaded machine.
+    private static readonly string Recipe = TestRecipes.Tiny(steps: 16, group: 8, batch: 8, evaluateEvery: 0);
     // Silos joining mid-run need steps left when they are up: a step takes about a second, and starting a silo took
     // up to a minute on the busy 2-core machine during the full suite.
     private const int LongSteps = 150;
