@@ -53,7 +53,7 @@ internal static class EmbeddedTraining
             return new TrainingOutcome(2, null, reporter);
         }
         var isNew = !Directory.Exists(directory);
-        Directory.CreateDirectory(directory);
+        if (!DirectoryLock.TryCreate(directory, "the run directory (--run-dir)")) return new TrainingOutcome(2, null, reporter);
         TrainingOutcome outcome;
         using (var held = DirectoryLock.TryTake(directory, LockFile))
         {

@@ -125,7 +125,7 @@ internal static class ExperimentsCommand
                 return 2;
             }
         }
-        Directory.CreateDirectory(directory);
+        if (!DirectoryLock.TryCreate(directory, "the results directory (--out)")) return 2;
         // Two commands on one directory would both train its warm-start, and write it over each other.
         using var held = DirectoryLock.TryTake(directory, LockFile);
         if (held is null)

@@ -214,6 +214,18 @@ public sealed class ExperimentsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_results_directory_that_cannot_be_one_is_refused_naming_it()
+    {
+        var file = Path.Combine(_root, "a-file");
+        File.WriteAllText(file, "kept");
+        await using var run = SiloProcess.Start(SiloProcess.SiloDll, ["experiments", "--out", file, "--recipes", "dapo", "--seeds", "7"]);
+        Assert.Equal(2, await run.WaitForExitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Contains(run.Lines, l => l.StartsWith($"Cannot use {file} as the results directory (--out): ", StringComparison.Ordinal));
+        Assert.DoesNotContain(run.Lines, l => l.Contains("   at ", StringComparison.Ordinal));
+        Assert.Equal("kept", File.ReadAllText(file));
+    }
+
+    [Fact]
     public async Task Problems_whose_worked_solutions_do_not_fit_the_model_are_refused_before_anything_is_written()
     {
         var output = Path.Combine(_root, "refused");

@@ -365,6 +365,17 @@ public sealed class TrainCommandTests(UninterruptedRun straight) : IDisposable, 
             Assert.Contains(train.Lines, l => l.Contains("unknown key 'Dapo.GroupSizee'", StringComparison.Ordinal));
         }
         Assert.False(Directory.Exists(dir), "a refused run leaves nothing behind");
+        // A run directory that cannot be one (a file in its place, or on its path): named, in one line.
+        var file = Path.Combine(_root, "a-file");
+        File.WriteAllText(file, "kept");
+        foreach (var notADirectory in new[] { file, Path.Combine(file, "run") })
+        {
+            await using var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", "--run-dir", notADirectory]);
+            Assert.Equal(2, await train.WaitForExitAsync(Timeout));
+            Assert.Contains(train.Lines, l => l.StartsWith($"Cannot use {notADirectory} as the run directory (--run-dir): ", StringComparison.Ordinal));
+            Assert.DoesNotContain(train.Lines, l => l.Contains("   at ", StringComparison.Ordinal));
+        }
+        Assert.Equal("kept", File.ReadAllText(file));
         // A malformed appsettings.json: its file, line and column, in one line.
         var config = Directory.CreateDirectory(Path.Combine(_root, "config")).FullName;
         File.WriteAllText(Path.Combine(config, "appsettings.json"), "{\n  \"Silo\": {}\n  \"Blobs\": {}\n}\n");
