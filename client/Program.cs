@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Dapo.Client;
+using Dapo.Core.Common;
 using Dapo.Client.Commands;
 using Dapo.Grains.Inspection;
 using Spectre.Console;
@@ -35,7 +36,7 @@ var parsed = root.Parse(args.Length == 0 ? ["--help"] : args);
 if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
 {
     // One line per problem on stderr, exit code 2, like every other usage error of the client.
-    foreach (var error in parsed.Errors) Console.Error.WriteLine($"dapo-client: {error.Message}");
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"dapo-client: {UsageErrors.Describe(error.Message)}");
     Console.Error.WriteLine($"dapo-client: see `dapo-client {string.Join(' ', CommandPath(parsed.CommandResult.Command, root))} --help`".Replace("  ", " "));
     return ExitCodes.Usage;
 }

@@ -87,6 +87,8 @@ internal static class Commands
         };
         progressAfter.Validators.Add(r =>
         {
+            // Not a number at all is the parser's error to give: reading it here throws.
+            if (r.Tokens is [var token] && !double.TryParse(token.Value, out _)) return;
             if (r.GetValueOrDefault<double>() is < 0 or double.NaN) r.AddError("--progress-after must be 0 or more seconds.");
         });
 

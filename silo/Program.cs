@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Dapo.Core.Common;
 using Dapo.Silo;
 
 // dapo-silo: a process hosting Dapo's roles. `train` runs everything on this machine; `join` joins a cluster.
@@ -9,10 +10,20 @@ var root = new RootCommand("Dapo silo: trains language-model policies with DAPO"
     Commands.StartRun(),
     ExperimentsCommand.Create(),
 };
+// No command: show what there is, rather than an error.
+var parsed = root.Parse(args.Length == 0 ? ["--help"] : args);
+if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+{
+    // One line per problem and where to look, exit code 2 like every other refused input; not the whole help.
+    foreach (var error in parsed.Errors) Console.Error.WriteLine($"dapo-silo: {UsageErrors.Describe(error.Message)}");
+    var command = parsed.CommandResult.Command is RootCommand ? "dapo-silo" : $"dapo-silo {parsed.CommandResult.Command.Name}";  // one level deep
+    Console.Error.WriteLine($"dapo-silo: see `{command} --help`");
+    return 2;
+}
 // The host handles Ctrl+C and SIGTERM itself (a graceful stop can take a checkpoint's time), not the parser.
 try
 {
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
+    return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
 }
 catch (SiloConfigurationException e)
 {

@@ -31,10 +31,7 @@ internal static class MetricsCommand
     {
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new rows as steps complete, until the run ends (Ctrl+C stops)" };
         var last = new Option<int?>("--last") { Description = "Only the latest N steps (default: all)" };
-        last.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--last must be 1 or more");
-        });
+        last.Refuse(v => v is < 1, "--last must be 1 or more");
         var command = new Command("metrics", "Per-step metrics as a table (--json: the learner's rows with every key)") { follow, last };
         Handler.Set(command, async (result, session, cancellationToken) =>
         {

@@ -11,10 +11,7 @@ internal static class StepsCommand
     public static Command Create()
     {
         var last = new Option<int>("--last") { Description = "How many of the latest steps", DefaultValueFactory = _ => 20 };
-        last.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() < 1) r.AddError("--last must be 1 or more");
-        });
+        last.Refuse(v => v < 1, "--last must be 1 or more");
         var command = new Command("steps", "The step ledger: target, accepted, filtered, abandoned, prompts drawn, generation rounds, surplus carried, time")
         {
             last,

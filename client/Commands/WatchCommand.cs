@@ -21,15 +21,9 @@ internal static class WatchCommand
     public static Command Create()
     {
         var interval = new Option<double>("--interval") { Description = "Seconds between refreshes", DefaultValueFactory = _ => 1.0 };
-        interval.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<double>() is < 0.1 or > 3600) r.AddError("--interval must be 0.1 to 3600 seconds");
-        });
+        interval.Refuse(v => v is < 0.1 or > 3600 or double.NaN, "--interval must be 0.1 to 3600 seconds");
         var frames = new Option<int?>("--frames") { Description = "Stop after this many refreshes (default: until Ctrl+C; 1 when output is not a terminal)" };
-        frames.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--frames must be 1 or more");
-        });
+        frames.Refuse(v => v is < 1, "--frames must be 1 or more");
         var command = new Command("watch", "Live dashboard: step progress, filtered share, workers, throughput, sparklines of recent metrics (Ctrl+C exits)")
         {
             interval, frames,

@@ -52,6 +52,32 @@ public sealed class HelpTests
         Assert.Contains("usage", output, StringComparison.OrdinalIgnoreCase);
     }
 
+    public static TheoryData<string[], string, string> UsageErrors => new()
+    {
+        { ["{silo}", "train", "--steps", "abc"], "dapo-silo: Cannot parse argument 'abc' for option '--steps' as a whole number.", "dapo-silo: see `dapo-silo train --help`" },
+        { ["{silo}", "train", "--progress-after", "x"], "dapo-silo: Cannot parse argument 'x' for option '--progress-after' as a number.", "dapo-silo: see `dapo-silo train --help`" },
+        { ["{silo}", "train", "--progress-after", "-1"], "dapo-silo: --progress-after must be 0 or more seconds.", "dapo-silo: see `dapo-silo train --help`" },
+        { ["{silo}", "nope"], "dapo-silo: Unrecognized command or argument 'nope'.", "dapo-silo: see `dapo-silo --help`" },
+        { ["{client}", "steps", "--last", "x"], "dapo-client: Cannot parse argument 'x' for option '--last' as a whole number.", "dapo-client: see `dapo-client steps --help`" },
+        { ["{client}", "metrics", "--last", "x"], "dapo-client: Cannot parse argument 'x' for option '--last' as a whole number.", "dapo-client: see `dapo-client metrics --help`" },
+        { ["{client}", "watch", "--interval", "x"], "dapo-client: Cannot parse argument 'x' for option '--interval' as a number.", "dapo-client: see `dapo-client watch --help`" },
+        { ["{client}", "watch", "--frames", "0"], "dapo-client: --frames must be 1 or more", "dapo-client: see `dapo-client watch --help`" },
+    };
+
+    [Theory]
+    [MemberData(nameof(UsageErrors))]
+    public async Task A_usage_error_is_one_line_naming_the_option_and_where_to_look_with_exit_code_2(string[] command, string error, string see)
+    {
+        var arguments = command.Select(a => a switch { "{silo}" => SiloProcess.SiloDll, "{client}" => ClientProcess.Dll, _ => a }).ToArray();
+        var (code, output) = await RunAsync("dotnet", arguments);
+        Assert.True(code == 2, $"exit {code}: {output}");
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(error, lines);
+        Assert.Equal(see, lines[^1]);
+        Assert.DoesNotContain("   at ", output);  // no stack trace
+        Assert.DoesNotContain("Usage:", output);  // nor the whole help
+    }
+
     [Fact]
     public async Task Unknown_names_are_refused_with_the_known_ones()
     {

@@ -45,7 +45,8 @@ public static partial class JsonErrors
         return message.TrimEnd('.');
     }
 
-    private static string? TypeInWords(string clrType)
+    /// <summary>A CLR type (a conversion failed to it) in a user's words: "a whole number"; null when it has none.</summary>
+    internal static string? TypeInWords(string clrType)
     {
         var type = NullableType().Match(clrType) is { Success: true } nullable ? nullable.Groups[1].Value : clrType;
         return type switch
