@@ -44,6 +44,8 @@ internal static class ClientSession
                 }
             case ClusterTarget.Embedded embedded:
                 var directory = embedded.Directory;
+                if (File.Exists(directory))
+                    throw new InspectionException(ExitCodes.Usage, $"--run-dir: {directory} is a file, not the directory of a `./dapo.sh train` run");
                 if (!Directory.Exists(directory))
                     throw new InspectionException(ExitCodes.NotFound,
                         $"there is no run directory {directory}: start a run with `./dapo.sh train --run-dir {directory}`, or give --run-dir or --storage");

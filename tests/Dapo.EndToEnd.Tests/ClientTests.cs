@@ -41,6 +41,12 @@ public sealed class ClientTests : IDisposable
         Assert.Equal(3, early.ExitCode);
         Assert.Equal("", early.Stdout);
         Assert.Contains($"there is no run directory {dir}", Assert.Single(early.StderrLines));
+        // A file where the run directory should be: a usage error, naming it.
+        var file = Path.Combine(_root, "a-file");
+        File.WriteAllText(file, "");
+        var notADirectory = await Client(["status", "--run-dir", file]);
+        Assert.Equal(2, notADirectory.ExitCode);
+        Assert.Equal($"dapo-client: --run-dir: {file} is a file, not the directory of a `./dapo.sh train` run", Assert.Single(notADirectory.StderrLines));
 
         // Far more steps than the checks below take: the run is live throughout them, and stopped afterwards.
         await using var train = SiloProcess.Start(SiloProcess.SiloDll, ["train", .. at, "--override", TestRecipes.Tiny(LiveSteps, evaluateEvery: 0)]);
