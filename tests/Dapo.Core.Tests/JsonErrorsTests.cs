@@ -12,6 +12,7 @@ public sealed class JsonErrorsTests
         public bool Flag { get; init; }
         public string Name { get; init; } = "";
         public int? Maybe { get; init; }
+        public ulong Seed { get; init; }
         public List<int> Items { get; init; } = [];
     }
 
@@ -59,6 +60,7 @@ public sealed class JsonErrorsTests
     [InlineData("{\"Name\": 3}", "field 'Name': expected a string in double quotes")]
     [InlineData("{\"Maybe\": \"x\"}", "field 'Maybe': expected a whole number")]
     [InlineData("{\"Items\": 3}", "field 'Items': expected a list [...]")]
+    [InlineData("{\"Seed\": -1}", "field 'Seed': expected a whole number, 0 or more")]
     public void Type_errors_name_the_field_and_the_expected_kind_of_value(string json, string expected)
     {
         var described = Convert(json);

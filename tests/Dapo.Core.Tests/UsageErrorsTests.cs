@@ -10,7 +10,7 @@ public sealed class UsageErrorsTests
     [InlineData("Cannot parse argument 'x' for option '--interval' as expected type 'System.Double'.",
         "Cannot parse argument 'x' for option '--interval' as a number.")]
     [InlineData("Cannot parse argument '-1' for option '--seed' as expected type 'System.UInt64'.",
-        "Cannot parse argument '-1' for option '--seed' as a whole number.")]
+        "Cannot parse argument '-1' for option '--seed' as a whole number, 0 or more.")]
     // A type without words, and any other message, stay as they are.
     [InlineData("Cannot parse argument 'x' for option '--at' as expected type 'System.Uri'.",
         "Cannot parse argument 'x' for option '--at' as expected type 'System.Uri'.")]

@@ -51,7 +51,8 @@ public static partial class JsonErrors
         var type = NullableType().Match(clrType) is { Success: true } nullable ? nullable.Groups[1].Value : clrType;
         return type switch
         {
-            "System.Int32" or "System.Int64" or "System.UInt64" or "System.UInt32" => "a whole number",
+            "System.Int32" or "System.Int64" => "a whole number",
+            "System.UInt64" or "System.UInt32" => "a whole number, 0 or more",
             "System.Double" or "System.Single" or "System.Decimal" => "a number",
             "System.Boolean" => "true or false",
             "System.String" => "a string in double quotes",
