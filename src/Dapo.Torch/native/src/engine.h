@@ -119,10 +119,15 @@ private:
 
 // Fused kernels (fused.cpp), with autograd; plain libtorch ops off the CPU.
 torch::Tensor fused_rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
-// qkv (B, T, d + 2 kv_dim) -> q (B, KV, G*T, hd) rotated and scaled, k (B, KV, T, hd) rotated, v (B, KV, T, hd).
+// qkv (B, T, d + 2 kv_dim) -> q (B, KV, T*G, hd) rotated and scaled (head kv*G + g of position t at row t*G + g),
+// k (B, KV, T, hd) rotated, v (B, KV, T, hd).
 std::vector<torch::Tensor> fused_rope_split(const torch::Tensor& qkv, const torch::Tensor& positions,
                                             const torch::Tensor& cos, const torch::Tensor& sin, int64_t heads,
                                             int64_t kv_heads, double scale);
+// q (B, KV, T*G, hd), k and v (B, KV, S, hd), mask_bias (B or 1, 1, 1, T, S) -> softmax(q k^T + mask_bias) v,
+// (B, KV, T*G, hd).
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& mask_bias);
 // (N, 2F) gate and up projections -> silu(gate) * up, (N, F).
 torch::Tensor fused_swiglu(const torch::Tensor& gate_up);
 

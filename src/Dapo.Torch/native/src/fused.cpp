@@ -2,6 +2,7 @@
 // Each replaces a chain of small elementwise libtorch ops (and their backward) by one pass over memory, which is
 // what bounds these ops on a CPU. On other devices the same functions fall back to plain libtorch ops.
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <cmath>
 
 #include "engine.h"
@@ -85,8 +86,8 @@ struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
 // ---------------------------------------------------------------------------------------------------------------
 // Rotary embedding fused with the split of the q/k/v projection into attention layouts.
 // In: qkv (B, T, d + 2 kv_dim), positions (P, T) with P = B or 1, tables cos/sin (max_seq_len, hd/2).
-// Out: q (B, KV, G*T, hd) rotated and scaled, query head h = kv*G + g at rows g*T..; k (B, KV, T, hd) rotated;
-// v (B, KV, T, hd).
+// Out: q (B, KV, T*G, hd) rotated and scaled, query head h = kv*G + g of position t at row t*G + g;
+// k (B, KV, T, hd) rotated; v (B, KV, T, hd).
 struct RopeSplitFn : torch::autograd::Function<RopeSplitFn> {
     struct Shape {
         int64_t B, T, H, KV, G, hd, half, C;
@@ -121,7 +122,7 @@ struct RopeSplitFn : torch::autograd::Function<RopeSplitFn> {
         auto qkv = qkv_in.contiguous();
         const auto s = shape_of(qkv, heads, kv_heads);
         auto pos = positions.contiguous();
-        auto q = torch::empty({s.B, s.KV, s.G * s.T, s.hd}, qkv.options());
+        auto q = torch::empty({s.B, s.KV, s.T * s.G, s.hd}, qkv.options());
         auto k = torch::empty({s.B, s.KV, s.T, s.hd}, qkv.options());
         auto v = torch::empty({s.B, s.KV, s.T, s.hd}, qkv.options());
         const float* in = qkv.data_ptr<float>();
@@ -140,7 +141,7 @@ struct RopeSplitFn : torch::autograd::Function<RopeSplitFn> {
                 const float* row = in + bt * s.C;
                 for (int64_t h = 0; h < s.H; ++h) {
                     const int64_t kv = h / s.G, g = h % s.G;
-                    float* out = qp + (((b * s.KV + kv) * s.G + g) * s.T + t) * s.hd;
+                    float* out = qp + (((b * s.KV + kv) * s.T + t) * s.G + g) * s.hd;
                     rotate(row + h * s.hd, out, c, sn, s.half, 1.0f, sc);
                 }
                 for (int64_t kv = 0; kv < s.KV; ++kv) {
@@ -170,7 +171,7 @@ struct RopeSplitFn : torch::autograd::Function<RopeSplitFn> {
         auto opts = cos_table.options();
         auto gqkv = torch::empty({B, T, C}, opts);
         const auto s = shape_of(gqkv, heads, kv_heads);
-        auto gq = grads[0].defined() ? grads[0].contiguous() : torch::zeros({B, s.KV, s.G * T, s.hd}, opts);
+        auto gq = grads[0].defined() ? grads[0].contiguous() : torch::zeros({B, s.KV, T * s.G, s.hd}, opts);
         auto gk = grads[1].defined() ? grads[1].contiguous() : torch::zeros({B, s.KV, T, s.hd}, opts);
         auto gv = grads[2].defined() ? grads[2].contiguous() : torch::zeros({B, s.KV, T, s.hd}, opts);
         const int64_t* pp = pos.data_ptr<int64_t>();
@@ -188,7 +189,7 @@ struct RopeSplitFn : torch::autograd::Function<RopeSplitFn> {
                 float* row = out + bt * C;
                 for (int64_t h = 0; h < s.H; ++h) {
                     const int64_t kv = h / s.G, g = h % s.G;
-                    rotate(gqp + (((b * s.KV + kv) * s.G + g) * T + t) * s.hd, row + h * s.hd, c, sn, s.half, -1.0f, sc);
+                    rotate(gqp + (((b * s.KV + kv) * T + t) * s.G + g) * s.hd, row + h * s.hd, c, sn, s.half, -1.0f, sc);
                 }
                 for (int64_t kv = 0; kv < s.KV; ++kv) {
                     const int64_t o = ((b * s.KV + kv) * T + t) * s.hd;
@@ -244,7 +245,118 @@ struct SwiGluFn : torch::autograd::Function<SwiGluFn> {
     }
 };
 
+// ---------------------------------------------------------------------------------------------------------------
+// Attention over grouped query heads: softmax(q k^T + mask_bias) v, per (batch, kv head) pair.
+// In: q (B, KV, T*G, hd) with query t of head g at row t*G + g, k and v (B, KV, S, hd), mask_bias (M, 1, 1, T, S)
+// with M = B or 1. Out: (B, KV, T*G, hd), rows as q's.
+// The same libtorch ops as batched matmuls and a softmax, but each pair's scores are made, used and, in the
+// backward, differentiated while they sit in the core's cache: the batched ops wrote each intermediate,
+// (B, KV, T*G, S), out to memory and read it back, which made attention run at a third of the matmul rate.
+// Queries go in tiles of consecutive positions, each against the keys up to the last one a query of the tile sees:
+// under a causal mask that skips most of the blocked half of the square. The keys left out carry exactly zero
+// probability, so each row's softmax is the same. Only the probabilities are kept for the backward, as the softmax
+// kept them.
+struct AttentionFn : torch::autograd::Function<AttentionFn> {
+    // Positions per query tile: tiles of 256 rows (64 positions of 4 heads), which keeps the matmuls large enough
+    // for the BLAS while a causal mask still skips 3/8 of the square.
+    static int64_t tile_positions(int64_t G) { return std::max<int64_t>(1, 256 / G); }
+
+    // For each mask row m and tile, the number of keys up to the last one that some query of the tile may see
+    // (at least 1: a row that sees nothing keeps its NaN softmax, as the full row gave).
+    static std::vector<int64_t> key_limits(const torch::Tensor& mask, int64_t tile) {
+        const int64_t M = mask.size(0), T = mask.size(1), S = mask.size(2), tiles = (T + tile - 1) / tile;
+        auto m = mask.contiguous();
+        const float* mp = m.data_ptr<float>();
+        std::vector<int64_t> limits(M * tiles, 1);
+        for (int64_t r = 0; r < M * T; ++r) {
+            const float* row = mp + r * S;
+            int64_t seen = S;
+            while (seen > 0 && row[seen - 1] == -std::numeric_limits<float>::infinity()) --seen;
+            auto& limit = limits[(r / T) * tiles + (r % T) / tile];
+            limit = std::max(limit, seen);
+        }
+        return limits;
+    }
+
+    static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                                 const torch::Tensor& v, const torch::Tensor& mask_bias) {
+        const int64_t B = q.size(0), KV = q.size(1), TG = q.size(2), hd = q.size(3), S = k.size(2);
+        const int64_t M = mask_bias.size(0), T = mask_bias.size(-2), G = TG / T, tile = tile_positions(G);
+        const int64_t tiles = (T + tile - 1) / tile;
+        auto mask = mask_bias.view({M, T, S});
+        const auto limits = key_limits(mask, tile);
+        auto probs = torch::empty({B, KV, TG, S}, q.options());
+        auto out = torch::empty({B, KV, TG, hd}, q.options());
+        // The worker threads take this thread's autograd and inference modes, so that their ops record nothing
+        // and may write into tensors made here.
+        const at::ThreadLocalState state;
+        at::parallel_for(0, B * KV, 1, [&](int64_t begin, int64_t end) {
+            const at::ThreadLocalStateGuard guard(state);
+            auto buffer = torch::empty({tile * G * S}, q.options());
+            for (int64_t i = begin; i < end; ++i) {
+                const int64_t b = i / KV, kv = i % KV, m = M == 1 ? 0 : b;
+                auto qi = q[b][kv], ki = k[b][kv], vi = v[b][kv], pi = probs[b][kv].view({-1}), oi = out[b][kv];
+                for (int64_t j = 0; j < tiles; ++j) {
+                    const int64_t t0 = j * tile, n = std::min(tile, T - t0), L = limits[m * tiles + j];
+                    // The tile's probabilities, (n*G, L), packed at the start of its rows of the pair's block.
+                    auto scores = buffer.narrow(0, 0, n * G * L).view({n * G, L});
+                    auto p = pi.narrow(0, t0 * G * S, n * G * L).view({n * G, L});
+                    auto o = oi.narrow(0, t0 * G, n * G);
+                    at::mm_out(scores, qi.narrow(0, t0 * G, n * G), ki.narrow(0, 0, L).t());
+                    scores.view({n, G, L}).add_(mask[m].narrow(0, t0, n).narrow(1, 0, L).unsqueeze(1));
+                    at::_softmax_out(p, scores, -1, false);
+                    at::mm_out(o, p, vi.narrow(0, 0, L));
+                }
+            }
+        });
+        ctx->save_for_backward({q, k, v, probs});
+        ctx->saved_data["T"] = T;
+        ctx->saved_data["M"] = M;
+        ctx->saved_data["limits"] = limits;
+        return out;
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+        auto saved = ctx->get_saved_variables();
+        const auto &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
+        const int64_t T = ctx->saved_data["T"].toInt(), M = ctx->saved_data["M"].toInt();
+        const auto limits = ctx->saved_data["limits"].toIntVector();
+        auto gout = grads[0].contiguous();
+        const int64_t B = q.size(0), KV = q.size(1), TG = q.size(2), S = k.size(2);
+        const int64_t G = TG / T, tile = tile_positions(G), tiles = (T + tile - 1) / tile;
+        // Keys and values gather their gradients over the tiles.
+        auto gq = torch::empty_like(q), gk = torch::zeros_like(k), gv = torch::zeros_like(v);
+        const at::ThreadLocalState state;
+        at::parallel_for(0, B * KV, 1, [&](int64_t begin, int64_t end) {
+            const at::ThreadLocalStateGuard guard(state);
+            auto buffers = torch::empty({2, tile * G * S}, q.options());
+            for (int64_t i = begin; i < end; ++i) {
+                const int64_t b = i / KV, kv = i % KV, m = M == 1 ? 0 : b;
+                auto qi = q[b][kv], ki = k[b][kv], vi = v[b][kv], pi = probs[b][kv].view({-1}), goi = gout[b][kv];
+                auto gqi = gq[b][kv], gki = gk[b][kv], gvi = gv[b][kv];
+                for (int64_t j = 0; j < tiles; ++j) {
+                    const int64_t t0 = j * tile, n = std::min(tile, T - t0), L = limits[m * tiles + j];
+                    auto p = pi.narrow(0, t0 * G * S, n * G * L).view({n * G, L});
+                    auto gp = buffers[0].narrow(0, 0, n * G * L).view({n * G, L});
+                    auto gs = buffers[1].narrow(0, 0, n * G * L).view({n * G, L});
+                    auto go = goi.narrow(0, t0 * G, n * G), gqt = gqi.narrow(0, t0 * G, n * G);
+                    at::mm_out(gp, go, vi.narrow(0, 0, L).t());
+                    gvi.narrow(0, 0, L).addmm_(p.t(), go);
+                    at::_softmax_backward_data_out(gs, gp, p, -1, torch::kFloat32);
+                    at::mm_out(gqt, gs, ki.narrow(0, 0, L));
+                    gki.narrow(0, 0, L).addmm_(gs.t(), qi.narrow(0, t0 * G, n * G));
+                }
+            }
+        });
+        return {gq, gk, gv, torch::Tensor()};
+    }
+};
+
 bool fusable(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
+
+// Scores per (batch, kv head) pair from which attention takes the fused kernel: 64 K, a 128-token sequence's
+// 4 query heads against its 128 keys.
+constexpr int64_t kFusedAttentionMinScores = int64_t{1} << 16;
 
 }  // namespace
 
@@ -269,8 +381,19 @@ std::vector<torch::Tensor> fused_rope_split(const torch::Tensor& qkv, const torc
     auto q = rope(qkv.narrow(-1, 0, heads * hd).view({B, T, heads, hd})) * scale;
     auto k = rope(qkv.narrow(-1, heads * hd, kv_heads * hd).view({B, T, kv_heads, hd}));
     auto v = qkv.narrow(-1, (heads + kv_heads) * hd, kv_heads * hd).view({B, T, kv_heads, hd});
-    q = q.view({B, T, kv_heads, G, hd}).permute({0, 2, 3, 1, 4}).reshape({B, kv_heads, G * T, hd});
+    q = q.view({B, T, kv_heads, G, hd}).permute({0, 2, 1, 3, 4}).reshape({B, kv_heads, T * G, hd});
     return {q, k.permute({0, 2, 1, 3}).contiguous(), v.permute({0, 2, 1, 3}).contiguous()};
+}
+
+torch::Tensor fused_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              const torch::Tensor& mask_bias) {
+    // The fused kernel runs a dozen small ops per (batch, kv head) pair: worth it for a pair's scores of training
+    // size, but over a decoding step's few scores those ops' own overhead outweighs the batched ops' memory traffic.
+    const int64_t pair_scores = q.size(2) * k.size(2);
+    if (fusable(q) && pair_scores >= kFusedAttentionMinScores) return AttentionFn::apply(q, k, v, mask_bias);
+    const int64_t B = q.size(0), KV = q.size(1), TG = q.size(2), T = mask_bias.size(-2), S = k.size(2);
+    auto scores = torch::matmul(q, k.transpose(-1, -2)).view({B, KV, T, TG / T, S});
+    return torch::matmul(torch::softmax(scores + mask_bias.transpose(2, 3), -1).view({B, KV, TG, S}), v);
 }
 
 torch::Tensor fused_swiglu(const torch::Tensor& gate_up) {

@@ -154,9 +154,9 @@ torch::Tensor Model::attention(const Layer& layer, const torch::Tensor& x, const
     const auto& c = config_;
     const int64_t B = x.size(0), T = x.size(1), KV = c.n_kv_heads, G = c.n_heads / KV, hd = c.head_dim();
     auto qkv = torch::linear(x, layer.w_qkv, layer.b_qkv);  // (B, T, d + 2 kv_dim)
-    // Query head h uses key/value head h / G. The G query heads of one kv head are stacked along the row axis,
-    // q: (B, KV, G*T, hd), so one batched matmul serves the group without repeating keys and values. q comes
-    // scaled by 1/sqrt(hd) (cheaper than scaling the scores).
+    // Query head h uses key/value head h / G. The G query heads of one kv head are interleaved along the row axis,
+    // q: (B, KV, T*G, hd), so one matmul serves the group without repeating keys and values, and a tile of
+    // positions is a block of rows. q comes scaled by 1/sqrt(hd) (cheaper than scaling the scores).
     auto qkv_heads = fused_rope_split(qkv, positions, rope_cos_, rope_sin_, c.n_heads, KV,
                                       1.0 / std::sqrt(static_cast<double>(hd)));
     auto q = qkv_heads[0], k = qkv_heads[1], v = qkv_heads[2];  // k, v: (B, KV, T, hd)
@@ -166,11 +166,8 @@ torch::Tensor Model::attention(const Layer& layer, const torch::Tensor& x, const
         k = cache->k[index].narrow(2, 0, cache->length + T);
         v = cache->v[index].narrow(2, 0, cache->length + T);
     }
-    const int64_t S = k.size(2);
-    auto scores = torch::matmul(q, k.transpose(-1, -2)).view({B, KV, G, T, S});
-    auto probs = torch::softmax(scores + mask_bias, -1).view({B, KV, G * T, S});
-    auto out = torch::matmul(probs, v);  // (B, KV, G*T, hd)
-    out = out.view({B, KV, G, T, hd}).permute({0, 3, 1, 2, 4}).reshape({B, T, c.d_model});
+    auto out = fused_attention(q, k, v, mask_bias);  // (B, KV, T*G, hd)
+    out = out.view({B, KV, T, G, hd}).permute({0, 2, 1, 3, 4}).reshape({B, T, c.d_model});
     return torch::linear(out, layer.w_o);
 }
 
