@@ -321,14 +321,20 @@ public sealed partial class LearnerGrain(
     /// </summary>
     private Task WriteStateAsync()
     {
-        return _stateWrite = AfterAsync(_stateWrite);
+        return _stateWrite = AfterAsync(StateWrittenAsync());
 
         async Task AfterAsync(Task previous)
         {
-            try { await previous; }
-            catch (Exception) { /* its writer saw it */ }
+            await previous;
             await state.WriteStateAsync();
         }
+    }
+
+    /// <summary>Ends when the state write in flight, if any, has ended, however it ended (its writer saw a failure).</summary>
+    private async Task StateWrittenAsync()
+    {
+        try { await _stateWrite; }
+        catch (Exception) { /* its writer saw it */ }
     }
 
     private IStepGrain Step(int step) => GrainFactory.GetGrain<IStepGrain>(GrainKeys.Step(RunId, step));
@@ -501,8 +507,7 @@ public sealed partial class LearnerGrain(
         var outcome = await _checkpoints.PublishPolicyAsync(version, weights, CancellationToken.None);
         if (outcome != PolicyPublication.Conflict) return;
         var epoch = S.Epoch;
-        try { await _stateWrite; }
-        catch (Exception) { /* its writer saw it; the read tells */ }
+        await StateWrittenAsync();
         await state.ReadStateAsync();
         if (S.Epoch != epoch) throw new StaleEpochException($"Run {RunId}: learner epoch {epoch} was superseded by epoch {S.Epoch}.");
         LogPolicyReplaced(logger, RunId, version, SiloName, epoch);
